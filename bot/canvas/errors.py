@@ -1,0 +1,139 @@
+"""Canvas failures, classified by what the caller should do next.
+
+The scheduler never inspects status codes itself: it reacts to the exception class.
+`InvalidToken` means re-link or refresh, `Throttled` means back off (never unlink),
+`Transient` means try again later, `Forbidden`/`NotFound` mean the resource is not for
+this user. Messages are built from Canvas' own error text plus the request path, never
+from headers or query strings, so a token cannot leak into a log line.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+# Canvas' leaky bucket (RequestThrottle): each request is charged this much up front and
+# the bucket drains at this rate per second. Used to turn X-Rate-Limit-Remaining into a wait.
+_UP_FRONT_COST = 50.0
+_OUTFLOW_PER_SECOND = 10.0
+_MAX_HINT_SECONDS = 60.0
+_MAX_MESSAGE_CHARS = 200
+
+
+class CanvasError(Exception):
+    """Base class; `status` is the HTTP status when there was a response at all."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InvalidToken(CanvasError):
+    """The token itself is bad, expired or revoked (401 with WWW-Authenticate)."""
+
+
+class Forbidden(CanvasError):
+    """The token is fine but may not see this resource (401 without WWW-Authenticate, 403)."""
+
+
+class NotFound(CanvasError):
+    """The course, group or conference does not exist (or is hidden as if it did not)."""
+
+
+class Throttled(CanvasError):
+    """Canvas' per-token rate limit; `retry_after` is a hint in seconds when one is known."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class Transient(CanvasError):
+    """Worth retrying later: 5xx, timeouts, connection errors, redirects, unparseable bodies."""
+
+
+class OAuthError(CanvasError):
+    """The OAuth2 token endpoint refused (invalid_grant, invalid_request, invalid_client, ...)."""
+
+    def __init__(self, error: str, description: str | None = None, *, status: int | None = None) -> None:
+        message = f"{error}: {description}" if description else error
+        super().__init__(message, status=status)
+        self.error = error
+        self.description = description
+
+
+def strip_json_prefix(body: bytes) -> bytes:
+    """Drop the `while(1);` anti-JSON-hijacking prefix Canvas can put in front of a body."""
+    body = body.lstrip()
+    if body.startswith(b"while(1);"):
+        return body[len(b"while(1);") :]
+    return body
+
+
+def canvas_message(body: bytes) -> str | None:
+    """Canvas' human message from `{"errors":[{"message":..}]}` or similar shapes, if any."""
+    try:
+        data = json.loads(strip_json_prefix(body))
+    except ValueError:
+        return None
+    message: object = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = errors[0].get("message")
+        elif isinstance(errors, dict):
+            message = "; ".join(f"{key}: {value}" for key, value in errors.items())
+        elif isinstance(data.get("message"), str):
+            message = data["message"]
+    if isinstance(message, str) and message:
+        return message[:_MAX_MESSAGE_CHARS]
+    return None
+
+
+def throttle_hint(response: httpx.Response) -> float | None:
+    """Seconds to wait: `Retry-After` if given, else enough drain for one more request."""
+    retry_after = response.headers.get("Retry-After")
+    if retry_after is not None:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            pass  # an HTTP-date; fall through to the bucket estimate
+    remaining = response.headers.get("X-Rate-Limit-Remaining")
+    if remaining is None:
+        return None
+    try:
+        left = float(remaining)
+    except ValueError:
+        return None
+    wait = (_UP_FRONT_COST - left) / _OUTFLOW_PER_SECOND
+    return min(_MAX_HINT_SECONDS, max(1.0, wait))
+
+
+def error_for_response(response: httpx.Response, what: str) -> CanvasError:
+    """Map a non-2xx Canvas API answer to the exception the caller should react to.
+
+    `what` names the request (method and path, no query) for the message.
+    """
+    status = response.status_code
+    body = response.content
+    detail = canvas_message(body)
+
+    def msg(default: str) -> str:
+        return f"{what}: {status} {detail or default}"
+
+    if 300 <= status < 400:
+        return Transient(msg("redirect instead of JSON (is web conferencing configured?)"), status=status)
+    if status == 401:
+        if "WWW-Authenticate" in response.headers:
+            return InvalidToken(msg("invalid access token"), status=status)
+        return Forbidden(msg("unauthorized"), status=status)
+    if status == 429 or (status == 403 and b"Rate Limit Exceeded" in body):
+        return Throttled(msg("rate limit exceeded"), status=status, retry_after=throttle_hint(response))
+    if status == 403:
+        return Forbidden(msg("forbidden"), status=status)
+    if status == 404:
+        return NotFound(msg("not found"), status=status)
+    if status >= 500 or status == 408:
+        return Transient(msg("server error"), status=status)
+    return CanvasError(msg("unexpected answer"), status=status)

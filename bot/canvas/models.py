@@ -1,0 +1,190 @@
+"""Pydantic views of the Canvas JSON the bot reads.
+
+Canvas instances differ in version, plugins and conference providers, so every model is
+tolerant: unknown fields are ignored, nulls become empty values where an empty value means
+the same thing, and every timestamp becomes a UTC-aware datetime so comparisons never mix
+naive and aware values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+
+LIVE_WINDOW = timedelta(hours=24)
+"""Canvas' `live` scope only counts conferences started within this window (older ones are zombies)."""
+
+_MANAGING_ENROLLMENTS = frozenset({"teacher", "ta", "designer"})
+# Above this an integer timestamp is epoch milliseconds (BigBlueButton recordings), below it seconds.
+_EPOCH_MS_THRESHOLD = 100_000_000_000
+
+
+def _epoch_to_datetime(value: Any) -> Any:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) > _EPOCH_MS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _null_to_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _null_to_empty_str(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _null_to_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+def _none_if_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """For decorative fields: a malformed value must not make the whole poll fail."""
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_epoch_to_datetime), AfterValidator(_as_utc)]
+NullableList = BeforeValidator(_null_to_empty_list)
+NullableStr = Annotated[str, BeforeValidator(_null_to_empty_str)]
+
+
+class _CanvasModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PlaybackFormat(_CanvasModel):
+    type: str | None = None
+    url: str | None = None
+    length: str | int | None = None
+
+
+class Recording(_CanvasModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    recording_id: str
+    title: str | None = None
+    duration_minutes: Annotated[int | None, WrapValidator(_none_if_invalid)] = None
+    playback_url: str | None = None
+    playback_formats: Annotated[list[PlaybackFormat], NullableList] = []
+    created_at: Annotated[UtcDatetime | None, WrapValidator(_none_if_invalid)] = None
+
+    @property
+    def best_url(self) -> str | None:
+        """Where to watch it: the direct playback URL, else the first format that has one."""
+        if self.playback_url:
+            return self.playback_url
+        return next((fmt.url for fmt in self.playback_formats if fmt.url), None)
+
+
+class Conference(_CanvasModel):
+    id: int
+    title: NullableStr = ""
+    conference_type: str | None = None
+    description: str | None = None
+    duration: int | None = None
+    started_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = None
+    context_type: str
+    context_id: int
+    long_running: Annotated[bool, BeforeValidator(_null_to_false)] = False
+    url: str | None = None
+    join_url: str | None = None
+    recordings: Annotated[list[Recording], NullableList] = []
+    users: Annotated[list[int], NullableList] = []
+
+    def is_live(self, now: datetime) -> bool:
+        """Canvas' own `live` rule: started within the last 24 h and not (yet) ended.
+
+        Never-started conferences are not live, and neither are "zombies" started more than
+        24 h ago that nobody ended. LTI providers (Zoom, Teams) may never set `started_at`,
+        so they never count as live here.
+        """
+        if self.started_at is None:
+            return False
+        now = _as_utc(now)
+        if not now - LIVE_WINDOW <= self.started_at <= now:
+            return False
+        return self.ended_at is None or self.ended_at > now
+
+    def browser_join_url(self, canvas_root: str) -> str:
+        """A link a person can click: `join_url` when a server fills it (Canvas' API never does)."""
+        if self.join_url:
+            return self.join_url
+        segment = "groups" if self.context_type.lower() == "group" else "courses"
+        return f"{canvas_root.rstrip('/')}/{segment}/{self.context_id}/conferences/{self.id}/join"
+
+
+class ConferenceList(_CanvasModel):
+    """The `{"conferences": [...]}` envelope every conferences index answers with."""
+
+    conferences: Annotated[list[Conference], NullableList] = []
+
+
+class CanvasUser(_CanvasModel):
+    id: int
+    name: NullableStr = ""
+    short_name: str | None = None
+
+
+class Enrollment(_CanvasModel):
+    type: NullableStr = ""
+    role: str | None = None
+    enrollment_state: str | None = None
+
+    @property
+    def can_manage(self) -> bool:
+        """Teacher, TA or designer, whichever spelling ("teacher" or "TeacherEnrollment") is used."""
+        if self.enrollment_state not in (None, "active"):
+            return False
+        kind = self.type.lower().removesuffix("enrollment")
+        return kind in _MANAGING_ENROLLMENTS
+
+
+class Course(_CanvasModel):
+    id: int
+    name: NullableStr = ""
+    course_code: str | None = None
+    enrollments: Annotated[list[Enrollment], NullableList] = []
+
+    @property
+    def can_manage_conferences(self) -> bool:
+        """Whether the token's user may subscribe a channel to this course's conferences."""
+        return any(enrollment.can_manage for enrollment in self.enrollments)
+
+
+class Group(_CanvasModel):
+    id: int
+    name: NullableStr = ""
+    course_id: int | None = None
+
+
+class TokenGrant(_CanvasModel):
+    """An OAuth2 token response. Tokens are SecretStr so repr/str/logging never show them."""
+
+    access_token: SecretStr
+    token_type: NullableStr = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    refresh_token: SecretStr | None = None
+    expires_in: int | None = None
+    user: CanvasUser | None = None

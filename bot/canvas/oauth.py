@@ -1,0 +1,144 @@
+"""Canvas OAuth2 (developer key) linking: authorize URL, code exchange, refresh, revoke.
+
+Refresh tokens do not rotate in Canvas: a refresh answer carries a new access token and no
+refresh token. `CanvasOAuth.refresh` therefore returns a grant whose `refresh_token` is the
+one passed in, so callers may store the grant as-is; keeping the old one is equally right.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from bot.canvas.errors import CanvasError, OAuthError, Throttled, Transient, strip_json_prefix, throttle_hint
+from bot.canvas.models import TokenGrant
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATH = "/login/oauth2/token"  # noqa: S105 - an endpoint, not a secret
+
+
+def authorize_url(
+    canvas_root: str, client_id: str, redirect_uri: str, state: str, scopes: list[str] | None = None
+) -> str:
+    """Where to send the user's browser to approve linking; Canvas redirects back with `code`.
+
+    `scopes` (e.g. `url:GET|/api/v1/conferences`) only matter when the developer key
+    enforces scopes; omit them otherwise.
+    """
+    query = {"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri, "state": state}
+    if scopes:
+        query["scope"] = " ".join(scopes)
+    return f"{canvas_root.rstrip('/')}/login/oauth2/auth?{urlencode(query)}"
+
+
+class CanvasOAuth:
+    """Talks to `/login/oauth2/token` with one developer key's credentials."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str | SecretStr,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = (
+            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        )
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"CanvasOAuth(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, but only if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
+        """Trade the one-time `code` (valid 10 minutes) for tokens; a reused code is invalid_grant."""
+        return await self._token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenGrant:
+        """A fresh access token. Canvas sends no new refresh token, so the old one is carried over."""
+        grant = await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        if grant.refresh_token is None:
+            grant = grant.model_copy(update={"refresh_token": SecretStr(refresh_token)})
+        return grant
+
+    async def revoke(self, access_token: str) -> None:
+        """Log the token out of Canvas. A token Canvas already rejects (401) counts as revoked."""
+        response = await self._send(
+            "DELETE", headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        )
+        if response.is_success or response.status_code == 401:
+            return
+        raise self._error(response)
+
+    async def _token(self, form: dict[str, str]) -> TokenGrant:
+        data = {**form, "client_id": self.client_id, "client_secret": self._client_secret.get_secret_value()}
+        response = await self._send("POST", data=data, headers={"Accept": "application/json"})
+        if not response.is_success:
+            raise self._error(response)
+        try:
+            return TokenGrant.model_validate_json(strip_json_prefix(response.content))
+        except ValidationError:
+            raise Transient(
+                f"POST {TOKEN_PATH}: unparseable token response", status=response.status_code
+            ) from None
+
+    async def _send(
+        self, method: str, *, headers: dict[str, str], data: dict[str, str] | None = None
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method, self.base_url + TOKEN_PATH, data=data, headers=headers, follow_redirects=False
+            )
+        except httpx.TimeoutException:
+            raise Transient(f"{method} {TOKEN_PATH}: timed out") from None
+        except httpx.RequestError as exc:
+            raise Transient(f"{method} {TOKEN_PATH}: {type(exc).__name__}: {exc}") from None
+        logger.debug("%s %s -> %s", method, TOKEN_PATH, response.status_code)
+        return response
+
+    @staticmethod
+    def _error(response: httpx.Response) -> CanvasError:
+        status = response.status_code
+        method = response.request.method
+        if status == 429:
+            return Throttled(
+                f"{method} {TOKEN_PATH}: 429", status=status, retry_after=throttle_hint(response)
+            )
+        if status >= 500 or 300 <= status < 400 or status == 408:
+            return Transient(f"{method} {TOKEN_PATH}: {status}", status=status)
+        try:
+            body = json.loads(strip_json_prefix(response.content))
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            description = body.get("error_description")
+            return OAuthError(
+                body["error"], description[:200] if isinstance(description, str) else None, status=status
+            )
+        return OAuthError("invalid_response", f"{method} {TOKEN_PATH}: {status}", status=status)

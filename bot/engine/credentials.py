@@ -1,0 +1,93 @@
+"""Canvas access tokens for polling: decrypt, refresh OAuth tokens before they expire or after a 401.
+
+Canvas sends no new refresh_token on refresh, so the stored one is kept. A refresh that Canvas refuses
+(invalid_grant / invalid_client) means the user must relink; anything else is retried later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from bot.canvas.errors import OAuthError
+from bot.canvas.oauth import CanvasOAuth
+from bot.store.crypto import TokenCipher
+from bot.store.db import SessionFactory
+from bot.store.models import LinkedUser, utcnow
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class RelinkNeeded(Exception):
+    """Canvas said this link is dead (token invalid and no working refresh)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class StoredToken:
+    user_id: int
+    kind: str
+    access_enc: bytes
+    refresh_enc: bytes | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, user: LinkedUser) -> StoredToken:
+        return cls(
+            user.id, user.token_kind, user.access_token_enc, user.refresh_token_enc, user.token_expires_at
+        )
+
+    @property
+    def refreshable(self) -> bool:
+        return self.refresh_enc is not None
+
+
+class Credentials:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        cipher: TokenCipher,
+        oauth: CanvasOAuth | None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._oauth = oauth
+        self._clock = clock
+
+    async def access_token(self, stored: StoredToken) -> str:
+        """A usable token, refreshed first when it expires within a few minutes."""
+        expiring = stored.expires_at is not None and stored.expires_at - REFRESH_MARGIN <= self._clock()
+        if expiring and stored.refreshable:
+            return await self.refresh(stored)
+        return self._cipher.decrypt(stored.access_enc)
+
+    async def refresh(self, stored: StoredToken) -> str:
+        if stored.refresh_enc is None or self._oauth is None:
+            raise RelinkNeeded("Canvas rejected the access token")
+        try:
+            grant = await self._oauth.refresh(self._cipher.decrypt(stored.refresh_enc))
+        except OAuthError as error:
+            raise RelinkNeeded(f"Canvas refused to refresh the link ({error.error})") from None
+        token = grant.access_token.get_secret_value()
+        expires_at = self._clock() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
+        stored.access_enc = self._cipher.encrypt(token)
+        stored.expires_at = expires_at
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(LinkedUser)
+                .where(LinkedUser.id == stored.user_id)
+                .values(access_token_enc=stored.access_enc, token_expires_at=expires_at)
+            )
+        log.info("refreshed the Canvas token of linked user %s", stored.user_id)
+        return token

@@ -1,0 +1,175 @@
+"""Drain the outbox into Slack: post alerts, edit them when conferences end, DM relink prompts.
+
+Each message is committed as sent right after Slack accepts it; a 429 waits for Retry-After, other
+failures back off and give up after MAX_ATTEMPTS with the reason kept on the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.engine.cards import card_from_payload
+from bot.slack import blocks
+from bot.store import repo
+from bot.store.db import SessionFactory
+from bot.store.models import OutboxMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+LEASE = timedelta(seconds=60)
+PERMANENT_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "user_not_found",
+    "cannot_dm_bot",
+    "message_not_found",
+    "invalid_blocks",
+    "msg_too_long",
+}
+
+
+class SlackClients(Protocol):
+    """Which Web API client (bot token) serves a team; one for single-workspace mode."""
+
+    async def for_team(self, team_id: str) -> AsyncWebClient | None: ...
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        slack: SlackClients,
+        *,
+        relink_url: Callable[[str, str], str | None] = lambda _team, _user: None,
+        concurrency: int = 8,
+        batch_size: int = 100,
+        clock: Callable[[], datetime] = utcnow,
+        on_sent: Callable[[OutboxMessage, float], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._slack = slack
+        self._relink_url = relink_url
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._batch_size = batch_size
+        self._clock = clock
+        self._on_sent = on_sent
+
+    async def tick(self) -> int:
+        sent = 0
+        while True:
+            async with self._sessions.begin() as session:
+                claimed = await repo.claim_outbox(session, self._clock(), limit=self._batch_size, lease=LEASE)
+            if not claimed:
+                return sent
+            results = await asyncio.gather(*(self._deliver(message) for message in claimed))
+            sent += sum(results)
+            if len(claimed) < self._batch_size:
+                return sent
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        async with self._semaphore:
+            client = await self._slack.for_team(message.team_id)
+            if client is None:
+                await self._finish(message, status="failed", error="no Slack installation for this team")
+                return False
+            try:
+                handler = self._handlers()[message.event]
+                return await handler(client, message)
+            except SlackApiError as error:
+                await self._failed(message, error)
+            except (TimeoutError, OSError) as error:
+                await self._retry(message, f"network: {type(error).__name__}", None)
+            return False
+
+    def _handlers(self) -> dict[str, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
+        return {"started": self._post_alert, "ended": self._edit_ended, "relink": self._post_relink}
+
+    async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        rendered = blocks.live_alert(card_from_payload(message.payload), self._clock())
+        response = await client.chat_postMessage(channel=message.destination, unfurl_links=False, **rendered)
+        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
+        return True
+
+    async def _edit_ended(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        async with self._sessions() as session:
+            original = await repo.original_alert(session, message)
+        if original is None or original.status == "failed":
+            await self._finish(message, status="sent", error="no alert to edit")
+            return False
+        if original.status == "pending" or original.slack_ts is None or original.slack_channel is None:
+            await self._retry(message, "waiting for the start alert", 1.0, count_attempt=False)
+            return False
+        payload = {**original.payload, "ended_at": message.payload.get("ended_at")}
+        rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
+        await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
+        await self._finish(message, status="sent", channel=original.slack_channel, ts=original.slack_ts)
+        return True
+
+    async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        rendered = blocks.relink_prompt(
+            self._relink_url(message.team_id, message.destination), str(message.payload.get("reason", ""))
+        )
+        response = await client.chat_postMessage(channel=message.destination, **rendered)
+        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
+        return True
+
+    async def _failed(self, message: OutboxMessage, error: SlackApiError) -> None:
+        status = error.response.status_code
+        code = str(error.response.get("error", "")) if isinstance(error.response.data, dict) else ""
+        if status == 429:
+            retry_after = float(error.response.headers.get("Retry-After", 1) or 1)
+            await self._retry(message, "ratelimited", retry_after, count_attempt=False)
+        elif code in PERMANENT_ERRORS:
+            log.warning("Slack refused outbox %s for good: %s", message.id, code)
+            await self._finish(message, status="failed", error=code)
+        else:
+            await self._retry(message, code or f"http {status}", None)
+
+    async def _retry(
+        self, message: OutboxMessage, reason: str, delay: float | None, *, count_attempt: bool = True
+    ) -> None:
+        attempts = message.attempts + (1 if count_attempt else 0)
+        if attempts >= MAX_ATTEMPTS:
+            await self._finish(message, status="failed", error=reason)
+            return
+        wait = delay if delay is not None else min(2.0**attempts, 300.0)
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error": reason[:255],
+            "next_attempt_at": self._clock() + timedelta(seconds=wait),
+        }
+        await self._update(message, values)
+
+    async def _finish(
+        self,
+        message: OutboxMessage,
+        *,
+        status: str,
+        channel: str | None = None,
+        ts: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        now = self._clock()
+        values: dict[str, Any] = {"status": status, "sent_at": now, "last_error": error}
+        if channel:
+            values |= {"slack_channel": channel, "slack_ts": ts}
+        await self._update(message, values)
+        if status == "sent" and self._on_sent:
+            self._on_sent(message, (now - message.created_at).total_seconds())
+
+    async def _update(self, message: OutboxMessage, values: dict[str, Any]) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(OutboxMessage, message.id)
+            if row is None:
+                return
+            for key, value in values.items():
+                setattr(row, key, value)

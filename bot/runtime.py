@@ -1,0 +1,124 @@
+"""Everything a running bot holds, built once from Settings: DB, cipher, clients, engine, scheduler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.canvas.client import CanvasClient
+from bot.canvas.oauth import CanvasOAuth
+from bot.config import Settings
+from bot.engine.contexts import ContextNames
+from bot.engine.credentials import Credentials
+from bot.engine.dispatcher import Dispatcher
+from bot.engine.poller import Poller
+from bot.engine.scheduler import EngineScheduler
+from bot.store.crypto import TokenCipher, load_or_create_keys
+from bot.store.db import SessionFactory, create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+class SingleWorkspace:
+    """SLACK_BOT_TOKEN mode: one bot token serves every team id we see."""
+
+    def __init__(self, client: AsyncWebClient | None) -> None:
+        self.client = client
+
+    async def for_team(self, team_id: str) -> AsyncWebClient | None:
+        return self.client
+
+
+def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=settings.slack_api_root, timeout=15)
+
+
+def key_dir(settings: Settings) -> Path:
+    path = settings.sqlite_path
+    return path.resolve().parent if path else Path.cwd()
+
+
+def build_cipher(settings: Settings) -> TokenCipher:
+    raw = settings.token_encryption_keys.get_secret_value() if settings.token_encryption_keys else None
+    return TokenCipher(load_or_create_keys(raw, key_dir(settings)))
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    cipher: TokenCipher
+    canvas: CanvasClient
+    oauth: CanvasOAuth | None
+    credentials: Credentials
+    contexts: ContextNames
+    slack: SingleWorkspace
+    poller: Poller
+    dispatcher: Dispatcher
+    scheduler: EngineScheduler
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        cipher = build_cipher(settings)
+        canvas = CanvasClient(settings.canvas_root, max_connections=settings.poll_concurrency)
+        oauth = (
+            CanvasOAuth(
+                settings.canvas_root,
+                settings.canvas_client_id or "",
+                settings.canvas_client_secret.get_secret_value() if settings.canvas_client_secret else "",
+            )
+            if settings.canvas_oauth_enabled
+            else None
+        )
+        credentials = Credentials(sessions, cipher, oauth)
+        contexts = ContextNames(sessions, canvas)
+        bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
+        holder: dict[str, EngineScheduler] = {}
+        poller = Poller(
+            sessions,
+            canvas,
+            credentials,
+            contexts,
+            canvas_root=settings.canvas_root,
+            interval=settings.poll_interval_seconds,
+            concurrency=settings.poll_concurrency,
+            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+        )
+        dispatcher = Dispatcher(
+            sessions,
+            slack,
+            relink_url=lambda team, user: f"{settings.public_root}/canvas/oauth/start" if oauth else None,
+        )
+        tick = min(1.0, settings.poll_interval_seconds / 4)
+        scheduler = EngineScheduler(poller.tick, dispatcher.tick, poll_every=tick, dispatch_every=1.0)
+        holder["scheduler"] = scheduler
+        return cls(
+            settings,
+            engine,
+            sessions,
+            cipher,
+            canvas,
+            oauth,
+            credentials,
+            contexts,
+            slack,
+            poller,
+            dispatcher,
+            scheduler,
+        )
+
+    async def close(self) -> None:
+        self.scheduler.shutdown()
+        await self.canvas.aclose()
+        if self.oauth is not None:
+            await self.oauth.aclose()
+        await self.engine.dispose()

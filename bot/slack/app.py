@@ -1,0 +1,106 @@
+"""Bolt AsyncApp: `/conferences`, the token modal, and acks for link buttons.
+
+Every listener acks first; Canvas and database work happens after the ack (Bolt keeps the listener
+running after it has answered Slack), so the 3-second deadline never depends on Canvas.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.canvas.errors import CanvasError, InvalidToken
+from bot.linking import link_with_token
+from bot.runtime import Runtime
+from bot.slack import blocks, commands
+from bot.slack.handlers import Caller, CommandHandler
+from bot.slack.mrkdwn import escape
+
+log = logging.getLogger(__name__)
+
+LinkUrl = Callable[[Caller], Awaitable[str | None]]
+
+
+async def _no_link_url(_caller: Caller) -> str | None:
+    return None
+
+
+def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> AsyncApp:
+    settings = runtime.settings
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(
+        client=runtime.slack.client,
+        signing_secret=signing_secret,
+        request_verification_enabled=True,
+    )
+    handler = CommandHandler(runtime, link_url=link_url)
+
+    @app.command("/conferences")
+    async def conferences(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        caller = Caller(command["team_id"], command["user_id"], command.get("channel_id", ""))
+        parsed = commands.parse(command.get("text") or "")
+        try:
+            message = await handler.handle(parsed, caller)
+        except Exception:
+            log.exception("/conferences failed")
+            message = blocks.simple("Something went wrong on my side. Please try again.")
+        await respond(response_type="ephemeral", replace_original=False, **message)
+
+    @app.action(blocks.ACTION_OPEN_TOKEN_MODAL)
+    async def open_token_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.token_modal(settings_url=f"{settings.canvas_root}/profile/settings"),
+        )
+
+    for action in (blocks.ACTION_JOIN, blocks.ACTION_OPEN, blocks.ACTION_CONNECT, blocks.ACTION_RELINK):
+
+        @app.action(action)
+        async def ack_link_button(ack: AsyncAck) -> None:
+            """Link buttons open in the browser, but Slack still sends block_actions: ack them."""
+            await ack()
+
+    @app.view(blocks.TOKEN_MODAL_CALLBACK_ID)
+    async def token_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        value = view["state"]["values"][blocks.TOKEN_BLOCK_ID][blocks.TOKEN_ACTION_ID].get("value") or ""
+        token = value.strip()
+        team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
+        user_id = body["user"]["id"]
+        try:
+            who = await link_with_token(
+                runtime.sessions,
+                runtime.canvas,
+                runtime.cipher,
+                team_id=team_id,
+                slack_user_id=user_id,
+                token=token,
+            )
+        except InvalidToken:
+            await ack(
+                response_action="errors",
+                errors={blocks.TOKEN_BLOCK_ID: "Canvas did not accept this token. Check it and try again."},
+            )
+            return
+        except CanvasError:
+            await ack(
+                response_action="errors",
+                errors={blocks.TOKEN_BLOCK_ID: "Canvas is not answering right now. Try again in a minute."},
+            )
+            return
+        await ack()
+        await client.chat_postMessage(
+            channel=user_id,
+            **blocks.simple(
+                f"Linked to Canvas as *{escape(who.name)}*. I will tell you when your conferences go live."
+            ),
+        )
+
+    return app

@@ -1,0 +1,263 @@
+"""Parsing of the ``/conferences`` slash-command text into typed commands.
+
+Parsing is total: every input yields a :data:`Command`, and anything that is not understood becomes
+:class:`Help` carrying a specific reason, so the handler never has to guess what went wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import time
+from typing import TypeAlias
+
+from bot.slack.mrkdwn import unescape
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Conferences live right now (also what an empty command means)."""
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    """Every conference the user can see, with its status."""
+
+
+@dataclass(frozen=True, slots=True)
+class CourseList:
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unlink:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDaily:
+    at: time
+
+
+@dataclass(frozen=True, slots=True)
+class DigestWeekly:
+    weekday: int  # 0 = Monday, as datetime.weekday()
+    at: time
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOff:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    reason: str | None = None
+
+
+Command: TypeAlias = (
+    Live
+    | All
+    | CourseList
+    | Link
+    | Unlink
+    | Status
+    | Subscribe
+    | Unsubscribe
+    | Subscriptions
+    | DigestDaily
+    | DigestWeekly
+    | DigestOff
+    | Mute
+    | Unmute
+    | Alerts
+    | Help
+)
+
+WEEKDAYS: dict[str, int] = {
+    **{name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+    **{
+        name: i
+        for i, name in enumerate(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        )
+    },
+    "tues": 1,
+    "thur": 3,
+    "thurs": 3,
+}
+
+_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})")
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight and curly
+_ECHO_LIMIT = 40
+_TIME_HINT = "use 24-hour HH:MM, e.g. 09:00 or 17:30"
+
+
+class _Malformed(Exception):
+    """Raised inside the parser; becomes ``Help(reason)`` at the boundary."""
+
+
+def _shown(text: str) -> str:
+    """User text quoted back in a reason: shortened, and without backticks that would end the code span."""
+    text = text.replace("`", "'")
+    return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 1] + "…"
+
+
+def _no_args(verb: str, rest: str) -> None:
+    if rest:
+        raise _Malformed(f"`{verb}` takes no arguments (got `{_shown(rest)}`).")
+
+
+def _course(verb: str, rest: str) -> str:
+    """Course argument exactly as typed (names may contain spaces); matching quotes are removed."""
+    if len(rest) >= 2 and _QUOTES.get(rest[0]) == rest[-1]:
+        rest = rest[1:-1].strip()
+    if not rest:
+        raise _Malformed(f"`{verb}` needs a course, e.g. `/conferences {verb} 1234` or a course name.")
+    return rest
+
+
+def parse_time(text: str) -> time:
+    """Parse a 24-hour ``HH:MM``; "9:00" and "09:00" are accepted, "9am" and "25:00" are not."""
+    match = _TIME_RE.fullmatch(text)
+    if match is None:
+        raise _Malformed(f"`{_shown(text)}` is not a time: {_TIME_HINT}.")
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if hour > 23 or minute > 59:
+        raise _Malformed(
+            f"`{_shown(text)}` is not a valid time (hours 00 to 23, minutes 00 to 59): {_TIME_HINT}."
+        )
+    return time(hour, minute)
+
+
+def _digest(rest: str) -> Command:
+    usage = "`digest daily HH:MM`, `digest weekly DAY HH:MM` or `digest off`"
+    args = rest.split()
+    if not args:
+        raise _Malformed(f"`digest` needs a schedule: {usage}.")
+    mode, params = args[0].lower(), args[1:]
+    if mode == "off":
+        if params:
+            raise _Malformed(f"`digest off` takes nothing after it. Use {usage}.")
+        return DigestOff()
+    if mode == "daily":
+        if len(params) != 1:
+            raise _Malformed(
+                f"`digest daily` needs exactly one time, e.g. `digest daily 08:30` ({_TIME_HINT})."
+            )
+        return DigestDaily(at=parse_time(params[0]))
+    if mode == "weekly":
+        if len(params) != 2:
+            raise _Malformed(
+                f"`digest weekly` needs a day and a time, e.g. `digest weekly mon 08:30` ({_TIME_HINT})."
+            )
+        weekday = WEEKDAYS.get(params[0].lower())
+        if weekday is None:
+            raise _Malformed(
+                f"`{_shown(params[0])}` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun."
+            )
+        return DigestWeekly(weekday=weekday, at=parse_time(params[1]))
+    raise _Malformed(f"`{_shown(mode)}` is not a digest schedule: use {usage}.")
+
+
+def _alerts(rest: str) -> Command:
+    value = rest.lower()
+    if value in ("on", "off"):
+        return Alerts(on=value == "on")
+    if not value:
+        raise _Malformed("`alerts` needs `on` or `off`.")
+    raise _Malformed(f"`alerts` takes `on` or `off`, not `{_shown(rest)}`.")
+
+
+def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
+    def handler(rest: str) -> Command:
+        _no_args(verb, rest)
+        return factory()
+
+    return handler
+
+
+def _with_course(verb: str, factory: Callable[[str], Command]) -> Callable[[str], Command]:
+    def handler(rest: str) -> Command:
+        return factory(_course(verb, rest))
+
+    return handler
+
+
+_VERBS: dict[str, Callable[[str], Command]] = {
+    "live": _simple("live", Live),
+    "all": _simple("all", All),
+    "course": _with_course("course", CourseList),
+    "link": _simple("link", Link),
+    "unlink": _simple("unlink", Unlink),
+    "status": _simple("status", Status),
+    "subscribe": _with_course("subscribe", Subscribe),
+    "unsubscribe": _with_course("unsubscribe", Unsubscribe),
+    "subscriptions": _simple("subscriptions", Subscriptions),
+    "digest": _digest,
+    "mute": _with_course("mute", Mute),
+    "unmute": _with_course("unmute", Unmute),
+    "alerts": _alerts,
+    "help": lambda _rest: Help(reason=None),
+}
+
+
+def parse(text: str) -> Command:
+    """Turn the text after ``/conferences`` into a command.
+
+    Slack delivers slash-command text with ``&``, ``<`` and ``>`` entity-encoded; it is decoded here so a
+    course named "Art & Design" is matched as typed (renderers escape it again on the way out).
+    """
+    stripped = unescape(text).strip()
+    if not stripped:
+        return Live()
+    verb, *remainder = stripped.split(maxsplit=1)
+    rest = remainder[0] if remainder else ""
+    handler = _VERBS.get(verb.lower())
+    if handler is None:
+        return Help(reason=f"I didn't understand `{_shown(verb)}`. Here is what I can do:")
+    try:
+        return handler(rest.strip())
+    except _Malformed as exc:
+        return Help(reason=str(exc))

@@ -1,0 +1,143 @@
+"""What each `/conferences` subcommand does (I/O: database and Canvas). Rendering lives in blocks.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
+from bot.canvas.errors import CanvasError, InvalidToken, NotFound, Throttled
+from bot.canvas.models import Conference
+from bot.engine.alerts import join_url
+from bot.engine.contexts import fallback_name
+from bot.linking import unlink
+from bot.runtime import Runtime
+from bot.slack import blocks, commands
+from bot.slack.blocks import ConferenceCard, Message
+from bot.store import repo
+from bot.store.models import LinkedUser, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    team_id: str
+    user_id: str
+    channel_id: str
+
+
+NOT_YET = "This part of confbot is not available yet."
+
+
+class CommandHandler:
+    def __init__(self, runtime: Runtime, *, link_url: Callable[[Caller], Awaitable[str | None]]) -> None:
+        self._rt = runtime
+        self._link_url = link_url
+
+    async def handle(self, command: commands.Command, caller: Caller) -> Message:
+        match command:
+            case commands.Help(reason=reason):
+                return blocks.help_message(reason)
+            case commands.Link():
+                return blocks.link_instructions(await self._link_url(caller))
+            case commands.Unlink():
+                return await self._unlink(caller)
+            case commands.Status():
+                return await self._status(caller)
+            case commands.Alerts(on=on):
+                return await self._alerts(caller, on)
+            case commands.Live() | commands.All() | commands.CourseList():
+                return await self._list(command, caller)
+            case _:
+                return blocks.simple(NOT_YET)
+
+    async def _linked(self, caller: Caller) -> LinkedUser | None:
+        async with self._rt.sessions() as session:
+            return await repo.get_linked(session, caller.team_id, caller.user_id)
+
+    async def _list(self, command: commands.Command, caller: Caller) -> Message:
+        user = await self._linked(caller)
+        if user is None:
+            return blocks.link_instructions(await self._link_url(caller))
+        if user.needs_relink:
+            return blocks.relink_prompt(await self._link_url(caller), user.relink_reason or "token rejected")
+        token = self._rt.cipher.decrypt(user.access_token_enc)
+        now = utcnow()
+        try:
+            if isinstance(command, commands.CourseList):
+                if not command.course.isdigit():
+                    return blocks.help_message(
+                        f"`course` needs a Canvas course id (a number), not “{command.course}”."
+                    )
+                conferences = await self._rt.canvas.course_conferences(token, int(command.course))
+            elif isinstance(command, commands.All):
+                conferences = await self._rt.canvas.all_conferences(token)
+            else:
+                conferences = [c for c in await self._rt.canvas.live_conferences(token) if c.is_live(now)]
+        except InvalidToken:
+            return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token")
+        except NotFound:
+            return blocks.simple("Canvas does not know that course.")
+        except Throttled:
+            return blocks.simple("Canvas asked me to slow down. Try again in a minute.")
+        except CanvasError as error:
+            log.info("listing failed for %s: %s", caller.user_id, type(error).__name__)
+            return blocks.simple("Canvas is not answering right now. Try again in a minute.")
+        cards = await self._cards(token, conferences)
+        if isinstance(command, commands.Live):
+            return blocks.live_list(cards, now)
+        return blocks.all_list(cards, now)
+
+    async def _cards(self, token: str, conferences: Sequence[Conference]) -> list[ConferenceCard]:
+        names = await self._rt.contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
+        root = self._rt.settings.canvas_root
+        return [
+            ConferenceCard(
+                conference_id=c.id,
+                title=c.title,
+                context_name=names.get((c.context_type, c.context_id))
+                or fallback_name((c.context_type, c.context_id)),
+                conference_type=c.conference_type,
+                started_at=c.started_at,
+                ended_at=c.ended_at,
+                join_url=c.join_url or join_url(root, c.context_type, c.context_id, c.id),
+            )
+            for c in conferences
+        ]
+
+    async def _unlink(self, caller: Caller) -> Message:
+        removed = await unlink(self._rt.sessions, caller.team_id, caller.user_id)
+        if removed is None:
+            return blocks.simple("Your Slack account is not linked to Canvas.")
+        if removed.token_kind == "oauth" and self._rt.oauth is not None:
+            try:
+                await self._rt.oauth.revoke(self._rt.cipher.decrypt(removed.access_token_enc))
+            except CanvasError as error:
+                log.info(
+                    "revoking at Canvas failed (%s); the token is deleted here anyway", type(error).__name__
+                )
+        return blocks.simple("Unlinked. I deleted your Canvas token and will not send you alerts.")
+
+    async def _status(self, caller: Caller) -> Message:
+        user = await self._linked(caller)
+        if user is None:
+            return blocks.status_message(None, None, False, False, utcnow())
+        return blocks.status_message(
+            user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow()
+        )
+
+    async def _alerts(self, caller: Caller, on: bool) -> Message:
+        async with self._rt.sessions.begin() as session:
+            result = await session.execute(
+                update(LinkedUser)
+                .where(LinkedUser.team_id == caller.team_id, LinkedUser.slack_user_id == caller.user_id)
+                .values(alerts_enabled=on)
+            )
+        if not getattr(result, "rowcount", 0):
+            return blocks.link_instructions(await self._link_url(caller))
+        return blocks.simple(
+            "Alerts are on." if on else "Alerts are off. `/conferences alerts on` turns them back on."
+        )

@@ -1,0 +1,143 @@
+"""Database tables. Everything the bot knows lives here so a restart (or another replica) loses nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone, so we restore it on load)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class LinkedUser(Base):
+    """A Slack user linked to a Canvas account; also the user's poll schedule (one poll unit)."""
+
+    __tablename__ = "linked_users"
+    __table_args__ = (
+        UniqueConstraint("team_id", "slack_user_id", name="uq_linked_users_team_user"),
+        Index("ix_linked_users_due", "needs_relink", "next_poll_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    canvas_user_id: Mapped[int] = mapped_column(BigInteger)
+    canvas_name: Mapped[str] = mapped_column(String(255))
+    token_kind: Mapped[str] = mapped_column(String(8))  # "pat" | "oauth"
+    access_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    token_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    needs_relink: Mapped[bool] = mapped_column(Boolean, default=False)
+    relink_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    alerts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_poll_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class KnownConference(Base):
+    """The last live set seen for one poll source; the diff runs against it."""
+
+    __tablename__ = "known_conferences"
+
+    linked_user_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conference_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    started_at: Mapped[datetime]
+    title: Mapped[str] = mapped_column(Text)
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[int] = mapped_column(BigInteger)
+    missing_polls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CanvasContext(Base):
+    """Cached course/group names so alerts can name the course without a request per alert."""
+
+    __tablename__ = "canvas_contexts"
+
+    context_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    context_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """One Slack message to send or edit. `dedup_key` is unique: a start is alerted once per destination."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "next_attempt_at"),
+        Index("ix_outbox_alert", "team_id", "destination", "conference_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[str] = mapped_column(String(32))  # Slack user id (DM) or channel id
+    event: Mapped[str] = mapped_column(String(24))  # started | ended | recording_ready | relink
+    conference_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    slack_channel: Mapped[str | None] = mapped_column(String(32), default=None)
+    slack_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)

@@ -1,0 +1,192 @@
+"""Queries shared by the engine, the Slack handlers and the CLI. Callers own the transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine.diff import Seen
+from bot.store.models import CanvasContext, KnownConference, LinkedUser, OutboxMessage
+
+
+async def get_linked(session: AsyncSession, team_id: str, slack_user_id: str) -> LinkedUser | None:
+    return await session.scalar(
+        select(LinkedUser).where(LinkedUser.team_id == team_id, LinkedUser.slack_user_id == slack_user_id)
+    )
+
+
+async def upsert_link(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    slack_user_id: str,
+    canvas_user_id: int,
+    canvas_name: str,
+    token_kind: str,
+    access_token_enc: bytes,
+    refresh_token_enc: bytes | None,
+    token_expires_at: datetime | None,
+    now: datetime,
+) -> LinkedUser:
+    """Link or relink: a relink to another Canvas account forgets what the old account saw."""
+    user = await get_linked(session, team_id, slack_user_id)
+    if user is None:
+        user = LinkedUser(team_id=team_id, slack_user_id=slack_user_id)
+        session.add(user)
+    elif user.canvas_user_id != canvas_user_id:
+        await session.execute(delete(KnownConference).where(KnownConference.linked_user_id == user.id))
+    user.canvas_user_id = canvas_user_id
+    user.canvas_name = canvas_name
+    user.token_kind = token_kind
+    user.access_token_enc = access_token_enc
+    user.refresh_token_enc = refresh_token_enc
+    user.token_expires_at = token_expires_at
+    user.needs_relink = False
+    user.relink_reason = None
+    user.consecutive_failures = 0
+    user.last_error = None
+    user.linked_at = now
+    user.next_poll_at = now
+    if user.alerts_enabled is None:
+        user.alerts_enabled = True
+    await session.flush()
+    return user
+
+
+async def claim_due_users(
+    session: AsyncSession, now: datetime, *, limit: int, lease: timedelta
+) -> list[LinkedUser]:
+    """Take up to `limit` due users and push their next_poll_at out by `lease`.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint sets; SQLite ignores it and
+    serialises writers anyway. The pushed-out next_poll_at is the lease: a replica that dies mid-poll
+    leaves the user due again once the lease passes.
+    """
+    rows = (
+        await session.scalars(
+            select(LinkedUser)
+            .where(LinkedUser.needs_relink.is_(False), LinkedUser.next_poll_at <= now)
+            .order_by(LinkedUser.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for user in rows:
+        user.next_poll_at = now + lease
+    await session.flush()
+    return list(rows)
+
+
+async def known_conferences(session: AsyncSession, linked_user_id: int) -> dict[int, Seen]:
+    rows = await session.scalars(
+        select(KnownConference).where(KnownConference.linked_user_id == linked_user_id)
+    )
+    return {
+        row.conference_id: Seen(
+            conference_id=row.conference_id,
+            started_at=row.started_at,
+            title=row.title,
+            context_type=row.context_type,
+            context_id=row.context_id,
+            missing_polls=row.missing_polls,
+        )
+        for row in rows
+    }
+
+
+async def replace_known(
+    session: AsyncSession, linked_user_id: int, previous: dict[int, Seen], keep: dict[int, Seen]
+) -> None:
+    """Write only what changed between the previous and the new live set (most polls change nothing)."""
+    gone = [cid for cid in previous if cid not in keep]
+    if gone:
+        await session.execute(
+            delete(KnownConference).where(
+                KnownConference.linked_user_id == linked_user_id, KnownConference.conference_id.in_(gone)
+            )
+        )
+    for cid, seen in keep.items():
+        if previous.get(cid) == seen:
+            continue
+        if cid in previous and previous[cid].started_at == seen.started_at:
+            await session.execute(
+                update(KnownConference)
+                .where(KnownConference.linked_user_id == linked_user_id, KnownConference.conference_id == cid)
+                .values(missing_polls=seen.missing_polls, title=seen.title)
+            )
+            continue
+        await session.merge(
+            KnownConference(
+                linked_user_id=linked_user_id,
+                conference_id=cid,
+                started_at=seen.started_at,
+                title=seen.title,
+                context_type=seen.context_type,
+                context_id=seen.context_id,
+                missing_polls=seen.missing_polls,
+            )
+        )
+
+
+async def context_names(session: AsyncSession, keys: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    if not keys:
+        return {}
+    rows = await session.scalars(
+        select(CanvasContext).where(CanvasContext.context_id.in_([cid for _, cid in keys]))
+    )
+    return {(r.context_type, r.context_id): r.name for r in rows if (r.context_type, r.context_id) in keys}
+
+
+async def save_context_name(
+    session: AsyncSession, context_type: str, context_id: int, name: str, now: datetime
+) -> None:
+    await session.merge(
+        CanvasContext(context_type=context_type, context_id=context_id, name=name, fetched_at=now)
+    )
+
+
+async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING: a second poller or a replay adds nothing."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(OutboxMessage).values(list(rows)).on_conflict_do_nothing(index_elements=["dedup_key"])
+    await session.execute(statement)
+
+
+async def claim_outbox(
+    session: AsyncSession, now: datetime, *, limit: int, lease: timedelta
+) -> list[OutboxMessage]:
+    """Pending messages whose time has come, oldest first, leased like poll units."""
+    rows = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        row.next_attempt_at = now + lease
+    await session.flush()
+    return list(rows)
+
+
+async def original_alert(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
+    """The `started` message an `ended` edit or a thread reply refers to."""
+    return await session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.team_id == message.team_id,
+            OutboxMessage.destination == message.destination,
+            OutboxMessage.conference_id == message.conference_id,
+            OutboxMessage.started_at == message.started_at,
+            OutboxMessage.event == "started",
+        )
+    )

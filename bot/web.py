@@ -1,0 +1,59 @@
+"""The HTTP face of the bot (Starlette): Slack requests, health, and the engine's lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.runtime import Runtime
+from bot.slack.app import build_bolt_app
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
+    bolt = build_bolt_app(runtime)
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    async def healthz(_request: Request) -> Response:
+        database = "ok"
+        try:
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # any failure means "not healthy"; the kind is enough for a probe
+            database = f"error: {type(error).__name__}"
+        scheduler = "running" if runtime.scheduler.running else "stopped"
+        healthy = database == "ok" and (scheduler == "running" or not run_engine)
+        body = {"status": "ok" if healthy else "degraded", "database": database, "scheduler": scheduler}
+        last = runtime.scheduler.last_poll_tick
+        if last is not None:
+            body["last_poll_tick"] = last.isoformat()
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if run_engine:
+            runtime.scheduler.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,55 @@
+"""Fixtures: sandbox Canvas and Slack on loopback, and the bot as a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.canvas import create_canvas_app
+from bot.sandbox.server import start_in_thread
+from bot.sandbox.slack import create_slack_app
+from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, fernet_key
+
+
+@pytest.fixture
+def canvas_sandbox() -> Iterator[Sandbox]:
+    server = start_in_thread(create_canvas_app())
+    yield Sandbox(server)
+    server.stop()
+
+
+@pytest.fixture
+def slack_sandbox() -> Iterator[Sandbox]:
+    server = start_in_thread(create_slack_app())
+    yield Sandbox(server)
+    server.stop()
+
+
+@pytest.fixture
+def canvas(canvas_sandbox: Sandbox) -> CanvasWorld:
+    return CanvasWorld(canvas_sandbox)
+
+
+@pytest.fixture
+def slack(slack_sandbox: Sandbox) -> SlackWorld:
+    world = SlackWorld(slack_sandbox)
+    world.setup()
+    return world
+
+
+@pytest.fixture
+def bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
+    process = BotProcess(
+        workdir=tmp_path,
+        env={
+            "CANVAS_BASE_URL": canvas.canvas.url,
+            "SLACK_API_URL": slack.slack.url + "/api/",
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
+            "POLL_INTERVAL_SECONDS": "1",
+        },
+    )
+    yield process
+    process.stop()

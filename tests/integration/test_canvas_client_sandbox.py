@@ -1,0 +1,219 @@
+"""CanvasClient and CanvasOAuth against the sandbox Canvas over real loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from bot.canvas import (
+    CanvasClient,
+    CanvasOAuth,
+    Forbidden,
+    InvalidToken,
+    NotFound,
+    OAuthError,
+    Throttled,
+    Transient,
+    authorize_url,
+)
+from bot.sandbox.canvas import create_canvas_app
+from bot.sandbox.server import serving
+
+
+@pytest.fixture
+def canvas_url() -> Iterator[str]:
+    with serving(create_canvas_app()) as url:
+        yield url
+
+
+@pytest.fixture
+async def control(canvas_url: str) -> AsyncIterator[Control]:
+    async with httpx.AsyncClient(base_url=canvas_url) as http:
+        yield Control(http)
+
+
+@pytest.fixture
+async def client(canvas_url: str) -> AsyncIterator[CanvasClient]:
+    async with CanvasClient(canvas_url, timeout=2.0) as canvas:
+        yield canvas
+
+
+class Control:
+    """Thin wrapper over the sandbox's `/_sandbox` control API."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await self.http.post(f"/_sandbox{path}", json=body or {})
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    async def user(self, name: str) -> tuple[int, str]:
+        data = await self.post("/users", {"name": name})
+        return int(data["id"]), str(data["token"])
+
+    async def course(self, name: str) -> int:
+        return int((await self.post("/courses", {"name": name}))["id"])
+
+    async def enroll(self, course_id: int, user_id: int, kind: str = "StudentEnrollment") -> None:
+        await self.post(f"/courses/{course_id}/enrollments", {"user_id": user_id, "type": kind})
+
+    async def conference(self, course_id: int, title: str, user_ids: list[int], *, start: bool = True) -> int:
+        body = {"context_type": "Course", "context_id": course_id, "title": title, "user_ids": user_ids}
+        conf_id = int((await self.post("/conferences", body))["id"])
+        if start:
+            await self.post(f"/conferences/{conf_id}/start")
+        return conf_id
+
+    async def fault(self, kind: str, count: int = 1, seconds: float | None = None) -> None:
+        body: dict[str, Any] = {"kind": kind, "count": count}
+        if seconds is not None:
+            body["seconds"] = seconds
+        await self.post("/faults", body)
+
+
+async def test_student_sees_started_conference_as_live(client: CanvasClient, control: Control) -> None:
+    student, token = await control.user("Ada Student")
+    course = await control.course("Biology 101")
+    await control.enroll(course, student)
+    live_id = await control.conference(course, "Lecture 1", [student])
+    await control.conference(course, "Not yet", [student], start=False)
+
+    me = await client.self_user(token)
+    assert (me.id, me.name) == (student, "Ada Student")
+
+    live = await client.live_conferences(token)
+    assert [c.id for c in live] == [live_id]
+    conf = live[0]
+    assert conf.title == "Lecture 1"
+    assert conf.is_live(datetime.now(UTC))
+    assert (
+        conf.browser_join_url(client.base_url)
+        == f"{client.base_url}/courses/{course}/conferences/{live_id}/join"
+    )
+
+    everything = await client.course_conferences(token, course)
+    assert {c.title for c in everything} == {"Lecture 1", "Not yet"}
+
+
+async def test_live_list_spans_bookmark_pages(client: CanvasClient, control: Control) -> None:
+    student, token = await control.user("Many")
+    course = await control.course("Big course")
+    await control.enroll(course, student)
+    ids = {await control.conference(course, f"Room {n}", [student]) for n in range(105)}
+
+    live = await client.live_conferences(token)
+    assert {c.id for c in live} == ids
+    assert len(live) == 105
+
+
+async def test_teacher_can_manage_student_cannot(client: CanvasClient, control: Control) -> None:
+    teacher, teacher_token = await control.user("Tea Cher")
+    student, student_token = await control.user("Stu Dent")
+    course = await control.course("Chemistry")
+    await control.enroll(course, teacher, "TeacherEnrollment")
+    await control.enroll(course, student)
+
+    assert (await client.course(teacher_token, course)).can_manage_conferences
+    assert not (await client.course(student_token, course)).can_manage_conferences
+    assert [c.id for c in await client.courses(teacher_token)] == [course]
+
+
+async def test_unknown_course_is_not_found(client: CanvasClient, control: Control) -> None:
+    _, token = await control.user("Lost")
+    with pytest.raises(NotFound):
+        await client.course(token, 999_999)
+
+
+async def test_revoked_token_is_invalid(client: CanvasClient, control: Control) -> None:
+    _, token = await control.user("Gone")
+    await control.post(f"/tokens/{token}/revoke")
+    with pytest.raises(InvalidToken) as caught:
+        await client.live_conferences(token)
+    assert token not in str(caught.value)
+
+
+async def test_server_error_then_recovery(client: CanvasClient, control: Control) -> None:
+    _, token = await control.user("Retry")
+    await control.fault("error_500")
+    with pytest.raises(Transient):
+        await client.live_conferences(token)
+    assert await client.live_conferences(token) == []
+
+
+async def test_throttle_as_403_and_as_429(client: CanvasClient, control: Control) -> None:
+    _, token = await control.user("Busy")
+    await control.fault("throttle")
+    with pytest.raises(Throttled) as first:
+        await client.self_user(token)
+    assert first.value.status == 403
+
+    await control.post("/settings", {"throttle_status": 429})
+    await control.fault("throttle")
+    with pytest.raises(Throttled) as second:
+        await client.self_user(token)
+    assert second.value.status == 429
+
+
+async def test_timeout_is_transient(canvas_url: str, control: Control) -> None:
+    _, token = await control.user("Slow")
+    await control.fault("timeout", seconds=5.0)
+    async with CanvasClient(canvas_url, timeout=0.5) as impatient:
+        with pytest.raises(Transient):
+            await impatient.self_user(token)
+
+
+async def test_oauth_link_refresh_and_revoke(canvas_url: str, control: Control, client: CanvasClient) -> None:
+    user_id, _ = await control.user("Oauth User")
+    redirect = "https://bot.test/canvas/oauth/callback"
+    await control.post(
+        "/developer_keys",
+        {"client_id": "170000000000001", "client_secret": "s3cret", "redirect_uri": redirect},
+    )
+    url = authorize_url(canvas_url, "170000000000001", redirect, "xyz", None)
+    answer = await control.http.get(url + f"&sandbox_user_id={user_id}")
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    query = parse_qs(location.query)
+    assert query["state"] == ["xyz"]
+
+    async with CanvasOAuth(canvas_url, "170000000000001", "s3cret") as oauth:
+        grant = await oauth.exchange_code(query["code"][0], redirect)
+        assert grant.user is not None and grant.user.id == user_id
+        access = grant.access_token.get_secret_value()
+        assert (await client.self_user(access)).id == user_id
+
+        with pytest.raises(OAuthError) as reused:
+            await oauth.exchange_code(query["code"][0], redirect)
+        assert reused.value.error == "invalid_grant"
+
+        assert grant.refresh_token is not None
+        old_refresh = grant.refresh_token.get_secret_value()
+        refreshed = await oauth.refresh(old_refresh)
+        assert refreshed.refresh_token is not None
+        assert refreshed.refresh_token.get_secret_value() == old_refresh
+        new_access = refreshed.access_token.get_secret_value()
+        assert (await client.self_user(new_access)).id == user_id
+
+        await oauth.revoke(new_access)
+        with pytest.raises(InvalidToken):
+            await client.self_user(new_access)
+        await oauth.revoke(new_access)  # already invalid: still fine
+
+    async with CanvasOAuth(canvas_url, "170000000000001", "wrong") as bad:
+        with pytest.raises(OAuthError) as caught:
+            await bad.refresh(old_refresh)
+        assert caught.value.error == "invalid_client"
+
+
+async def test_forbidden_course_for_outsider(client: CanvasClient, control: Control) -> None:
+    _, token = await control.user("Outsider")
+    course = await control.course("Private")
+    with pytest.raises((Forbidden, NotFound)):
+        await client.course_conferences(token, course)
