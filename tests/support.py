@@ -22,7 +22,9 @@ T = TypeVar("T")
 SIGNING_SECRET = "test-signing-secret"
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+def wait_for(
+    condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -94,8 +96,9 @@ class SlackWorld:
         self.bot_token = team["bot_token"]
 
     def user(self, user_id: str, tz: str = "America/New_York") -> None:
-        self.slack.post("/_sandbox/users", {"id": user_id, "team_id": self.team_id, "name": user_id.lower(),
-                                            "tz": tz})
+        self.slack.post(
+            "/_sandbox/users", {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "tz": tz}
+        )
 
     def messages(self, **filters: Any) -> list[dict[str, Any]]:
         return list(self.slack.get("/_sandbox/messages", **filters)["messages"])
@@ -146,8 +149,12 @@ class BotProcess:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run another confbot subcommand against the same database (e.g. `link`)."""
         result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args], env=self.full_env(), cwd=self.workdir,
-            capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "bot.cli", *args],
+            env=self.full_env(),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         with self.log_path.open("a") as log:
             log.write(result.stdout + result.stderr)
@@ -158,8 +165,11 @@ class BotProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], env=self.full_env(), cwd=self.workdir,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=self.full_env(),
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.starts += 1
         wait_for(self._healthy, timeout=30, what="the bot to answer /healthz")

@@ -184,7 +184,7 @@ class TokenGrant(_CanvasModel):
     """An OAuth2 token response. Tokens are SecretStr so repr/str/logging never show them."""
 
     access_token: SecretStr
-    token_type: NullableStr = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    token_type: NullableStr = "Bearer"
     refresh_token: SecretStr | None = None
     expires_in: int | None = None
     user: CanvasUser | None = None

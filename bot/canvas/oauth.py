@@ -21,7 +21,7 @@ from bot.canvas.models import TokenGrant
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATH = "/login/oauth2/token"  # noqa: S105 - an endpoint, not a secret
+TOKEN_PATH = "/login/oauth2/token"
 
 
 def authorize_url(

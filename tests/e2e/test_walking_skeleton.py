@@ -84,8 +84,11 @@ def test_conference_start_reaches_each_participant_once_and_end_edits_it(
 
     canvas.start(lecture["id"])
     canvas.start(lab["id"])
-    wait_for(lambda: len(slack.dms_to("UADA")) == 2 and len(slack.dms_to("UBOB")) == 1,
-             timeout=3 * POLL + 1, what="one DM per conference per participant")
+    wait_for(
+        lambda: len(slack.dms_to("UADA")) == 2 and len(slack.dms_to("UBOB")) == 1,
+        timeout=3 * POLL + 1,
+        what="one DM per conference per participant",
+    )
 
     join = f"{canvas.canvas.url}/courses/{bio['id']}/conferences/{lecture['id']}/join"
     bob_dm = slack.dms_to("UBOB")[0]
@@ -102,8 +105,11 @@ def test_conference_start_reaches_each_participant_once_and_end_edits_it(
     assert len(slack.dms_to("UADA")) == 2 and len(slack.dms_to("UBOB")) == 1, "no second DM after restart"
 
     canvas.end(lecture["id"])
-    wait_for(lambda: "Ended" in str(slack.dms_to("UBOB")[0]["blocks"]), timeout=5 * POLL,
-             what="the alert to be edited to ended")
+    wait_for(
+        lambda: "Ended" in str(slack.dms_to("UBOB")[0]["blocks"]),
+        timeout=5 * POLL,
+        what="the alert to be edited to ended",
+    )
     edited = slack.dms_to("UBOB")[0]
     assert edited["ts"] == bob_dm["ts"] and edited["edits"] >= 1
     assert "lasted" in str(edited["blocks"])
@@ -124,7 +130,11 @@ def test_slash_command_acks_fast_then_lists_live_conferences(
     canvas.start(canvas.conference(bio["id"], "Office hours & Q/A", [ada["id"]])["id"])
     response_url = slack.slack.post("/_sandbox/response_urls")["url"]
     body, headers = signed_slash_command(
-        SIGNING_SECRET, team_id=slack.team_id, user_id="UADA", channel_id="C1", text="",
+        SIGNING_SECRET,
+        team_id=slack.team_id,
+        user_id="UADA",
+        channel_id="C1",
+        text="",
         response_url=response_url,
     )
     began = time.monotonic()
@@ -133,8 +143,11 @@ def test_slash_command_acks_fast_then_lists_live_conferences(
     assert time.monotonic() - began < 3.0
 
     response_id = response_url.rsplit("/", 1)[1]
-    posts = wait_for(lambda: slack.slack.get(f"/_sandbox/response_urls/{response_id}")["posts"],
-                     timeout=10, what="the reply on response_url")
+    posts = wait_for(
+        lambda: slack.slack.get(f"/_sandbox/response_urls/{response_id}")["posts"],
+        timeout=10,
+        what="the reply on response_url",
+    )
     assert "Office hours &amp; Q/A" in str(posts[0]["blocks"])
     assert posts[0].get("response_type") == "ephemeral"
 
@@ -146,10 +159,19 @@ def test_unknown_subcommand_and_unlinked_user_get_help(slack: SlackWorld, bot: B
     bot.start()
     for user, text, expected in (("UNEW", "", "Connect your Canvas"), ("UNEW", "frobnicate", "frobnicate")):
         response_url = slack.slack.post("/_sandbox/response_urls")["url"]
-        body, headers = signed_slash_command(SIGNING_SECRET, team_id=slack.team_id, user_id=user,
-                                             channel_id="C1", text=text, response_url=response_url)
+        body, headers = signed_slash_command(
+            SIGNING_SECRET,
+            team_id=slack.team_id,
+            user_id=user,
+            channel_id="C1",
+            text=text,
+            response_url=response_url,
+        )
         assert httpx.post(bot.url + "/slack/events", content=body, headers=headers).status_code == 200
         response_id = response_url.rsplit("/", 1)[1]
-        posts = wait_for(lambda rid=response_id: slack.slack.get(f"/_sandbox/response_urls/{rid}")["posts"],
-                         timeout=10, what="a reply")
+        posts = wait_for(
+            lambda rid=response_id: slack.slack.get(f"/_sandbox/response_urls/{rid}")["posts"],
+            timeout=10,
+            what="a reply",
+        )
         assert expected in str(posts[0])
