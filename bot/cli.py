@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("--slack-user", required=True, help="Slack user id, e.g. U123")
     link.add_argument("--team", help="Slack team id (default: the bot token's team)")
     link.add_argument("--canvas-token", required=True, help="Canvas personal access token ('-' reads stdin)")
+    demo = sub.add_parser("demo", help="sandbox Canvas + Slack + the bot, a scripted conference")
+    demo.add_argument("--once", action="store_true", help="exit after the scripted scenario")
+    demo.add_argument("--port", type=int, default=0, help="port of the demo page (default: any free port)")
+    sub.add_parser("check", help="validate settings and reach Slack, Canvas and the database")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations")
@@ -86,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(once=args.once, page_port=args.port)
+    if args.command == "check":
+        from bot.check import run_check
+
+        return run_check()
     settings = load_settings_or_exit()
     logs.configure(settings.log_level)
     if args.command == "run":

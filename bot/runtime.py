@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
+from bot.canvas_link import CanvasLinkFlow
 from bot.config import Settings
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poller import Poller
 from bot.engine.scheduler import EngineScheduler
+from bot.oauth_state import StateSigner
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
 
@@ -61,7 +63,7 @@ class Runtime:
     poller: Poller
     dispatcher: Dispatcher
     scheduler: EngineScheduler
-    extras: dict[str, object] = field(default_factory=dict)
+    link_flow: CanvasLinkFlow = field(init=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -96,12 +98,11 @@ class Runtime:
         dispatcher = Dispatcher(
             sessions,
             slack,
-            relink_url=lambda team, user: f"{settings.public_root}/canvas/oauth/start" if oauth else None,
         )
         tick = min(1.0, settings.poll_interval_seconds / 4)
         scheduler = EngineScheduler(poller.tick, dispatcher.tick, poll_every=tick, dispatch_every=1.0)
         holder["scheduler"] = scheduler
-        return cls(
+        runtime = cls(
             settings,
             engine,
             sessions,
@@ -115,6 +116,9 @@ class Runtime:
             dispatcher,
             scheduler,
         )
+        runtime.link_flow = CanvasLinkFlow(runtime, StateSigner(cipher.derived_secret("canvas-oauth-state")))
+        dispatcher.relink_url = runtime.link_flow.start_url
+        return runtime
 
     async def close(self) -> None:
         self.scheduler.shutdown()

@@ -13,14 +13,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
+from bot.slack.handlers import Caller
 
 log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
-    bolt = build_bolt_app(runtime)
+    link_flow = runtime.link_flow
+
+    async def link_url(caller: Caller) -> str | None:
+        return await link_flow.start_url(caller.team_id, caller.user_id)
+
+    bolt = build_bolt_app(runtime, link_url=link_url)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:
@@ -54,6 +61,8 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route(START_PATH, link_flow.start, methods=["GET"]),
+            Route(CALLBACK_PATH, link_flow.callback, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -49,7 +49,6 @@ class Dispatcher:
         sessions: SessionFactory,
         slack: SlackClients,
         *,
-        relink_url: Callable[[str, str], str | None] = lambda _team, _user: None,
         concurrency: int = 8,
         batch_size: int = 100,
         clock: Callable[[], datetime] = utcnow,
@@ -57,7 +56,7 @@ class Dispatcher:
     ) -> None:
         self._sessions = sessions
         self._slack = slack
-        self._relink_url = relink_url
+        self.relink_url: Callable[[str, str], Awaitable[str | None]] | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._clock = clock
@@ -115,9 +114,8 @@ class Dispatcher:
         return True
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
-        rendered = blocks.relink_prompt(
-            self._relink_url(message.team_id, message.destination), str(message.payload.get("reason", ""))
-        )
+        url = await self.relink_url(message.team_id, message.destination) if self.relink_url else None
+        rendered = blocks.relink_prompt(url, str(message.payload.get("reason", "")))
         response = await client.chat_postMessage(channel=message.destination, **rendered)
         await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
         return True

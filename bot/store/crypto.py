@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -28,6 +29,11 @@ class TokenCipher:
                 "print(Fernet.generate_key().decode())')"
             ) from None
         self._multi = MultiFernet(self._fernets)
+        self._keys = [key.strip() for key in keys]
+
+    def derived_secret(self, purpose: str) -> bytes:
+        """A stable secret for signing (e.g. OAuth state), derived from the current encryption key."""
+        return hashlib.sha256(purpose.encode() + b"\x00" + self._keys[0].encode()).digest()
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._multi.encrypt(plaintext.encode())

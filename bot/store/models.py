@@ -141,3 +141,15 @@ class OutboxMessage(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(32), default=None)
     slack_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class OAuthState(Base):
+    """A Canvas OAuth `state` nonce: bound to one Slack user, expiring, consumed on first use (no replay)."""
+
+    __tablename__ = "oauth_states"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)

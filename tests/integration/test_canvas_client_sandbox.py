@@ -212,8 +212,45 @@ async def test_oauth_link_refresh_and_revoke(canvas_url: str, control: Control, 
         assert caught.value.error == "invalid_client"
 
 
-async def test_forbidden_course_for_outsider(client: CanvasClient, control: Control) -> None:
+async def test_outsider_is_forbidden_not_unlinked(client: CanvasClient, control: Control) -> None:
     _, token = await control.user("Outsider")
     course = await control.course("Private")
-    with pytest.raises((Forbidden, NotFound)):
+    with pytest.raises(Forbidden):
         await client.course_conferences(token, course)
+    assert (await client.self_user(token)).name == "Outsider"
+
+
+async def test_conferencing_disabled_redirect_is_transient(client: CanvasClient, control: Control) -> None:
+    student, token = await control.user("Redirected")
+    course = int((await control.post("/courses", {"name": "No BBB", "conferencing_disabled": True}))["id"])
+    await control.enroll(course, student)
+    with pytest.raises(Transient) as caught:
+        await client.course_conferences(token, course)
+    assert caught.value.status == 302
+
+
+async def test_while1_prefixed_answers_parse(client: CanvasClient, control: Control) -> None:
+    student, token = await control.user("Prefixed")
+    course = await control.course("Old Canvas")
+    await control.enroll(course, student)
+    conf_id = await control.conference(course, "Prefixed talk", [student])
+    await control.post("/settings", {"while1_prefix": True})
+    assert [c.id for c in await client.live_conferences(token)] == [conf_id]
+    assert (await client.self_user(token)).id == student
+
+
+async def test_recordings_with_epoch_ms_and_no_playback_url(client: CanvasClient, control: Control) -> None:
+    teacher, token = await control.user("Rec Teacher")
+    course = await control.course("Recorded")
+    await control.enroll(course, teacher, "TeacherEnrollment")
+    conf_id = await control.conference(course, "Taped", [teacher])
+    await control.post(f"/conferences/{conf_id}/end")
+    await control.post(f"/conferences/{conf_id}/recordings", {"playback_url": False})
+    await control.post(f"/conferences/{conf_id}/recordings", {"created_at_format": "iso"})
+
+    (conf,) = [c for c in await client.course_conferences(token, course) if c.id == conf_id]
+    assert not conf.is_live(datetime.now(UTC))
+    assert len(conf.recordings) == 2
+    for recording in conf.recordings:
+        assert recording.created_at is not None and recording.created_at.tzinfo is UTC
+        assert recording.best_url is not None and "/_sandbox/playback/" in recording.best_url

@@ -1,0 +1,276 @@
+"""Shared benchmark plumbing: the sandbox as its own process, seeding, CPU/RSS probes, tables.
+
+The sandbox Canvas and Slack always run in child processes so the bot's CPU figures
+(`time.process_time()` of this process) never include the server side. Seeding also runs in a
+child (`python -m bench.seed`) so the bot process starts with a clean heap for the RSS figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+from bot.sandbox.server import free_port
+
+TEAM_ID = "T0001"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- machine ------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_line() -> str:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"machine: {os.cpu_count()} CPU(s) ({cpu_model()}), Python {platform.python_version()}, "
+        f"load average {load}"
+    )
+
+
+@dataclass
+class SystemCpu:
+    """Machine-wide busy CPU time from /proc/stat, to tell how much other work shared the cores."""
+
+    busy: float
+    total: float
+
+    @classmethod
+    def now(cls) -> SystemCpu:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        total = sum(fields[:8])
+        return cls(busy=(total - idle) / CLOCK_TICKS, total=total / CLOCK_TICKS)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of another process (the sandbox), from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kib() -> int:
+    """Current resident set size of this process (VmRSS), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+@dataclass
+class Probe:
+    """CPU of the bot (this process), of the sandbox process and of the whole machine over a phase."""
+
+    sandbox_pid: int | None
+    wall0: float = field(init=False)
+    bot0: float = field(init=False)
+    sandbox0: float = field(init=False)
+    system0: SystemCpu = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wall0 = time.perf_counter()
+        self.bot0 = time.process_time()
+        self.sandbox0 = process_cpu(self.sandbox_pid) if self.sandbox_pid else 0.0
+        self.system0 = SystemCpu.now()
+
+    def stop(self) -> Usage:
+        system = SystemCpu.now()
+        return Usage(
+            wall=time.perf_counter() - self.wall0,
+            bot_cpu=time.process_time() - self.bot0,
+            sandbox_cpu=(process_cpu(self.sandbox_pid) - self.sandbox0) if self.sandbox_pid else 0.0,
+            machine_busy=system.busy - self.system0.busy,
+        )
+
+
+@dataclass
+class Usage:
+    wall: float
+    bot_cpu: float
+    sandbox_cpu: float
+    machine_busy: float
+
+    @property
+    def others_cpu(self) -> float:
+        """CPU seconds used by everything except the bot and the sandbox (other engineers' tests)."""
+        return max(0.0, self.machine_busy - self.bot_cpu - self.sandbox_cpu)
+
+    def describe(self) -> str:
+        wall = max(self.wall, 1e-9)
+        return (
+            f"bot {self.bot_cpu / wall:.0%} of a core, sandbox {self.sandbox_cpu / wall:.0%}, "
+            f"other processes {self.others_cpu / wall:.0%} (of {os.cpu_count()} cores)"
+        )
+
+
+# -- sandboxes as child processes -----------------------------------------------------------
+
+
+@dataclass
+class ChildServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode} before answering")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout}s") from None
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def child_server(module: str, *args: str) -> Iterator[ChildServer]:
+    """`python -m <module> --port P ...` on loopback; stopped (by its own pid) on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url + "/_sandbox/clock" if module.endswith("canvas") else url + "/_sandbox/calls", process)
+        yield ChildServer(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def sandbox_canvas() -> contextlib.AbstractContextManager[ChildServer]:
+    return child_server("bot.sandbox.canvas")
+
+
+def sandbox_slack(bot_token: str) -> contextlib.AbstractContextManager[ChildServer]:
+    return child_server("bot.sandbox.slack", "--team", TEAM_ID, "--bot-token", bot_token)
+
+
+def new_bot_token() -> str:
+    return "xoxb-bench-" + secrets.token_hex(12)
+
+
+# -- database ------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchDb:
+    """A fresh SQLite file in a temporary directory plus the Fernet key its tokens are encrypted with."""
+
+    directory: Path
+    key: str
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "bench.db"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.path}"
+
+
+@contextlib.contextmanager
+def bench_db() -> Iterator[BenchDb]:
+    with tempfile.TemporaryDirectory(prefix="confbot-bench-") as directory:
+        yield BenchDb(Path(directory), Fernet.generate_key().decode())
+
+
+def seed(db: BenchDb, canvas_url: str, users: int, *, due_in: float = -1.0) -> float:
+    """Create `users` Canvas users and matching linked users in a child process; returns seconds taken.
+
+    The Fernet key travels in the environment, never on the command line.
+    """
+    started = time.perf_counter()
+    env = {**os.environ, "TOKEN_ENCRYPTION_KEYS": db.key}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.seed",
+            "--db",
+            str(db.path),
+            "--canvas",
+            canvas_url,
+            "--users",
+            str(users),
+            "--due-in",
+            str(due_in),
+        ],
+        env=env,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 of 100 samples is the 99th value)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.4999)))
+    return ordered[rank - 1]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A small Markdown table, so the output can be pasted into RESULTS.md as it is."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"

@@ -1,0 +1,144 @@
+"""Browser side of Canvas OAuth linking: /canvas/oauth/start and /canvas/oauth/callback.
+
+Start checks the signed state and sends the browser to Canvas; the callback consumes the state once,
+exchanges the code, stores the tokens encrypted, and DMs the user who clicked the button.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from bot.canvas.errors import CanvasError
+from bot.canvas.oauth import authorize_url
+from bot.linking import link_with_token
+from bot.oauth_state import StateError, StateSigner
+from bot.slack import blocks
+from bot.slack.mrkdwn import escape
+from bot.store.models import OAuthState, utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+START_PATH = "/canvas/oauth/start"
+CALLBACK_PATH = "/canvas/oauth/callback"
+
+
+def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>confbot</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+class CanvasLinkFlow:
+    def __init__(self, runtime: Runtime, signer: StateSigner) -> None:
+        self._rt = runtime
+        self._signer = signer
+
+    @property
+    def enabled(self) -> bool:
+        return self._rt.oauth is not None
+
+    @property
+    def redirect_uri(self) -> str:
+        return self._rt.settings.public_root + CALLBACK_PATH
+
+    async def start_url(self, team_id: str, slack_user_id: str) -> str | None:
+        """A personal, expiring "Connect Canvas" link for one Slack user (None without a developer key)."""
+        if not self.enabled:
+            return None
+        state, claims = self._signer.issue(team_id, slack_user_id, utcnow())
+        async with self._rt.sessions.begin() as session:
+            session.add(
+                OAuthState(
+                    nonce=claims.nonce,
+                    team_id=team_id,
+                    slack_user_id=slack_user_id,
+                    expires_at=claims.expires_at,
+                )
+            )
+        return f"{self._rt.settings.public_root}{START_PATH}?state={state}"
+
+    async def start(self, request: Request) -> Response:
+        state = request.query_params.get("state", "")
+        if self._rt.oauth is None:
+            return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
+        try:
+            self._signer.verify(state, utcnow())
+        except StateError as error:
+            return _page("Link not valid", str(error), 400)
+        target = authorize_url(
+            self._rt.settings.canvas_root, self._rt.oauth.client_id, self.redirect_uri, state
+        )
+        return RedirectResponse(target, status_code=302)
+
+    async def callback(self, request: Request) -> Response:
+        params = request.query_params
+        if self._rt.oauth is None:
+            return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
+        if params.get("error"):
+            return _page(
+                "Canvas was not linked", "Canvas said the request was denied. You can try again.", 400
+            )
+        try:
+            claims = self._signer.verify(params.get("state", ""), utcnow())
+        except StateError as error:
+            return _page("Link not valid", str(error), 400)
+        if not await self._consume(claims.nonce, claims.team_id, claims.slack_user_id):
+            return _page("Link already used", "This link was used already. Run /conferences link again.", 400)
+        try:
+            grant = await self._rt.oauth.exchange_code(params.get("code", ""), self.redirect_uri)
+            who = await link_with_token(
+                self._rt.sessions,
+                self._rt.canvas,
+                self._rt.cipher,
+                team_id=claims.team_id,
+                slack_user_id=claims.slack_user_id,
+                token=grant.access_token.get_secret_value(),
+                token_kind="oauth",
+                refresh_token=grant.refresh_token.get_secret_value() if grant.refresh_token else None,
+                expires_in=grant.expires_in,
+                canvas_user=grant.user,
+            )
+        except CanvasError as error:
+            log.warning("Canvas OAuth callback failed: %s", type(error).__name__)
+            return _page("Canvas was not linked", "Canvas did not accept the request. Please try again.", 502)
+        await self._confirm(claims.team_id, claims.slack_user_id, who.name)
+        return _page("Canvas linked", f"Linked as {who.name}. You can close this tab and go back to Slack.")
+
+    async def _consume(self, nonce: str, team_id: str, slack_user_id: str) -> bool:
+        """Mark the nonce used; False when it is unknown, already used, or for another user."""
+        async with self._rt.sessions.begin() as session:
+            result = await session.execute(
+                update(OAuthState)
+                .where(
+                    OAuthState.nonce == nonce,
+                    OAuthState.team_id == team_id,
+                    OAuthState.slack_user_id == slack_user_id,
+                    OAuthState.used_at.is_(None),
+                )
+                .values(used_at=utcnow())
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _confirm(self, team_id: str, slack_user_id: str, canvas_name: str) -> None:
+        client = await self._rt.slack.for_team(team_id)
+        if client is None:
+            return
+        message = blocks.simple(
+            f"Linked to Canvas as *{escape(canvas_name)}*. I will tell you when your conferences go live."
+        )
+        try:
+            await client.chat_postMessage(channel=slack_user_id, **message)
+        except Exception as error:  # the link itself succeeded; a failed confirmation must not undo it
+            log.warning("could not DM the link confirmation: %s", type(error).__name__)
