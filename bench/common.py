@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
+from bot.config import Settings, load_settings
 from bot.sandbox.server import free_port
 
 TEAM_ID = "T0001"
@@ -274,3 +275,58 @@ def _cell(value: object) -> str:
 
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
+
+
+# -- the bot -------------------------------------------------------------------------------
+
+
+def bot_settings(
+    db: BenchDb,
+    canvas_url: str,
+    *,
+    interval: float,
+    concurrency: int,
+    slack_url: str | None = None,
+    bot_token: str | None = None,
+    signing_secret: str | None = None,
+) -> Settings:
+    """The Settings `confbot run` would read from the environment, for the sandbox on loopback."""
+    overrides: dict[str, object] = {
+        "canvas_base_url": canvas_url,
+        "database_url": db.url,
+        "token_encryption_keys": db.key,
+        "poll_interval_seconds": interval,
+        "poll_concurrency": concurrency,
+    }
+    if slack_url is not None:
+        overrides["slack_api_url"] = slack_url + "/api/"
+    if bot_token is not None:
+        overrides["slack_bot_token"] = bot_token
+    if signing_secret is not None:
+        overrides["slack_signing_secret"] = signing_secret
+    return load_settings(**overrides)
+
+
+def bot_env(settings: Settings, *, host: str, port: int) -> dict[str, str]:
+    """The same settings as environment variables, for `confbot run` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CANVAS_", "SLACK_", "DATABASE_"))}
+    env.update(
+        {
+            "CANVAS_BASE_URL": settings.canvas_root,
+            "DATABASE_URL": settings.database_url,
+            "POLL_INTERVAL_SECONDS": str(settings.poll_interval_seconds),
+            "POLL_CONCURRENCY": str(settings.poll_concurrency),
+            "SLACK_API_URL": settings.slack_api_root,
+            "HOST": host,
+            "PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    for name, secret in (
+        ("TOKEN_ENCRYPTION_KEYS", settings.token_encryption_keys),
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+    ):
+        if secret is not None:
+            env[name] = secret.get_secret_value()
+    return env

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
         description="Comma-separated Fernet keys; the first encrypts. Unset: generated next to the DB",
     )
     poll_interval_seconds: float = Field(default=60, gt=0, description="How often each user is polled")
+    canvas_timeout_seconds: float = Field(default=15, gt=0, description="Timeout of one Canvas request")
     poll_concurrency: int = Field(default=50, ge=1, description="Canvas requests in flight at once")
     host: str = Field(default="0.0.0.0", description="HTTP bind address")  # noqa: S104 - a server's default
     port: int = Field(default=3000, ge=0, le=65535, description="HTTP port")

@@ -65,7 +65,7 @@ def settings_table() -> str:
 def readme_block(text: str) -> str:
     """The current table between the markers (without them), stripped."""
     try:
-        head, rest = text.split(START, 1)
+        _head, rest = text.split(START, 1)
         body, _tail = rest.split(END, 1)
     except ValueError:
         raise ValueError(f"README has no {START} ... {END} block") from None

@@ -70,7 +70,11 @@ class Runtime:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         cipher = build_cipher(settings)
-        canvas = CanvasClient(settings.canvas_root, max_connections=settings.poll_concurrency)
+        canvas = CanvasClient(
+            settings.canvas_root,
+            max_connections=settings.poll_concurrency,
+            timeout=settings.canvas_timeout_seconds,
+        )
         oauth = (
             CanvasOAuth(
                 settings.canvas_root,

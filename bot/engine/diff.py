@@ -49,6 +49,11 @@ class Diff:
         return set(previous) - set(self.keep)
 
 
+def live_filter(conferences: Iterable[Conference], now: datetime) -> list[Conference]:
+    """Canvas's live rule for listings that ignore `state=live` (course and group indexes)."""
+    return [c for c in conferences if c.is_live(now)]
+
+
 def seen_from(conference: Conference) -> Seen:
     if conference.started_at is None:
         raise ValueError("a conference that never started cannot be live")
@@ -74,15 +79,15 @@ def _event(kind: EventKind, seen: Seen, conference: Conference | None, ended_at:
     )
 
 
-def vanished(previous: Mapping[int, Seen], current: Iterable[Conference], now: datetime) -> list[Seen]:
+def vanished(previous: Mapping[int, Seen], live: Iterable[Conference]) -> list[Seen]:
     """Conferences we thought live that Canvas no longer lists as live: worth one lookup of their end time."""
-    live_ids = {c.id for c in current if c.is_live(now)}
+    live_ids = {c.id for c in live}
     return [seen for cid, seen in previous.items() if cid not in live_ids]
 
 
 def diff(
     previous: Mapping[int, Seen],
-    current: Iterable[Conference],
+    live_now: Iterable[Conference],
     now: datetime,
     *,
     resolved: Mapping[int, Conference] | None = None,
@@ -95,16 +100,12 @@ def diff(
     - ended: Canvas reports ended_at (in `current` or in `resolved`, the looked-up details of vanished
       ones), the 24 h live window ran out, or it has been missing for `grace_polls` polls in a row (a
       list that flaps for one poll never produces an ended/started pair).
-    The live rule is applied here too, so course listings (which ignore `state=live`) work the same way.
+    `live_now` is what Canvas calls live: the `state=live` answer as is (Canvas applied the rule with
+    its own clock, so clock skew cannot hide a start), or a course listing filtered by `live_filter`.
     """
     resolved = resolved or {}
     result = Diff()
-    live: dict[int, Conference] = {}
-    for conference in current:
-        if conference.is_live(now):
-            live[conference.id] = conference
-        elif conference.id in previous and conference.id not in resolved:
-            resolved = {**resolved, conference.id: conference}
+    live = {c.id: c for c in live_now if c.started_at is not None}
 
     for cid, conference in live.items():
         seen = seen_from(conference)
@@ -120,7 +121,7 @@ def diff(
         if cid in live:
             continue
         details = resolved.get(cid)
-        if details is not None and details.ended_at is not None and details.ended_at <= now:
+        if details is not None and details.ended_at is not None:
             same_session = details.started_at in (None, before.started_at)
             result.events.append(_event("ended", before, details, details.ended_at if same_session else None))
         elif before.started_at + LIVE_WINDOW <= now:

@@ -30,6 +30,7 @@ from bot.store.models import KnownConference, LinkedUser, utcnow
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
+MAX_BACKOFF_FACTOR = 4
 
 
 @dataclass(slots=True)
@@ -148,7 +149,7 @@ class Poller:
                     token = await self._credentials.refresh(job.token)
                     current = await self._canvas.live_conferences(token)
                 now = self._clock()
-                resolved = await self._resolve_vanished(token, job.previous, current, now)
+                resolved = await self._resolve_vanished(token, job.previous, current)
                 outcome.result = diff(job.previous, current, now, resolved=resolved)
                 started = [e for e in outcome.result.events if e.kind == "started"]
                 outcome.names = await self._contexts.lookup(
@@ -163,10 +164,10 @@ class Poller:
         return outcome
 
     async def _resolve_vanished(
-        self, token: str, previous: dict[int, Seen], current: list[Conference], now: datetime
+        self, token: str, previous: dict[int, Seen], current: list[Conference]
     ) -> dict[int, Conference]:
         """Look up conferences that just left the live list once, to learn their real ended_at."""
-        first_miss = [seen for seen in vanished(previous, current, now) if seen.missing_polls == 0]
+        first_miss = [seen for seen in vanished(previous, current) if seen.missing_polls == 0]
         contexts = {(seen.context_type, seen.context_id) for seen in first_miss}
         wanted = {seen.conference_id for seen in first_miss}
         resolved: dict[int, Conference] = {}
@@ -248,8 +249,9 @@ class Poller:
         ]
 
     def _retry_at(self, job: PollJob, error: CanvasError, now: datetime) -> datetime:
-        """Exponential back-off from the poll interval; a throttle's Retry-After is a floor."""
-        delay = timedelta(seconds=self._interval * 2 ** min(job.failures, 6))
+        """Exponential back-off from the poll interval, capped at MAX_BACKOFF_FACTOR intervals so a user
+        misses at most a few minutes of alerts after Canvas recovers; a throttle's Retry-After is a floor."""
+        delay = timedelta(seconds=self._interval * min(2**job.failures, MAX_BACKOFF_FACTOR))
         if isinstance(error, Throttled) and error.retry_after:
             delay = max(delay, timedelta(seconds=error.retry_after))
         return now + min(delay, MAX_BACKOFF)

@@ -273,6 +273,10 @@ async def request_counts(state: CanvasState, body: Body, request: Request) -> An
     return {"by_token": dict(state.request_counts), "total": state.request_total}
 
 
+async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any:
+    return {"issued": list(state.issued)}
+
+
 async def reset_request_counts(state: CanvasState, body: Body, request: Request) -> Any:
     state.request_counts.clear()
     state.request_total = 0
@@ -291,6 +295,7 @@ def control_routes() -> list[BaseRoute]:
         Route("/_sandbox/users", control(create_user), methods=post),
         Route("/_sandbox/bulk_users", control(bulk_users), methods=post),
         Route("/_sandbox/tokens", control(create_token), methods=post),
+        Route("/_sandbox/tokens", control(issued_tokens), methods=["GET"]),
         Route("/_sandbox/tokens/{token}/revoke", control(revoke_token), methods=post),
         Route("/_sandbox/courses", control(create_course), methods=post),
         Route("/_sandbox/courses/{course_id:int}", control(update_course), methods=post),

@@ -212,6 +212,7 @@ class CanvasState:
         self.users: dict[int, User] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, AccessToken] = {}
+        self.issued: list[str] = []  # every access/refresh token ever handed out (leak tests grep for them)
         self.courses: dict[int, Course] = {}
         self.groups: dict[int, Group] = {}
         self.conferences: dict[int, Conference] = {}
@@ -291,7 +292,9 @@ class CanvasState:
         if refresh:
             record.refresh_token = new_token()
             self.refresh_tokens[record.refresh_token] = record
+            self.issued.append(record.refresh_token)
         self.tokens[token] = record
+        self.issued.append(token)
         return token
 
     def revoke_token(self, token: str) -> None:
@@ -305,6 +308,7 @@ class CanvasState:
         """Canvas' refresh regenerates the access token of the same row: the old string stops working."""
         self.tokens.pop(record.token, None)
         record.token = new_token()
+        self.issued.append(record.token)
         record.expires_at = self.clock.now() + OAUTH_TOKEN_TTL_SECONDS
         self.tokens[record.token] = record
         return record.token

@@ -1,0 +1,81 @@
+"""Fill a fresh benchmark database: N sandbox Canvas users, each linked to a Slack user, all due.
+
+Runs as its own process (`python -m bench.seed`, started by `bench.common.seed`) so the bot process
+being measured never held the seeding's objects. The Fernet key comes from TOKEN_ENCRYPTION_KEYS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from bot.store.crypto import TokenCipher, parse_keys
+from bot.store.db import upgrade
+from bot.store.models import LinkedUser, utcnow
+
+CHUNK = 10_000
+
+
+def slack_user_id(index: int) -> str:
+    return f"U{index:08d}"
+
+
+def canvas_users(canvas_url: str, count: int) -> list[tuple[int, str]]:
+    """(canvas user id, token) pairs created in bulk through the sandbox control API."""
+    made: list[tuple[int, str]] = []
+    with httpx.Client(base_url=canvas_url, timeout=120) as client:
+        while len(made) < count:
+            size = min(CHUNK, count - len(made))
+            response = client.post("/_sandbox/bulk_users", json={"count": size, "prefix": "bench"})
+            response.raise_for_status()
+            made.extend((int(u["id"]), str(u["token"])) for u in response.json()["users"])
+    return made
+
+
+def insert_linked(db_path: str, cipher: TokenCipher, users: list[tuple[int, str]], due_in: float) -> None:
+    now = utcnow()
+    due = now + timedelta(seconds=due_in)
+    engine = create_engine(f"sqlite:///{db_path}")
+    with Session(engine) as session:
+        for start in range(0, len(users), CHUNK):
+            session.add_all(
+                LinkedUser(
+                    team_id="T0001",
+                    slack_user_id=slack_user_id(start + offset),
+                    canvas_user_id=canvas_id,
+                    canvas_name=f"bench {start + offset}",
+                    token_kind="pat",
+                    access_token_enc=cipher.encrypt(token),
+                    refresh_token_enc=None,
+                    token_expires_at=None,
+                    needs_relink=False,
+                    alerts_enabled=True,
+                    linked_at=now,
+                    next_poll_at=due,
+                    consecutive_failures=0,
+                )
+                for offset, (canvas_id, token) in enumerate(users[start : start + CHUNK])
+            )
+            session.commit()
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", required=True, help="SQLite file to create")
+    parser.add_argument("--canvas", required=True, help="sandbox Canvas base URL")
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--due-in", type=float, default=-1.0, help="seconds from now until first poll")
+    args = parser.parse_args(argv)
+    cipher = TokenCipher(parse_keys(os.environ.get("TOKEN_ENCRYPTION_KEYS")))
+    upgrade(f"sqlite+aiosqlite:///{args.db}")
+    insert_linked(args.db, cipher, canvas_users(args.canvas, args.users), args.due_in)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The pure diff: what counts as a start or an end, without servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.canvas.models import Conference
+from bot.engine.diff import Seen, diff, live_filter, seen_from, vanished
+
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+
+
+def conf(cid: int = 1001, *, started: timedelta | None = timedelta(minutes=5), **extra: Any) -> Conference:
+    return Conference.model_validate(
+        {
+            "id": cid,
+            "title": f"Conference {cid}",
+            "context_type": "Course",
+            "context_id": 7,
+            "started_at": (NOW - started).isoformat() if started is not None else None,
+            **extra,
+        }
+    )
+
+
+def kinds(result: Any) -> list[tuple[str, int]]:
+    return [(e.kind, e.conference_id) for e in result.events]
+
+
+def test_new_live_conference_starts_once() -> None:
+    first = diff({}, [conf()], NOW)
+    assert kinds(first) == [("started", 1001)]
+    again = diff(first.keep, [conf()], NOW + timedelta(minutes=1))
+    assert kinds(again) == []
+
+
+def test_a_conference_live_before_linking_is_news() -> None:
+    assert kinds(diff({}, [conf(started=timedelta(hours=5))], NOW)) == [("started", 1001)]
+
+
+def test_new_started_at_is_a_new_session_ending_the_old_one() -> None:
+    before = {1001: seen_from(conf(started=timedelta(hours=2)))}
+    result = diff(before, [conf(started=timedelta(minutes=1))], NOW)
+    assert kinds(result) == [("ended", 1001), ("started", 1001)]
+    assert result.keep[1001].started_at == NOW - timedelta(minutes=1)
+
+
+def test_vanished_with_known_end_ends_at_canvas_time() -> None:
+    before = {1001: seen_from(conf())}
+    ended = conf(ended_at=(NOW - timedelta(minutes=1)).isoformat())
+    result = diff(before, [], NOW, resolved={1001: ended})
+    assert kinds(result) == [("ended", 1001)]
+    assert result.events[0].ended_at == NOW - timedelta(minutes=1)
+    assert result.keep == {}
+
+
+def test_one_missing_poll_is_not_an_end() -> None:
+    before = {1001: seen_from(conf())}
+    flap = diff(before, [], NOW)
+    assert kinds(flap) == [] and flap.keep[1001].missing_polls == 1
+    back = diff(flap.keep, [conf()], NOW + timedelta(minutes=1))
+    assert kinds(back) == [], "a list that flaps for one poll must not re-alert"
+    gone = diff(flap.keep, [], NOW + timedelta(minutes=1))
+    assert kinds(gone) == [("ended", 1001)] and gone.events[0].ended_at is None
+
+
+def test_zombie_past_24_hours_ends() -> None:
+    before = {1001: Seen(1001, NOW - timedelta(hours=25), "Old", "Course", 7)}
+    assert kinds(diff(before, [], NOW)) == [("ended", 1001)]
+
+
+def test_live_filter_applies_canvas_rule_to_course_listings() -> None:
+    listing = [
+        conf(1, started=timedelta(hours=23, minutes=59)),
+        conf(2, started=timedelta(hours=24, minutes=1)),
+        conf(3, started=None),
+        conf(4, ended_at=(NOW - timedelta(seconds=1)).isoformat()),
+        conf(5, ended_at=(NOW + timedelta(hours=1)).isoformat()),
+    ]
+    assert [c.id for c in live_filter(listing, NOW)] == [1, 5]
+
+
+def test_vanished_lists_only_missing_ones() -> None:
+    before = {1: seen_from(conf(1)), 2: seen_from(conf(2))}
+    assert [s.conference_id for s in vanished(before, [conf(1)])] == [2]
