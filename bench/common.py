@@ -169,7 +169,9 @@ def child_server(module: str, *args: str) -> Iterator[ChildServer]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url + "/_sandbox/clock" if module.endswith("canvas") else url + "/_sandbox/calls", process)
+        _wait_until_up(
+            url + "/_sandbox/clock" if module.endswith("canvas") else url + "/_sandbox/calls", process
+        )
         yield ChildServer(url, process)
     finally:
         process.terminate()

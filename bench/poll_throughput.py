@@ -38,8 +38,12 @@ from bench.common import (
     table,
     verdict,
 )
+from bench.aiohttp_transport import AiohttpTransport
+from bot.canvas.client import CanvasClient
 from bot.canvas.errors import strip_json_prefix
 from bot.canvas.models import ConferenceList
+from bot.engine.contexts import ContextNames
+from bot.engine.poller import Poller
 from bot.runtime import Runtime
 from bot.store.crypto import TokenCipher
 
@@ -90,12 +94,47 @@ def _poll_state(db: BenchDb) -> tuple[int, int]:
         return int(ok.fetchone()[0]), int(failed.fetchone()[0])
 
 
+def _make_due(db: BenchDb) -> None:
+    """Put every user back to "due now, never polled" so the next variant does the same work."""
+    with sqlite3.connect(db.path) as connection:
+        connection.execute(
+            "UPDATE linked_users SET next_poll_at = datetime('now', '-1 second'), last_poll_at = NULL, "
+            "last_success_at = NULL, last_error = NULL, consecutive_failures = 0"
+        )
+
+
+def _aiohttp_poller(runtime: Runtime, concurrency: int) -> tuple[Poller, httpx.AsyncClient]:
+    """The poller exactly as Runtime.build makes it, but with CanvasClient over the aiohttp transport."""
+    http = httpx.AsyncClient(transport=AiohttpTransport(limit=concurrency), timeout=15.0)
+    canvas = CanvasClient(runtime.settings.canvas_root, http=http)
+    poller = Poller(
+        runtime.sessions,
+        canvas,
+        runtime.credentials,
+        ContextNames(runtime.sessions, canvas),
+        canvas_root=runtime.settings.canvas_root,
+        interval=runtime.settings.poll_interval_seconds,
+        concurrency=concurrency,
+    )
+    return poller, http
+
+
 async def run_bot(
-    db: BenchDb, canvas: ChildServer, users: int, concurrency: int, profile: cProfile.Profile | None
+    db: BenchDb,
+    canvas: ChildServer,
+    users: int,
+    concurrency: int,
+    profile: cProfile.Profile | None = None,
+    *,
+    transport: str = "httpx",
 ) -> Phase:
     # A long interval: each user is polled exactly once even if the full pass takes minutes.
     settings = bot_settings(db, canvas.url, interval=3600, concurrency=concurrency)
     runtime = Runtime.build(settings)
+    extra: httpx.AsyncClient | None = None
+    poller = runtime.poller
+    if transport == "aiohttp":
+        poller, extra = _aiohttp_poller(runtime, concurrency)
     try:
         rss_before = rss_kib()
         probe = Probe(canvas.pid)
@@ -103,7 +142,7 @@ async def run_bot(
             profile.enable()
         polled = 0
         while polled < users:
-            done = await runtime.poller.tick()
+            done = await poller.tick()
             if done == 0:
                 break
             polled += done
@@ -112,9 +151,12 @@ async def run_bot(
         usage = probe.stop()
         rss_after = rss_kib()
     finally:
+        if extra is not None:
+            await extra.aclose()
         await runtime.close()
     ok, failed = _poll_state(db)
-    return Phase("bot (Poller.tick)", ok, usage, failed + (users - ok), rss_before, rss_after)
+    name = f"bot (Poller.tick), {transport}, concurrency {concurrency}"
+    return Phase(name, ok, usage, failed + (users - ok), rss_before, rss_after)
 
 
 async def run_ceiling(canvas: ChildServer, tokens: list[tuple[int, str]], concurrency: int) -> Phase:
@@ -165,7 +207,13 @@ def run_sequential(db: BenchDb, canvas: ChildServer, sample: int) -> Phase:
     return Phase("sequential (httpx.Client)", len(rows), usage, errors)
 
 
-def measure(users: int, concurrency: int, sequential_sample: int, profile: cProfile.Profile | None) -> list[Phase]:
+def measure(
+    users: int,
+    concurrency: int,
+    sequential_sample: int,
+    profile: cProfile.Profile | None,
+    experiments: list[tuple[int, str]],
+) -> list[Phase]:
     with sandbox_canvas() as canvas, bench_db() as db:
         seconds = seed(db, canvas.url, users)
         print(f"  seeded {users:,} users in {seconds:.1f}s (sandbox Canvas pid {canvas.pid})", flush=True)
@@ -177,11 +225,17 @@ def measure(users: int, concurrency: int, sequential_sample: int, profile: cProf
         print(f"  ceiling done in {ceiling.usage.wall:.1f}s", flush=True)
         sequential = run_sequential(db, canvas, min(users, sequential_sample))
         print(f"  sequential done in {sequential.usage.wall:.1f}s", flush=True)
-    return [bot, ceiling, sequential]
+        phases = [bot, ceiling, sequential]
+        for variant_concurrency, transport in experiments:
+            _make_due(db)
+            phase = asyncio.run(run_bot(db, canvas, users, variant_concurrency, transport=transport))
+            print(f"  experiment {phase.name} done in {phase.usage.wall:.1f}s", flush=True)
+            phases.append(phase)
+    return phases
 
 
 def report(users: int, concurrency: int, phases: list[Phase]) -> str:
-    bot, ceiling, sequential = phases
+    bot, ceiling, sequential = phases[:3]
     rows = [
         [
             p.name,
@@ -195,13 +249,26 @@ def report(users: int, concurrency: int, phases: list[Phase]) -> str:
         ]
         for p in phases
     ]
-    headers = ["phase", "polls", "errors", "wall s", "polls/s", "bot CPU ms/poll", "sandbox CPU ms/req", "CPU"]
-    lines = [f"### {users:,} linked users, concurrency {concurrency}", "", table(headers, rows), ""]
+    headers = [
+        "phase",
+        "polls",
+        "errors",
+        "wall s",
+        "polls/s",
+        "bot CPU ms/poll",
+        "sandbox CPU ms/req",
+        "CPU",
+    ]
+    lines = [f"### {users:,} linked users, concurrency {concurrency}", "", table(headers, rows[:3]), ""]
     seconds_100k = 100_000 / bot.rate
     ratio_seq = bot.rate / sequential.rate
     ratio_ceiling = bot.rate / ceiling.rate
     checks = [
-        ["100k users / 60 s (one replica)", f"{seconds_100k:.0f} s for 100k at this rate", seconds_100k <= 60],
+        [
+            "100k users / 60 s (one replica)",
+            f"{seconds_100k:.0f} s for 100k at this rate",
+            seconds_100k <= 60,
+        ],
         ["bot CPU <= 0.3 ms/poll", f"{bot.bot_cpu_ms:.3f} ms", bot.bot_cpu_ms <= 0.3],
         ["bot / sequential >= 20x", f"{ratio_seq:.1f}x", ratio_seq >= 20],
         ["bot / ceiling >= 70%", f"{ratio_ceiling:.0%}", ratio_ceiling >= 0.7],
@@ -215,6 +282,14 @@ def report(users: int, concurrency: int, phases: list[Phase]) -> str:
     lines.append(table(["target", "measured", "verdict"], [[a, b, verdict(c)] for a, b, c in checks]))
     if users > sequential.polls:
         lines.append(f"\n(sequential rate measured on a sample of {sequential.polls:,} users)")
+    if len(phases) > 3:
+        lines += ["", "Experiments (same users, same sandbox; not the shipped configuration):", ""]
+        lines.append(
+            table(
+                headers + ["vs ceiling"],
+                [[*r, f"{p.rate / ceiling.rate:.0%}"] for r, p in zip(rows[3:], phases[3:], strict=True)],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -228,17 +303,29 @@ def print_profile(profile: cProfile.Profile, limit: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=50, help="POLL_CONCURRENCY (default as shipped)")
-    parser.add_argument("--sequential-sample", type=int, default=2000, help="users the sequential poller polls")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile the bot phase, write the top functions here")
+    parser.add_argument(
+        "--sequential-sample", type=int, default=2000, help="users the sequential poller polls"
+    )
+    parser.add_argument(
+        "--no-experiments",
+        action="store_true",
+        help="skip the variants (POLL_CONCURRENCY=10; CanvasClient over aiohttp)",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the bot phase, write the top functions here"
+    )
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     for users in args.users:
         profile = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
-        phases = measure(users, args.concurrency, args.sequential_sample, profile)
+        experiments = [] if args.no_experiments else [(10, "httpx"), (args.concurrency, "aiohttp")]
+        phases = measure(users, args.concurrency, args.sequential_sample, profile, experiments)
         print(report(users, args.concurrency, phases))
         print(f"(run took {time.perf_counter() - started:.0f}s; {machine_line()})\n", flush=True)
         if profile is not None:

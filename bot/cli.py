@@ -70,6 +70,18 @@ async def _bot_team(runtime: object) -> str:
     return str(answer["team_id"])
 
 
+async def _rotate_keys(settings: Settings) -> int:
+    from bot.runtime import build_cipher
+    from bot.store.db import create_engine, session_factory
+    from bot.store.keys import rotate_all
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await rotate_all(session_factory(engine), build_cipher(settings))
+    finally:
+        await engine.dispose()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="confbot", description="Canvas conference alerts for Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after the scripted scenario")
     demo.add_argument("--port", type=int, default=0, help="port of the demo page (default: any free port)")
     sub.add_parser("check", help="validate settings and reach Slack, Canvas and the database")
+    keys = sub.add_parser("keys", help="token encryption keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser(
+        "rotate", help="re-encrypt every stored token with the first TOKEN_ENCRYPTION_KEYS key"
+    )
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations")
@@ -108,6 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = sys.stdin.readline().strip() if args.canvas_token == "-" else args.canvas_token
         upgrade(settings.database_url)
         return asyncio.run(_link(settings, args.slack_user, args.team, token))
+    if args.command == "keys":
+        from bot.store.db import upgrade
+
+        upgrade(settings.database_url)
+        rotated = asyncio.run(_rotate_keys(settings))
+        print(f"re-encrypted the tokens of {rotated} linked users with the first key")
+        return 0
     if args.command == "db":
         from bot.store.db import upgrade
 

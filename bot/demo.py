@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
+import json
 import os
 import secrets
 import signal
@@ -94,14 +96,18 @@ class Console:
         self.say("\n" + "\n".join(lines))
 
 
-async def until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll `condition` until truthy; DemoError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
+async def until(condition: Callable[[], Any], *, within: float, what: str, every: float = 0.1) -> Any:
+    """Poll `condition` (sync or async) until truthy; DemoError naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise DemoError(f"timed out after {within:.0f} s waiting for {what}")
         await asyncio.sleep(every)
-    return value
 
 
 class Feed:
@@ -236,7 +242,7 @@ async def start_bot(settings: Settings) -> RunningBot:
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
-    await until(lambda: server.started or task.done(), timeout=15, what="the bot to start")
+    await until(lambda: server.started or task.done(), within=15, what="the bot to start")
     if task.done():
         raise DemoError("the bot did not start (see the log above)")
     return RunningBot(f"http://{settings.host}:{settings.port}", runtime, server, task)
@@ -289,7 +295,7 @@ class Demo:
         self.console.step(f"Started it in Canvas; the bot polls Canvas every {POLL_SECONDS:.0f} s…")
         await until(
             lambda: len(self.feed.dms(lambda m: "Live now" in str(m.get("blocks")))) == len(PEOPLE),
-            timeout=STEP_TIMEOUT,
+            within=STEP_TIMEOUT,
             what="a live alert DM to each of the three people",
         )
 
@@ -310,19 +316,13 @@ class Demo:
         ack = await self.http.post(f"{self.bot.url}/slack/events", content=body, headers=headers)
         if ack.status_code != 200:
             raise DemoError(f"the bot answered the slash command with HTTP {ack.status_code}")
-        posts: list[JSON] = []
 
-        async def fetch() -> None:
+        async def posts() -> list[JSON]:
             response = await self.http.get(f"{self.slack_url}/_sandbox/response_urls/{minted['id']}")
-            posts[:] = response.json()["posts"]
+            return list(response.json()["posts"])
 
-        deadline = time.monotonic() + STEP_TIMEOUT
-        while not posts:
-            await fetch()
-            if not posts and time.monotonic() > deadline:
-                raise DemoError("timed out waiting for the reply to /conferences")
-            await asyncio.sleep(0.1)
-        reply = Reply(person.slack_id, "/conferences", posts[0])
+        posted = await until(posts, within=STEP_TIMEOUT, what="the reply to /conferences")
+        reply = Reply(person.slack_id, "/conferences", posted[0])
         self.replies.append(reply)
         heading = f"reply to /conferences, only visible to {person.name}"
         message = {**reply.post, "ts": reply.post.get("at")}
@@ -333,10 +333,10 @@ class Demo:
         self.console.step("Ended the conference in Canvas; the bot edits each alert…")
         await until(
             lambda: (
-                len(self.feed.dms(lambda m: m.get("edits") and "Ended" in str(m.get("blocks"))))
+                len(self.feed.dms(lambda m: bool(m.get("edits")) and "Ended" in str(m.get("blocks"))))
                 == len(PEOPLE)
             ),
-            timeout=STEP_TIMEOUT,
+            within=STEP_TIMEOUT,
             what="every alert to be edited to 'Ended'",
         )
 
@@ -359,8 +359,14 @@ def _banner(console: Console, urls: Mapping[str, str]) -> None:
 
 
 def _hints(console: Console, canvas_url: str, world: World) -> None:
-    users = list(world.canvas_ids.values())
-    body = f'{{"context_type":"Course","context_id":{world.course_id},"title":"Office hours","user_ids":{users}}}'
+    body = json.dumps(
+        {
+            "context_type": "Course",
+            "context_id": world.course_id,
+            "title": "Office hours",
+            "user_ids": list(world.canvas_ids.values()),
+        }
+    )
     console.say()
     console.say("The bot keeps running; press Ctrl-C to stop. Poke the sandbox Canvas to see more alerts:")
     console.say(f"  curl -s -X POST {canvas_url}/_sandbox/conferences -H 'content-type: application/json' \\")

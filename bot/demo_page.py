@@ -111,9 +111,12 @@ def _styles(open_close: Callable[[str, str], str]) -> Callable[[str], str]:
         ("strike", re.compile(r"(?<![\w~])~(?!\s)([^~\n]+?)(?<!\s)~(?![\w~])")),
     ]
 
+    def wrapper(style: str) -> Callable[[re.Match[str]], str]:
+        return lambda match: open_close(style, match.group(1))
+
     def apply(text: str) -> str:
         for style, pattern in rules:
-            text = pattern.sub(lambda m, s=style: open_close(s, m.group(1)), text)
+            text = pattern.sub(wrapper(style), text)
         return text
 
     return apply
