@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
+import importlib.util
 import io
 import pstats
 import sqlite3
+import sys
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
+from bench.aiohttp_transport import AiohttpTransport
 from bench.common import (
     BenchDb,
     ChildServer,
@@ -38,7 +44,6 @@ from bench.common import (
     table,
     verdict,
 )
-from bench.aiohttp_transport import AiohttpTransport
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import strip_json_prefix
 from bot.canvas.models import ConferenceList
@@ -119,6 +124,26 @@ def _aiohttp_poller(runtime: Runtime, concurrency: int) -> tuple[Poller, httpx.A
     return poller, http
 
 
+@contextlib.contextmanager
+def sniffio_importable() -> Iterator[None]:
+    """Make `import sniffio` succeed, as installing the package would.
+
+    httpcore 1.0.9 runs `import sniffio` on every lock it takes; anyio 4 no longer pulls sniffio in,
+    so each of those imports fails after a full sys.path scan. A stand-in module answering "asyncio"
+    shows what adding `sniffio` to the dependencies would save, without touching the shared venv.
+    """
+    if importlib.util.find_spec("sniffio") is not None:
+        yield
+        return
+    stub = types.ModuleType("sniffio")
+    stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
+    sys.modules["sniffio"] = stub
+    try:
+        yield
+    finally:
+        del sys.modules["sniffio"]
+
+
 async def run_bot(
     db: BenchDb,
     canvas: ChildServer,
@@ -135,7 +160,9 @@ async def run_bot(
     poller = runtime.poller
     if transport == "aiohttp":
         poller, extra = _aiohttp_poller(runtime, concurrency)
+    stub = sniffio_importable() if transport == "httpx+sniffio" else contextlib.nullcontext()
     try:
+        stub.__enter__()
         rss_before = rss_kib()
         probe = Probe(canvas.pid)
         if profile is not None:
@@ -151,6 +178,7 @@ async def run_bot(
         usage = probe.stop()
         rss_after = rss_kib()
     finally:
+        stub.__exit__(None, None, None)
         if extra is not None:
             await extra.aclose()
         await runtime.close()
@@ -286,7 +314,7 @@ def report(users: int, concurrency: int, phases: list[Phase]) -> str:
         lines += ["", "Experiments (same users, same sandbox; not the shipped configuration):", ""]
         lines.append(
             table(
-                headers + ["vs ceiling"],
+                [*headers, "vs ceiling"],
                 [[*r, f"{p.rate / ceiling.rate:.0%}"] for r, p in zip(rows[3:], phases[3:], strict=True)],
             )
         )
@@ -314,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-experiments",
         action="store_true",
-        help="skip the variants (POLL_CONCURRENCY=10; CanvasClient over aiohttp)",
+        help="skip the variants (POLL_CONCURRENCY=10; sniffio importable; CanvasClient over aiohttp)",
     )
     parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the bot phase, write the top functions here"
@@ -324,7 +352,16 @@ def main(argv: list[str] | None = None) -> None:
     for users in args.users:
         profile = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
-        experiments = [] if args.no_experiments else [(10, "httpx"), (args.concurrency, "aiohttp")]
+        experiments = (
+            []
+            if args.no_experiments
+            else [
+                (10, "httpx"),
+                (args.concurrency, "httpx+sniffio"),
+                (10, "httpx+sniffio"),
+                (args.concurrency, "aiohttp"),
+            ]
+        )
         phases = measure(users, args.concurrency, args.sequential_sample, profile, experiments)
         print(report(users, args.concurrency, phases))
         print(f"(run took {time.perf_counter() - started:.0f}s; {machine_line()})\n", flush=True)

@@ -12,13 +12,14 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 import httpx
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.config_docs import env_name, is_secret
@@ -39,8 +40,7 @@ NEEDS: dict[str, set[str]] = {
         "slack_api_url",
     },
     "canvas": {"canvas_base_url"},
-    "database": {"database_url"},
-    "migrations": {"database_url"},
+    "database": {"database_url"},  # the database check reports migrations too
 }
 
 
@@ -54,6 +54,9 @@ class CheckResult:
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.message}"
+
+
+Check = Callable[[Settings], Awaitable[list["CheckResult"]]]
 
 
 def ok(name: str, message: str) -> CheckResult:
@@ -107,7 +110,7 @@ def describe_settings(settings: Settings) -> list[CheckResult]:
         elif is_secret(field):
             shown = "set (hidden)"
         elif name == "database_url":
-            shown = make_url(value).render_as_string(hide_password=True)
+            shown = shown_url(value)
         else:
             shown = str(value)
         results.append(ok(env_name(name), shown))
@@ -267,7 +270,7 @@ async def check_database(settings: Settings) -> list[CheckResult]:
     from bot.store.db import create_engine
 
     url = settings.database_url
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_url(url)
     path = settings.sqlite_path
     if path is not None and not path.exists():
         if not path.resolve().parent.is_dir():
@@ -282,7 +285,13 @@ async def check_database(settings: Settings) -> list[CheckResult]:
             ok("database", f"{shown} does not exist yet; `confbot db upgrade` or `confbot run` creates it"),
             fail("migrations", "none applied (no database file); run `confbot db upgrade`"),
         ]
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except Exception as error:  # SQLAlchemy rejects the URL itself: unknown dialect, missing driver
+        return [
+            fail("database", f"DATABASE_URL is not usable ({_kind(error)}); see .env.example for the format"),
+            fail("migrations", "skipped: fix DATABASE_URL first"),
+        ]
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -303,6 +312,14 @@ async def check_database(settings: Settings) -> list[CheckResult]:
 # --- running it -----------------------------------------------------------------------------------
 
 
+def shown_url(url: str) -> str:
+    """A database URL with its password masked (the URL is otherwise the most useful thing to show)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
 def _kind(error: BaseException) -> str:
     """Type and first line of an error; `confbot check` output stays one line per item."""
     detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -317,7 +334,10 @@ def secret_values(settings: Settings | None) -> list[str]:
         value = getattr(settings, name)
         if is_secret(field) and value is not None:
             values.append(value.get_secret_value())
-    password = make_url(settings.database_url).password
+    try:
+        password = make_url(settings.database_url).password
+    except ArgumentError:
+        password = None
     if password:
         values.append(str(password))
     # Very short values (a DB password like "pw") would shred ordinary words; only scrub real secrets.
@@ -331,44 +351,36 @@ def scrub(line: str, secrets: Iterable[str]) -> str:
     return line
 
 
-async def _bounded(
-    name: str, check: Callable[[Settings], Awaitable[list[CheckResult]]], settings: Settings
-) -> list[CheckResult]:
+async def _bounded(name: str, check: Check, settings: Settings) -> list[CheckResult]:
     try:
         return await asyncio.wait_for(check(settings), timeout=TIMEOUT * 2)
     except TimeoutError:
         return [fail(name, f"no answer within {TIMEOUT * 2:.0f}s")]
 
 
-CHECKS: dict[str, Callable[[Settings], Awaitable[list[CheckResult]]]] = {
-    "slack": check_slack,
-    "canvas": check_canvas,
-    "database": check_database,
-}
+CHECKS: dict[str, Check] = {"slack": check_slack, "canvas": check_canvas, "database": check_database}
+
+# Printed in this order whatever order the concurrent checks finish in.
+ORDER = ["slack signing secret", "slack", "canvas", "database", "migrations"]
 
 
 async def collect(settings: Settings | None, broken: set[str]) -> list[CheckResult]:
     """Run the network checks concurrently; skip each one whose settings did not validate."""
     results: list[CheckResult] = []
-    runnable: list[tuple[str, Any]] = []
+    runnable: list[tuple[str, Check]] = []
     for name, check in CHECKS.items():
-        needs = NEEDS[name] | (NEEDS["migrations"] if name == "database" else set())
-        bad = sorted(env_name(n) for n in needs & broken)
+        bad = sorted(env_name(field) for field in NEEDS[name] & broken)
         if settings is None or bad:
             reason = f"fix {', '.join(bad)} first" if bad else "fix the settings first"
             results.append(fail(name, f"skipped: {reason}"))
         else:
             runnable.append((name, check))
-    outcomes = await asyncio.gather(
-        *(_bounded(name, check, settings) for name, check in runnable if settings)
+    if settings is not None:
+        for outcome in await asyncio.gather(*(_bounded(name, check, settings) for name, check in runnable)):
+            results.extend(outcome)
+    return sorted(
+        results, key=lambda result: ORDER.index(result.name) if result.name in ORDER else len(ORDER)
     )
-    for outcome in outcomes:
-        results.extend(outcome)
-    order = {
-        name: index
-        for index, name in enumerate(["slack signing secret", "slack", "canvas", "database", "migrations"])
-    }
-    return sorted(results, key=lambda result: order.get(result.name, len(order)))
 
 
 def run_check(out: TextIO | None = None) -> int:

@@ -213,7 +213,8 @@ def message_html(message: JSON, names: Mapping[str, str] | None = None) -> str:
     )
     edited = ' <span class="edited">(edited)</span>' if message.get("edits") else ""
     when = _e(clock(message.get("ts")))
-    return f'<article class="message"><div class="meta">confbot · {when}{edited}</div>{body}</article>'
+    meta = f"confbot · {when}" if when else "confbot"
+    return f'<article class="message"><div class="meta">{meta}{edited}</div>{body}</article>'
 
 
 def clock(ts: Any) -> str:

@@ -90,7 +90,12 @@ class Dispatcher:
             return False
 
     def _handlers(self) -> dict[str, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
-        return {"started": self._post_alert, "ended": self._edit_ended, "relink": self._post_relink}
+        return {
+            "started": self._post_alert,
+            "ended": self._edit_ended,
+            "relink": self._post_relink,
+            "post": self._post_prerendered,
+        }
 
     async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         rendered = blocks.live_alert(card_from_payload(message.payload), self._clock())
@@ -111,6 +116,34 @@ class Dispatcher:
         rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
         await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
         await self._finish(message, status="sent", channel=original.slack_channel, ts=original.slack_ts)
+        return True
+
+    async def _post_prerendered(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        """A message rendered when it was queued (digests, summaries): payload {"message": {text, blocks}}.
+
+        With payload["thread_of"] = {"conference_id", "started_at"} it replies in the thread of that
+        conference's alert to the same destination (recording-ready follow-ups).
+        """
+        rendered = dict(message.payload["message"])
+        thread_of = message.payload.get("thread_of")
+        if thread_of:
+            async with self._sessions() as session:
+                original = await repo.alert_for(
+                    session,
+                    message.team_id,
+                    message.destination,
+                    int(thread_of["conference_id"]),
+                    datetime.fromisoformat(thread_of["started_at"]),
+                )
+            if original is None or original.status == "failed":
+                await self._finish(message, status="failed", error="no alert to reply to")
+                return False
+            if original.slack_ts is None:
+                await self._retry(message, "waiting for the alert", 1.0, count_attempt=False)
+                return False
+            rendered["thread_ts"] = original.slack_ts
+        response = await client.chat_postMessage(channel=message.destination, unfurl_links=False, **rendered)
+        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
         return True
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:

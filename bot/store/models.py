@@ -89,20 +89,35 @@ class LinkedUser(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
-class KnownConference(Base):
-    """The last live set seen for one poll source; the diff runs against it."""
+class _KnownColumns:
+    """What we remembered about one live conference of one poll source; the diff runs against it."""
 
-    __tablename__ = "known_conferences"
-
-    linked_user_id: Mapped[int] = mapped_column(
-        ForeignKey("linked_users.id", ondelete="CASCADE"), primary_key=True
-    )
     conference_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     started_at: Mapped[datetime]
     title: Mapped[str] = mapped_column(Text)
     context_type: Mapped[str] = mapped_column(String(16))
     context_id: Mapped[int] = mapped_column(BigInteger)
     missing_polls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KnownConference(_KnownColumns, Base):
+    """Last live set seen for a linked user (their DMs)."""
+
+    __tablename__ = "known_conferences"
+
+    linked_user_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class SubscriptionKnownConference(_KnownColumns, Base):
+    """Last live set seen for a channel's course subscription."""
+
+    __tablename__ = "subscription_known_conferences"
+
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class CanvasContext(Base):
@@ -153,3 +168,57 @@ class OAuthState(Base):
     slack_user_id: Mapped[str] = mapped_column(String(32))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Subscription(Base):
+    """A channel follows a course: polled with the subscriber's token, alerts posted in the channel."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "course_id", name="uq_subscriptions_channel_course"),
+        Index("ix_subscriptions_due", "next_poll_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    course_id: Mapped[int] = mapped_column(BigInteger)
+    course_name: Mapped[str] = mapped_column(Text)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("linked_users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_poll_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class Digest(Base):
+    """A channel's scheduled summary. next_run_at (UTC) is claimed like a poll unit: posted once per period."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", name="uq_digests_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    frequency: Mapped[str] = mapped_column(String(8))  # daily | weekly
+    weekday: Mapped[int | None] = mapped_column(Integer, default=None)  # 0 = Monday
+    at_time: Mapped[str] = mapped_column(String(5))  # HH:MM local
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(32))
+    next_run_at: Mapped[datetime]
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MutedContext(Base):
+    """A course a user wants no DMs about."""
+
+    __tablename__ = "muted_contexts"
+
+    linked_user_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    context_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    context_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)

@@ -179,14 +179,25 @@ async def claim_outbox(
     return list(rows)
 
 
-async def original_alert(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
-    """The `started` message an `ended` edit or a thread reply refers to."""
+async def alert_for(
+    session: AsyncSession, team_id: str, destination: str, conference_id: int, started_at: datetime
+) -> OutboxMessage | None:
+    """The `started` alert of one conference session at one destination."""
     return await session.scalar(
         select(OutboxMessage).where(
-            OutboxMessage.team_id == message.team_id,
-            OutboxMessage.destination == message.destination,
-            OutboxMessage.conference_id == message.conference_id,
-            OutboxMessage.started_at == message.started_at,
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.destination == destination,
+            OutboxMessage.conference_id == conference_id,
+            OutboxMessage.started_at == started_at,
             OutboxMessage.event == "started",
         )
+    )
+
+
+async def original_alert(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
+    """The `started` message an `ended` edit refers to."""
+    if message.conference_id is None or message.started_at is None:
+        return None
+    return await alert_for(
+        session, message.team_id, message.destination, message.conference_id, message.started_at
     )
