@@ -194,7 +194,7 @@ class Subscription(Base):
 
 
 class Digest(Base):
-    """A channel's scheduled summary. next_run_at (UTC) is claimed like a poll unit: posted once per period."""
+    """A channel's scheduled summary; next_run_at (UTC) is claimed like a poll unit: once per period."""
 
     __tablename__ = "digests"
     __table_args__ = (UniqueConstraint("team_id", "channel_id", name="uq_digests_channel"),)
