@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.scheduler import EngineScheduler
 from bot.oauth_state import StateSigner
@@ -60,7 +62,7 @@ class Runtime:
     credentials: Credentials
     contexts: ContextNames
     slack: SingleWorkspace
-    poller: Poller
+    pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
     link_flow: CanvasLinkFlow = field(init=False)
@@ -89,22 +91,28 @@ class Runtime:
         bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
         holder: dict[str, EngineScheduler] = {}
-        poller = Poller(
-            sessions,
-            canvas,
-            credentials,
-            contexts,
-            canvas_root=settings.canvas_root,
-            interval=settings.poll_interval_seconds,
-            concurrency=settings.poll_concurrency,
-            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
-        )
-        dispatcher = Dispatcher(
-            sessions,
-            slack,
-        )
+        in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
+        pollers = [
+            Poller(
+                units,
+                sessions,
+                canvas,
+                credentials,
+                contexts,
+                canvas_root=settings.canvas_root,
+                interval=settings.poll_interval_seconds,
+                semaphore=in_flight,
+                on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+            )
+            for units in (UserUnits(), SubscriptionUnits())
+        ]
+        dispatcher = Dispatcher(sessions, slack)
+
+        async def poll_all() -> int:
+            return sum(await asyncio.gather(*(poller.tick() for poller in pollers)))
+
         tick = min(1.0, settings.poll_interval_seconds / 4)
-        scheduler = EngineScheduler(poller.tick, dispatcher.tick, poll_every=tick, dispatch_every=1.0)
+        scheduler = EngineScheduler(poll_all, dispatcher.tick, poll_every=tick, dispatch_every=1.0)
         holder["scheduler"] = scheduler
         runtime = cls(
             settings,
@@ -116,7 +124,7 @@ class Runtime:
             credentials,
             contexts,
             slack,
-            poller,
+            pollers,
             dispatcher,
             scheduler,
         )

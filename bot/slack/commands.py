@@ -10,7 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
+from functools import cache
 from typing import TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.slack.mrkdwn import unescape
 
@@ -63,12 +65,14 @@ class Subscriptions:
 @dataclass(frozen=True, slots=True)
 class DigestDaily:
     at: time
+    zone: str | None = None  # IANA name; None means the channel creator's Slack time zone
 
 
 @dataclass(frozen=True, slots=True)
 class DigestWeekly:
     weekday: int  # 0 = Monday, as datetime.weekday()
     at: time
+    zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +175,38 @@ def parse_time(text: str) -> time:
     return time(hour, minute)
 
 
+@cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def parse_zone(text: str) -> str:
+    """An IANA zone name as the tz database spells it ("europe/paris" -> "Europe/Paris").
+
+    Case is forgiven because people type zone names by hand; anything zoneinfo cannot load is refused here,
+    so a stored digest can always compute its next run.
+    """
+    name = _zones_by_folded_name().get(text.casefold(), text)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Malformed(
+            f"`{_shown(text)}` is not a time zone: use an IANA name such as Europe/Paris or America/New_York."
+        ) from None
+    return name
+
+
+def _optional_zone(params: list[str], needed: int, complaint: str) -> str | None:
+    """Digest arguments are positional with an optional trailing zone; a second time is not a zone."""
+    if len(params) == needed:
+        return None
+    if len(params) != needed + 1 or _TIME_RE.fullmatch(params[-1]):
+        raise _Malformed(complaint)
+    return parse_zone(params[-1])
+
+
 def _digest(rest: str) -> Command:
-    usage = "`digest daily HH:MM`, `digest weekly DAY HH:MM` or `digest off`"
+    usage = "`digest daily HH:MM [ZONE]`, `digest weekly DAY HH:MM [ZONE]` or `digest off`"
     args = rest.split()
     if not args:
         raise _Malformed(f"`digest` needs a schedule: {usage}.")
@@ -182,22 +216,28 @@ def _digest(rest: str) -> Command:
             raise _Malformed(f"`digest off` takes nothing after it. Use {usage}.")
         return DigestOff()
     if mode == "daily":
-        if len(params) != 1:
-            raise _Malformed(
-                f"`digest daily` needs exactly one time, e.g. `digest daily 08:30` ({_TIME_HINT})."
-            )
-        return DigestDaily(at=parse_time(params[0]))
+        complaint = (
+            f"`digest daily` needs exactly one time and optionally a time zone, "
+            f"e.g. `digest daily 08:30` or `digest daily 08:30 Europe/Paris` ({_TIME_HINT})."
+        )
+        if not params:
+            raise _Malformed(complaint)
+        at = parse_time(params[0])
+        return DigestDaily(at=at, zone=_optional_zone(params, 1, complaint))
     if mode == "weekly":
-        if len(params) != 2:
-            raise _Malformed(
-                f"`digest weekly` needs a day and a time, e.g. `digest weekly mon 08:30` ({_TIME_HINT})."
-            )
+        complaint = (
+            f"`digest weekly` needs a day and a time and optionally a time zone, "
+            f"e.g. `digest weekly mon 08:30` or `digest weekly mon 08:30 Europe/Paris` ({_TIME_HINT})."
+        )
+        if len(params) < 2:
+            raise _Malformed(complaint)
         weekday = WEEKDAYS.get(params[0].lower())
         if weekday is None:
             raise _Malformed(
                 f"`{_shown(params[0])}` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun."
             )
-        return DigestWeekly(weekday=weekday, at=parse_time(params[1]))
+        at = parse_time(params[1])
+        return DigestWeekly(weekday=weekday, at=at, zone=_optional_zone(params, 2, complaint))
     raise _Malformed(f"`{_shown(mode)}` is not a digest schedule: use {usage}.")
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.engine.diff import Seen
-from bot.store.models import CanvasContext, KnownConference, LinkedUser, OutboxMessage
+from bot.store.models import (
+    CanvasContext,
+    KnownConference,
+    LinkedUser,
+    OutboxMessage,
+    SubscriptionKnownConference,
+)
 
 
 async def get_linked(session: AsyncSession, team_id: str, slack_user_id: str) -> LinkedUser | None:
@@ -59,13 +66,13 @@ async def upsert_link(
 
 
 async def claim_due_users(
-    session: AsyncSession, now: datetime, *, limit: int, lease: timedelta
+    session: AsyncSession, now: datetime, *, limit: int, next_poll: Callable[[], datetime]
 ) -> list[LinkedUser]:
-    """Take up to `limit` due users and push their next_poll_at out by `lease`.
+    """Take up to `limit` due users and move their next_poll_at to `next_poll`.
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint sets; SQLite ignores it and
-    serialises writers anyway. The pushed-out next_poll_at is the lease: a replica that dies mid-poll
-    leaves the user due again once the lease passes.
+    serialises writers anyway. The moved next_poll_at is the lease: a replica that dies mid-poll
+    leaves the user due again at its next regular poll.
     """
     rows = (
         await session.scalars(
@@ -77,17 +84,39 @@ async def claim_due_users(
         )
     ).all()
     for user in rows:
-        user.next_poll_at = now + lease
+        user.next_poll_at = next_poll()
     await session.flush()
     return list(rows)
 
 
-async def known_conferences(session: AsyncSession, linked_user_id: int) -> dict[int, Seen]:
-    rows = await session.scalars(
-        select(KnownConference).where(KnownConference.linked_user_id == linked_user_id)
+KnownModel = type[KnownConference] | type[SubscriptionKnownConference]
+
+
+def _owner(model: KnownModel) -> InstrumentedAttribute[int]:
+    if model is KnownConference:
+        return KnownConference.linked_user_id
+    return SubscriptionKnownConference.subscription_id
+
+
+async def mark_needs_relink(session: AsyncSession, linked_user_id: int, reason: str, now: datetime) -> None:
+    """Canvas said the token is dead: stop polling this user until they link again."""
+    await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.id == linked_user_id)
+        .values(needs_relink=True, relink_reason=reason[:255], last_poll_at=now)
     )
-    return {
-        row.conference_id: Seen(
+
+
+async def load_known(
+    session: AsyncSession, model: KnownModel, owners: list[int]
+) -> dict[int, dict[int, Seen]]:
+    """The last live sets of several poll sources in one query."""
+    owner = _owner(model)
+    known: dict[int, dict[int, Seen]] = {owner_id: {} for owner_id in owners}
+    rows = await session.execute(select(model, owner).where(owner.in_(owners)))
+    for found, owner_id in rows.tuples():
+        row = cast(KnownConference | SubscriptionKnownConference, found)
+        known[owner_id][row.conference_id] = Seen(
             conference_id=row.conference_id,
             started_at=row.started_at,
             title=row.title,
@@ -95,34 +124,33 @@ async def known_conferences(session: AsyncSession, linked_user_id: int) -> dict[
             context_id=row.context_id,
             missing_polls=row.missing_polls,
         )
-        for row in rows
-    }
+    return known
 
 
 async def replace_known(
-    session: AsyncSession, linked_user_id: int, previous: dict[int, Seen], keep: dict[int, Seen]
+    session: AsyncSession, model: KnownModel, owner_id: int, previous: dict[int, Seen], keep: dict[int, Seen]
 ) -> None:
     """Write only what changed between the previous and the new live set (most polls change nothing)."""
+    owner = _owner(model)
     gone = [cid for cid in previous if cid not in keep]
     if gone:
-        await session.execute(
-            delete(KnownConference).where(
-                KnownConference.linked_user_id == linked_user_id, KnownConference.conference_id.in_(gone)
-            )
-        )
+        await session.execute(delete(model).where(owner == owner_id, model.conference_id.in_(gone)))
     for cid, seen in keep.items():
-        if previous.get(cid) == seen:
+        before = previous.get(cid)
+        if before == seen:
             continue
-        if cid in previous and previous[cid].started_at == seen.started_at:
+        if before is not None and before.started_at == seen.started_at:
             await session.execute(
-                update(KnownConference)
-                .where(KnownConference.linked_user_id == linked_user_id, KnownConference.conference_id == cid)
+                update(model)
+                .where(owner == owner_id, model.conference_id == cid)
                 .values(missing_polls=seen.missing_polls, title=seen.title)
             )
             continue
-        await session.merge(
-            KnownConference(
-                linked_user_id=linked_user_id,
+        if before is not None:
+            await session.execute(delete(model).where(owner == owner_id, model.conference_id == cid))
+        session.add(
+            model(
+                **{owner.key: owner_id},
                 conference_id=cid,
                 started_at=seen.started_at,
                 title=seen.title,

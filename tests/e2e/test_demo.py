@@ -195,3 +195,22 @@ def test_page_shows_alert_cards_safely_and_refreshes_live(
             browser.close()
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+
+
+def test_mrkdwn_is_rendered_as_text_never_as_markup() -> None:
+    from bot.demo_page import Ansi, mrkdwn_html
+
+    shown = mrkdwn_html(
+        "*Bio* &lt;b&gt; &amp;amp; <javascript:alert(1)|click> <https://x.test/?a=1&amp;b=2|A &amp; B> "
+        "<!channel> <@UADA> \x1b[2J",
+        {"UADA": "Ada"},
+    )
+    assert "<strong>Bio</strong>" in shown
+    assert "&lt;b&gt; &amp;amp;" in shown, "escaped entities are displayed as the text they stand for"
+    assert "javascript" not in shown.split("click")[0], "only http(s) links become anchors"
+    assert (
+        '<a href="https://x.test/?a=1&amp;b=2" target="_blank" rel="noopener noreferrer">A &amp; B</a>'
+        in shown
+    )
+    assert '<span class="mention">@channel</span>' in shown and "@Ada" in shown
+    assert "\x1b" not in shown and "\x1b" not in Ansi(False).mrkdwn("x \x1b[2J *y*")

@@ -203,3 +203,13 @@ def test_migration_states_name_the_fix() -> None:
     assert not behind.ok and "confbot db upgrade" in behind.message
     ahead = migrations_result({"0003"}, {"0002"}, {"0001", "0002"})
     assert not ahead.ok and "upgrade confbot" in ahead.message
+
+
+def test_unparseable_database_url_is_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    env["DATABASE_URL"] = "not a url"
+
+    code, lines = check(monkeypatch, env)
+
+    assert code == 1
+    assert "DATABASE_URL" in line(lines, "database")
+    assert line(lines, "canvas").startswith("ok")

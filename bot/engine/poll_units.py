@@ -1,0 +1,162 @@
+"""What gets polled: linked users (DMs) and channel subscriptions (one course each).
+
+Each kind knows how to claim its due rows, what to ask Canvas, where its state lives and how to record
+the result; the Poller does the rest (concurrency, diff, outbox) the same way for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.canvas.client import CanvasClient
+from bot.canvas.models import Conference
+from bot.engine import alerts
+from bot.engine.credentials import StoredToken
+from bot.engine.diff import Seen, live_filter
+from bot.store import repo
+from bot.store.models import (
+    KnownConference,
+    LinkedUser,
+    MutedContext,
+    Subscription,
+    SubscriptionKnownConference,
+)
+
+ContextKey = tuple[str, int]
+
+
+@dataclass(slots=True)
+class PollJob:
+    """A claimed unit, detached from the session so the fetch can run without holding the database."""
+
+    unit_id: int
+    team_id: str
+    destination: str  # Slack user id (DM) or channel id
+    token: StoredToken
+    previous: dict[int, Seen]
+    failures: int
+    alerts_enabled: bool = True
+    muted: frozenset[ContextKey] = frozenset()
+    course_id: int | None = None
+    linked_at: datetime | None = None
+
+
+class PollUnits(Protocol):
+    kind: str
+    known_model: repo.KnownModel
+
+    async def claim(
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+    ) -> list[PollJob]: ...
+
+    async def fetch(
+        self, canvas: CanvasClient, token: str, job: PollJob, now: datetime
+    ) -> list[Conference]: ...
+
+    async def record(self, session: AsyncSession, unit_ids: list[int], **values: object) -> None: ...
+
+    def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]: ...
+
+
+class UserUnits:
+    """A linked user: `GET /api/v1/conferences?state=live`, alerts by DM, muted courses skipped."""
+
+    kind = "user"
+    known_model: repo.KnownModel = KnownConference
+
+    async def claim(
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+    ) -> list[PollJob]:
+        users = await repo.claim_due_users(session, now, limit=limit, next_poll=next_poll)
+        if not users:
+            return []
+        ids = [u.id for u in users]
+        known = await repo.load_known(session, KnownConference, ids)
+        muted: dict[int, set[ContextKey]] = {uid: set() for uid in ids}
+        for row in await session.scalars(select(MutedContext).where(MutedContext.linked_user_id.in_(ids))):
+            muted[row.linked_user_id].add((row.context_type, row.context_id))
+        return [
+            PollJob(
+                unit_id=u.id,
+                team_id=u.team_id,
+                destination=u.slack_user_id,
+                token=StoredToken.of(u),
+                previous=known[u.id],
+                failures=u.consecutive_failures,
+                alerts_enabled=u.alerts_enabled,
+                muted=frozenset(muted[u.id]),
+                linked_at=u.linked_at,
+            )
+            for u in users
+        ]
+
+    async def fetch(self, canvas: CanvasClient, token: str, job: PollJob, now: datetime) -> list[Conference]:
+        return await canvas.live_conferences(token)
+
+    async def record(self, session: AsyncSession, unit_ids: list[int], **values: object) -> None:
+        await session.execute(update(LinkedUser).where(LinkedUser.id.in_(unit_ids)).values(**values))
+
+    def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]:
+        """The token is dead: stop polling the user and DM them once (the key includes linked_at)."""
+        assert job.linked_at is not None
+        return [alerts.relink_row(job.team_id, job.destination, job.linked_at, reason, now)]
+
+
+@dataclass
+class SubscriptionUnits:
+    """A channel's course: the course index (which ignores `state`) filtered by the live rule."""
+
+    kind: str = "subscription"
+    known_model: repo.KnownModel = field(default=SubscriptionKnownConference)
+
+    async def claim(
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+    ) -> list[PollJob]:
+        rows = (
+            (
+                await session.execute(
+                    select(Subscription, LinkedUser)
+                    .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
+                    .where(Subscription.next_poll_at <= now, LinkedUser.needs_relink.is_(False))
+                    .order_by(Subscription.next_poll_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True, of=Subscription)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if not rows:
+            return []
+        for subscription, _ in rows:
+            subscription.next_poll_at = next_poll()
+        known = await repo.load_known(session, SubscriptionKnownConference, [s.id for s, _ in rows])
+        return [
+            PollJob(
+                unit_id=s.id,
+                team_id=s.team_id,
+                destination=s.channel_id,
+                token=StoredToken.of(owner),
+                previous=known[s.id],
+                failures=s.consecutive_failures,
+                course_id=s.course_id,
+            )
+            for s, owner in rows
+        ]
+
+    async def fetch(self, canvas: CanvasClient, token: str, job: PollJob, now: datetime) -> list[Conference]:
+        assert job.course_id is not None
+        return live_filter(await canvas.course_conferences(token, job.course_id), now)
+
+    async def record(self, session: AsyncSession, unit_ids: list[int], **values: object) -> None:
+        await session.execute(update(Subscription).where(Subscription.id.in_(unit_ids)).values(**values))
+
+    def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]:
+        """The subscriber's own poll tells them to relink; the subscription waits (claim skips it)."""
+        return []
