@@ -202,3 +202,33 @@ class BotProcess:
 
 def fernet_key() -> str:
     return Fernet.generate_key().decode()
+
+
+def link_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, str]]) -> None:
+    """Link many users through the real linking code against the bot's database (faster than N CLI runs)."""
+    import asyncio
+
+    from bot.canvas.client import CanvasClient
+    from bot.linking import link_with_token
+    from bot.store.crypto import TokenCipher
+    from bot.store.db import create_engine, session_factory, upgrade
+
+    env = bot.full_env()
+    upgrade(env["DATABASE_URL"])
+
+    async def run() -> None:
+        engine = create_engine(env["DATABASE_URL"])
+        cipher = TokenCipher(env["TOKEN_ENCRYPTION_KEYS"].split(","))
+        async with CanvasClient(env["CANVAS_BASE_URL"]) as canvas:
+            for slack_user, token in links:
+                await link_with_token(
+                    session_factory(engine),
+                    canvas,
+                    cipher,
+                    team_id=team_id,
+                    slack_user_id=slack_user,
+                    token=token,
+                )
+        await engine.dispose()
+
+    asyncio.run(run())

@@ -16,6 +16,7 @@ from bot.linking import unlink
 from bot.runtime import Runtime
 from bot.slack import blocks, commands
 from bot.slack.blocks import ConferenceCard, Message
+from bot.slack.channel_commands import ChannelCommands
 from bot.store import repo
 from bot.store.models import LinkedUser, utcnow
 
@@ -36,6 +37,7 @@ class CommandHandler:
     def __init__(self, runtime: Runtime, *, link_url: Callable[[Caller], Awaitable[str | None]]) -> None:
         self._rt = runtime
         self._link_url = link_url
+        self._channels = ChannelCommands(runtime)
 
     async def handle(self, command: commands.Command, caller: Caller) -> Message:
         match command:
@@ -51,6 +53,17 @@ class CommandHandler:
                 return await self._alerts(caller, on)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller)
+            case commands.Unsubscribe():
+                return await self._channels.unsubscribe(command, caller)
+            case commands.Subscriptions():
+                return await self._channels.list(caller)
+            case commands.Subscribe() | commands.Mute() | commands.Unmute():
+                user = await self._linked(caller)
+                if user is None:
+                    return blocks.link_instructions(await self._link_url(caller))
+                if isinstance(command, commands.Subscribe):
+                    return await self._channels.subscribe(user, command, caller)
+                return await self._channels.mute(user, command)
             case _:
                 return blocks.simple(NOT_YET)
 

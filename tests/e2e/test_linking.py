@@ -18,14 +18,16 @@ pytestmark = pytest.mark.e2e
 CLIENT_ID, CLIENT_SECRET = "10000000000001", "sandbox-developer-key-secret"
 
 
-def slash(bot: BotProcess, slack: SlackWorld, user_id: str, text: str) -> dict[str, Any]:
+def slash(
+    bot: BotProcess, slack: SlackWorld, user_id: str, text: str, channel_id: str = "C1"
+) -> dict[str, Any]:
     """Send a signed /conferences and return the first reply posted to its response_url."""
     made = slack.slack.post("/_sandbox/response_urls")
     body, headers = signed_slash_command(
         SIGNING_SECRET,
         team_id=slack.team_id,
         user_id=user_id,
-        channel_id="C1",
+        channel_id=channel_id,
         text=text,
         response_url=made["url"],
     )
@@ -198,7 +200,7 @@ def test_canvas_errors_never_unlink(canvas: CanvasWorld, slack: SlackWorld, bot:
     canvas.start(lecture["id"])
     wait_for(
         lambda: any("Survives faults" in m["text"] for m in slack.dms_to("UADA")),
-        timeout=30,
+        timeout=60,
         what="the alert once Canvas recovers",
     )
     assert not any("stopped working" in m["text"] for m in slack.dms_to("UADA"))

@@ -1,0 +1,174 @@
+"""Channel subscriptions and per-user mutes: `/conferences subscribe|unsubscribe|subscriptions|mute|unmute`.
+
+Subscribing needs a teacher/TA/designer enrollment in the course (checked with Canvas) or a workspace
+admin/owner, and the bot must be a member of the channel so its alerts can be posted there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import delete, select
+
+from bot.canvas.errors import CanvasError, InvalidToken
+from bot.canvas.models import Course
+from bot.slack import blocks, commands
+from bot.slack.blocks import Message
+from bot.slack.course_lookup import Found, find_course
+from bot.slack.mrkdwn import escape
+from bot.store.models import LinkedUser, MutedContext, Subscription, utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+    from bot.slack.handlers import Caller
+
+log = logging.getLogger(__name__)
+
+
+def _in_channel(caller: Caller) -> bool:
+    return caller.channel_id.startswith(("C", "G"))
+
+
+class ChannelCommands:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def _courses(self, user: LinkedUser) -> list[Course] | Message:
+        try:
+            return await self._rt.canvas.courses(self._rt.cipher.decrypt(user.access_token_enc))
+        except InvalidToken:
+            return blocks.simple("Canvas rejected your link. Run `/conferences link` to relink.")
+        except CanvasError:
+            return blocks.simple("Canvas is not answering right now. Try again in a minute.")
+
+    async def _course(self, user: LinkedUser, query: str) -> Course | Message:
+        courses = await self._courses(user)
+        if not isinstance(courses, list):
+            return courses
+        found = find_course(query, courses)
+        if isinstance(found, Found):
+            return found.course
+        return blocks.simple(escape(found.reason))
+
+    async def _is_workspace_admin(self, caller: Caller) -> bool:
+        client = await self._rt.slack.for_team(caller.team_id)
+        if client is None:
+            return False
+        try:
+            user = (await client.users_info(user=caller.user_id))["user"]
+        except SlackApiError:
+            return False
+        return bool(user.get("is_admin") or user.get("is_owner"))
+
+    async def _bot_in_channel(self, caller: Caller) -> bool:
+        client = await self._rt.slack.for_team(caller.team_id)
+        if client is None:
+            return False
+        try:
+            channel = (await client.conversations_info(channel=caller.channel_id))["channel"]
+        except SlackApiError:
+            return False
+        return bool(channel.get("is_member"))
+
+    async def subscribe(self, user: LinkedUser, command: commands.Subscribe, caller: Caller) -> Message:
+        if not _in_channel(caller):
+            return blocks.simple("Run `/conferences subscribe` in the channel that should get the alerts.")
+        course = await self._course(user, command.course)
+        if not isinstance(course, Course):
+            return course
+        name = escape(course.name)
+        if not course.can_manage_conferences and not await self._is_workspace_admin(caller):
+            roles = ", ".join(sorted({e.type.removesuffix("Enrollment").lower() for e in course.enrollments}))
+            return blocks.simple(
+                f"Only teachers, TAs and designers of *{name}* (or workspace admins) can subscribe a "
+                f"channel. Canvas lists you there as: {escape(roles) or 'not enrolled'}."
+            )
+        if not await self._bot_in_channel(caller):
+            return blocks.simple(
+                "I am not a member of this channel yet. Invite me with `/invite @confbot`, then try again."
+            )
+        async with self._rt.sessions.begin() as session:
+            existing = await session.scalar(
+                select(Subscription).where(
+                    Subscription.team_id == caller.team_id,
+                    Subscription.channel_id == caller.channel_id,
+                    Subscription.course_id == course.id,
+                )
+            )
+            if existing is not None:
+                return blocks.simple(f"This channel already follows *{name}*.")
+            session.add(
+                Subscription(
+                    team_id=caller.team_id,
+                    channel_id=caller.channel_id,
+                    course_id=course.id,
+                    course_name=course.name,
+                    subscriber_id=user.id,
+                    next_poll_at=utcnow(),
+                )
+            )
+        return blocks.simple(f"This channel now gets an alert when a *{name}* conference goes live.")
+
+    async def unsubscribe(self, command: commands.Unsubscribe, caller: Caller) -> Message:
+        async with self._rt.sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription).where(
+                        Subscription.team_id == caller.team_id, Subscription.channel_id == caller.channel_id
+                    )
+                )
+            ).all()
+            wanted = command.course.strip().casefold()
+            match = [s for s in rows if str(s.course_id) == wanted or s.course_name.casefold() == wanted]
+            if not match:
+                match = [s for s in rows if wanted in s.course_name.casefold()]
+            if len(match) != 1:
+                return blocks.simple(
+                    f"This channel follows no single course matching “{escape(command.course)}”. "
+                    "See `/conferences subscriptions`."
+                )
+            await session.delete(match[0])
+        return blocks.simple(f"This channel no longer follows *{escape(match[0].course_name)}*.")
+
+    async def list(self, caller: Caller) -> Message:
+        async with self._rt.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription)
+                    .where(
+                        Subscription.team_id == caller.team_id, Subscription.channel_id == caller.channel_id
+                    )
+                    .order_by(Subscription.course_name)
+                )
+            ).all()
+        if not rows:
+            return blocks.simple(
+                "This channel follows no course. A teacher can run `/conferences subscribe <course>`."
+            )
+        lines = "\n".join(f"• *{escape(s.course_name)}* ({s.course_id})" for s in rows[:100])
+        return blocks.simple(f"This channel follows:\n{lines}")
+
+    async def mute(self, user: LinkedUser, command: commands.Mute | commands.Unmute) -> Message:
+        course = await self._course(user, command.course)
+        if not isinstance(course, Course):
+            return course
+        name = escape(course.name)
+        async with self._rt.sessions.begin() as session:
+            await session.execute(
+                delete(MutedContext).where(
+                    MutedContext.linked_user_id == user.id,
+                    MutedContext.context_type == "Course",
+                    MutedContext.context_id == course.id,
+                )
+            )
+            if isinstance(command, commands.Mute):
+                session.add(
+                    MutedContext(
+                        linked_user_id=user.id, context_type="Course", context_id=course.id, name=course.name
+                    )
+                )
+        if isinstance(command, commands.Mute):
+            return blocks.simple(f"Muted *{name}*: no more DMs about its conferences.")
+        return blocks.simple(f"Unmuted *{name}*: you will get its alerts again.")

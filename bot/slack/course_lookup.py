@@ -1,0 +1,37 @@
+"""Find the course a user meant ("1234", "Biology 101", "bio") among their Canvas courses. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.canvas.models import Course
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    course: Course
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    reason: str
+
+
+def find_course(query: str, courses: Sequence[Course]) -> Found | NotFound:
+    """By id, exact name or course code, then a unique case-insensitive substring of the name."""
+    wanted = query.strip()
+    if wanted.isdigit():
+        by_id = [c for c in courses if c.id == int(wanted)]
+        return Found(by_id[0]) if by_id else NotFound(f"You are not enrolled in a course with id {wanted}.")
+    folded = wanted.casefold()
+    exact = [c for c in courses if folded in (c.name.casefold(), (c.course_code or "").casefold())]
+    if len(exact) == 1:
+        return Found(exact[0])
+    partial = exact or [c for c in courses if folded in c.name.casefold()]
+    if len(partial) == 1:
+        return Found(partial[0])
+    if not partial:
+        return NotFound(f"None of your courses is called “{wanted}”.")
+    names = ", ".join(f"{c.name} ({c.id})" for c in partial[:10])
+    return NotFound(f"“{wanted}” matches several courses: {names}. Use the course id.")

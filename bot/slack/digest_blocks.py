@@ -1,0 +1,206 @@
+"""Block Kit for a channel digest: what is live now, what was held, and new recordings, per course.
+
+Pure rendering from plain dataclasses. A digest covers a whole period of possibly busy courses, so every
+list is capped ("…and N more") and the message as a whole is cut by course, keeping it inside Slack's
+50 blocks and 3000 characters per section however much happened. Canvas strings are mrkdwn-escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from bot.slack.blocks import (
+    MAX_FALLBACK_TEXT,
+    MAX_HEADER_TEXT,
+    MAX_MESSAGE_BLOCKS,
+    MAX_SECTION_TEXT,
+    Block,
+    Message,
+    format_ago,
+    format_duration,
+    slack_date,
+)
+from bot.slack.mrkdwn import escape, link, plain_text, safe_url, slack_length, truncate
+
+# Per course and per kind of entry; the rest is counted in an "…and N more" line.
+MAX_ITEMS_PER_LIST = 10
+_TITLE_LIMIT = 200
+_COURSE_LIMIT = 300
+UNTITLED = "Untitled conference"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConference:
+    """One conference as the digest shows it; ``title`` is raw Canvas text."""
+
+    conference_id: int
+    title: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    join_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecording:
+    title: str
+    conference_title: str
+    url: str | None
+    duration_minutes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CourseDigest:
+    """One course's part of the digest; ``problem`` says why Canvas could not be read for it."""
+
+    course_name: str
+    live: tuple[DigestConference, ...] = ()
+    held: tuple[DigestConference, ...] = ()
+    recordings: tuple[DigestRecording, ...] = ()
+    problem: str | None = None
+
+    @property
+    def quiet(self) -> bool:
+        return self.problem is None and not (self.live or self.held or self.recordings)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    frequency: Literal["daily", "weekly"]
+    slot: datetime  # the scheduled time this digest is for (UTC)
+    since: datetime  # start of the period covered (UTC)
+    late: bool
+    courses: tuple[CourseDigest, ...]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _title_md(title: str) -> str:
+    return truncate(escape(title.strip() or UNTITLED), _TITLE_LIMIT)
+
+
+def _live_line(conference: DigestConference, now: datetime) -> str:
+    title = conference.title.strip() or UNTITLED
+    url = conference.join_url.strip()
+    shown = link(url, truncate(title, _TITLE_LIMIT)) if url.startswith(("https://", "http://")) else None
+    started = f" · started {format_ago(conference.started_at, now)}" if conference.started_at else ""
+    return f"• {shown or _title_md(title)}{started}"
+
+
+def _held_line(conference: DigestConference) -> str:
+    line = f"• {_title_md(conference.title)}"
+    if conference.started_at is None:
+        return line
+    if conference.ended_at is None:
+        return f"{line} · started {_utc(conference.started_at):%Y-%m-%d %H:%M} UTC, no end time from Canvas"
+    lasted = _utc(conference.ended_at) - _utc(conference.started_at)
+    return f"{line} · lasted {format_duration(lasted)}"
+
+
+def _recording_line(recording: DigestRecording) -> str:
+    label = recording.title.strip() or recording.conference_title.strip() or "Recording"
+    url = (recording.url or "").strip()
+    if url.startswith(("https://", "http://")) and len(safe_url(url)) <= MAX_SECTION_TEXT // 2:
+        shown = link(url, truncate(label, _TITLE_LIMIT))
+    else:
+        shown = f"{truncate(escape(label), _TITLE_LIMIT)} (no playback link yet)"
+    if recording.duration_minutes is not None:
+        shown += f" · {format_duration(timedelta(minutes=recording.duration_minutes))}"
+    return f"• {shown}"
+
+
+def _capped(heading: str, lines: Sequence[str], noun: str) -> list[str]:
+    if not lines:
+        return []
+    shown = list(lines[:MAX_ITEMS_PER_LIST])
+    if len(lines) > MAX_ITEMS_PER_LIST:
+        shown.append(f"…and {len(lines) - MAX_ITEMS_PER_LIST} more {noun}")
+    return [heading, *shown]
+
+
+def _chunks(lines: Sequence[str]) -> list[str]:
+    """Pack lines into section texts of at most 3000 characters (a single long line is truncated)."""
+    chunks: list[str] = []
+    for raw in lines:
+        line = truncate(raw, MAX_SECTION_TEXT)
+        if chunks and slack_length(chunks[-1]) + 1 + slack_length(line) <= MAX_SECTION_TEXT:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return chunks
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}]}
+
+
+def course_blocks(course: CourseDigest, now: datetime) -> list[Block]:
+    """The sections of one course: its name, then live, held and recordings, each capped."""
+    lines = [f"*{truncate(escape(course.course_name.strip() or 'Unknown course'), _COURSE_LIMIT)}*"]
+    if course.problem is not None:
+        lines.append(f"⚠️ {escape(course.problem)}")
+    lines += _capped("🔴 *Live now*", [_live_line(c, now) for c in course.live], "live")
+    lines += _capped("✅ *Held*", [_held_line(c) for c in course.held], "held")
+    lines += _capped("🎞️ *Recordings*", [_recording_line(r) for r in course.recordings], "recordings")
+    return [_section(chunk) for chunk in _chunks(lines)]
+
+
+def _heading(content: DigestContent) -> str:
+    kind = "Weekly" if content.frequency == "weekly" else "Daily"
+    late = " (late)" if content.late else ""
+    return f"{kind} conference digest{late}"
+
+
+def _summary(content: DigestContent) -> str:
+    live = sum(len(c.live) for c in content.courses)
+    held = sum(len(c.held) for c in content.courses)
+    recordings = sum(len(c.recordings) for c in content.courses)
+    return f"{live} live now · {held} held · {recordings} new recordings"
+
+
+def digest_message(content: DigestContent, now: datetime) -> Message:
+    """The whole digest post. Busy courses come first; quiet ones are named in one closing line."""
+    heading = _heading(content)
+    scheduled = slack_date(content.slot, now)
+    intro = f"Since {slack_date(content.since, now)} · {_summary(content)}"
+    if content.late:
+        intro += f" · scheduled for {scheduled}, posted late"
+    head: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": plain_text(heading, MAX_HEADER_TEXT)}},
+        _context(intro),
+    ]
+    active = [c for c in content.courses if not c.quiet]
+    quiet = [c for c in content.courses if c.quiet]
+    tail: list[Block] = []
+    if quiet:
+        names = ", ".join(escape(c.course_name.strip() or "Unknown course") for c in quiet)
+        tail.append(_context(f"No conferences in: {names}"))
+    if not content.courses:
+        tail.append(_section("This channel follows no courses. Use `/conferences subscribe <course>`."))
+    elif not active:
+        tail.append(_section("No conferences since the last digest."))
+    body = _fit_courses(active, now, MAX_MESSAGE_BLOCKS - len(head) - len(tail))
+    text = f"{heading}: {_summary(content)}"
+    return {"text": truncate(text, MAX_FALLBACK_TEXT), "blocks": [*head, *body, *tail]}
+
+
+def _fit_courses(courses: Sequence[CourseDigest], now: datetime, room: int) -> list[Block]:
+    """Whole courses while they fit, keeping one block for "…and N more courses" when some do not."""
+    blocks: list[Block] = []
+    for index, course in enumerate(courses):
+        rendered = [{"type": "divider"}, *course_blocks(course, now)]
+        left = len(courses) - index - 1
+        reserve = 1 if left else 0
+        if len(blocks) + len(rendered) + reserve > room:
+            missing = len(courses) - index
+            return [*blocks, _context(f"…and {missing} more {'course' if missing == 1 else 'courses'}")]
+        blocks += rendered
+    return blocks
