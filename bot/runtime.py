@@ -20,6 +20,7 @@ from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.scheduler import EngineScheduler
+from bot.metrics import Metrics
 from bot.oauth_state import StateSigner
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
@@ -65,6 +66,7 @@ class Runtime:
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
+    metrics: Metrics = field(init=False)
     link_flow: CanvasLinkFlow = field(init=False)
 
     @classmethod
@@ -91,6 +93,7 @@ class Runtime:
         bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
         holder: dict[str, EngineScheduler] = {}
+        metrics = Metrics()
         in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
         pollers = [
             Poller(
@@ -103,10 +106,11 @@ class Runtime:
                 interval=settings.poll_interval_seconds,
                 semaphore=in_flight,
                 on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+                metrics=metrics,
             )
             for units in (UserUnits(), SubscriptionUnits())
         ]
-        dispatcher = Dispatcher(sessions, slack)
+        dispatcher = Dispatcher(sessions, slack, metrics=metrics)
 
         async def poll_all() -> int:
             return sum(await asyncio.gather(*(poller.tick() for poller in pollers)))
@@ -128,6 +132,7 @@ class Runtime:
             dispatcher,
             scheduler,
         )
+        runtime.metrics = metrics
         runtime.link_flow = CanvasLinkFlow(runtime, StateSigner(cipher.derived_secret("canvas-oauth-state")))
         dispatcher.relink_url = runtime.link_flow.start_url
         return runtime

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
 from bot.slack.handlers import Caller
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
             body["last_poll_tick"] = last.isoformat()
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    async def metrics(_request: Request) -> Response:
+        body = await runtime.metrics.render(runtime.sessions, utcnow())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if run_engine:
@@ -61,6 +67,7 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route(START_PATH, link_flow.start, methods=["GET"]),
             Route(CALLBACK_PATH, link_flow.callback, methods=["GET"]),
         ],

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.cards import card_from_payload
+from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.store import repo
 from bot.store.db import SessionFactory
@@ -52,7 +53,7 @@ class Dispatcher:
         concurrency: int = 8,
         batch_size: int = 100,
         clock: Callable[[], datetime] = utcnow,
-        on_sent: Callable[[OutboxMessage, float], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._slack = slack
@@ -60,7 +61,7 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._clock = clock
-        self._on_sent = on_sent
+        self._metrics = metrics
 
     async def tick(self) -> int:
         sent = 0
@@ -156,6 +157,8 @@ class Dispatcher:
     async def _failed(self, message: OutboxMessage, error: SlackApiError) -> None:
         status = error.response.status_code
         code = str(error.response.get("error", "")) if isinstance(error.response.data, dict) else ""
+        if self._metrics:
+            self._metrics.slack_errors.labels(error=code or f"http_{status}").inc()
         if status == 429:
             retry_after = float(error.response.headers.get("Retry-After", 1) or 1)
             await self._retry(message, "ratelimited", retry_after, count_attempt=False)
@@ -194,8 +197,10 @@ class Dispatcher:
         if channel:
             values |= {"slack_channel": channel, "slack_ts": ts}
         await self._update(message, values)
-        if status == "sent" and self._on_sent:
-            self._on_sent(message, (now - message.created_at).total_seconds())
+        if status == "sent" and channel and self._metrics:
+            self._metrics.alerts.labels(event=message.event).inc()
+            if message.event == "started" and message.started_at is not None:
+                self._metrics.alert_latency.observe((now - message.started_at).total_seconds())
 
     async def _update(self, message: OutboxMessage, values: dict[str, Any]) -> None:
         async with self._sessions.begin() as session:

@@ -23,6 +23,7 @@ from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
 from bot.engine.diff import Diff, Seen, diff, vanished
 from bot.engine.poll_units import PollJob, PollUnits
+from bot.metrics import Metrics
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow
@@ -41,6 +42,14 @@ class PollOutcome:
     error: CanvasError | None = None
     relink_reason: str | None = None
 
+    @property
+    def result_name(self) -> str:
+        if self.result is not None:
+            return "ok"
+        if self.relink_reason is not None:
+            return "InvalidToken"
+        return type(self.error).__name__
+
 
 class Poller:
     def __init__(
@@ -57,6 +66,7 @@ class Poller:
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,
         on_enqueued: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._units = units
         self._sessions = sessions
@@ -69,6 +79,7 @@ class Poller:
         self._batch_size = batch_size
         self._clock = clock
         self._on_enqueued = on_enqueued
+        self._metrics = metrics
 
     def next_poll(self) -> datetime:
         """Spread polls: +/-10 % jitter keeps units linked together from staying in lockstep."""
@@ -84,6 +95,9 @@ class Poller:
                 return total
             outcomes = await asyncio.gather(*(self._poll(job) for job in jobs))
             await self._write(outcomes)
+            if self._metrics:
+                for outcome in outcomes:
+                    self._metrics.poll_result(self._units.kind, outcome.result_name)
             total += len(jobs)
             if len(jobs) < self._batch_size:
                 return total

@@ -99,6 +99,12 @@ def test_conference_start_reaches_each_participant_once_and_end_edits_it(
     assert "<!channel> & <b>" in str(bob_dm["blocks"]), "the plain_text header shows the title as is"
     assert "Biology 101" in str(bob_dm["blocks"])
 
+    metrics = httpx.get(bot.url + "/metrics").text
+    assert 'confbot_slack_messages_total{event="started"} 3.0' in metrics
+    assert 'confbot_polls_total{kind="user",result="ok"}' in metrics
+    assert "confbot_alert_latency_seconds_count 3.0" in metrics
+    assert "confbot_outbox_pending 0.0" in metrics
+
     bot.kill()
     bot.start()
     _wait_for_polls(canvas, [ada["token"], bob["token"]], count=2)

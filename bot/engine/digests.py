@@ -1,0 +1,404 @@
+"""Scheduled channel digests: claim due digests, read Canvas per subscribed course, queue one post.
+
+Exactly once per period, across replicas and restarts, comes from three things:
+
+* the claim is a compare-and-set lease on ``next_run_at`` (plus ``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+  so normally one replica works on a digest;
+* the outbox row's dedup key names the period (``team:channel:digest:<slot epoch>``) and is inserted with
+  ON CONFLICT DO NOTHING, so even two replicas that both got through post once;
+* the post and the new ``next_run_at`` (the first slot strictly after now) commit together, so a missed
+  slot, even days of them, is posted once, marked late, and never replayed.
+
+Canvas is read between the claim and the write, with no transaction open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.canvas.client import CanvasClient
+from bot.canvas.errors import CanvasError, InvalidToken, NotFound
+from bot.canvas.models import Conference
+from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.engine.digest_schedule import Schedule, local_label, next_slot, parse_hhmm, previous_slot
+from bot.slack import blocks, commands
+from bot.slack.blocks import Message
+from bot.slack.digest_blocks import (
+    CourseDigest,
+    DigestConference,
+    DigestContent,
+    DigestRecording,
+    digest_message,
+)
+from bot.store import repo
+from bot.store.db import SessionFactory
+from bot.store.models import Digest, LinkedUser, Subscription, utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LATE_AFTER = timedelta(minutes=10)
+LEASE = timedelta(minutes=5)
+BROKEN_SCHEDULE_RETRY = timedelta(hours=1)
+
+
+def digest_dedup_key(team_id: str, channel_id: str, slot: datetime) -> str:
+    return f"{team_id}:{channel_id}:digest:{int(slot.timestamp())}"
+
+
+def schedule_of(row: Digest) -> Schedule:
+    if row.frequency == "weekly":
+        return Schedule("weekly", parse_hhmm(row.at_time), row.timezone, row.weekday)
+    return Schedule("daily", parse_hhmm(row.at_time), row.timezone)
+
+
+# --- what goes into a digest (pure) ---------------------------------------------------------------------
+
+
+def summarize_course(
+    course_name: str, conferences: Sequence[Conference], since: datetime, now: datetime, canvas_root: str
+) -> CourseDigest:
+    """Live now; held = ended (or, for zombies without an end, started) within (since, now]; recordings
+    created in the period, or of a conference held in it when Canvas gives no creation time."""
+
+    def card(c: Conference) -> DigestConference:
+        return DigestConference(c.id, c.title, c.started_at, c.ended_at, c.browser_join_url(canvas_root))
+
+    def newest_first(c: Conference) -> datetime:
+        return c.started_at or datetime.min.replace(tzinfo=UTC)
+
+    live = sorted((c for c in conferences if c.is_live(now)), key=newest_first, reverse=True)
+    held = sorted(
+        (
+            c
+            for c in conferences
+            if c.started_at is not None and not c.is_live(now) and since < (c.ended_at or c.started_at) <= now
+        ),
+        key=newest_first,
+        reverse=True,
+    )
+    held_ids = {c.id for c in held}
+    recordings = [
+        DigestRecording(r.title or "", c.title, r.best_url, r.duration_minutes)
+        for c in sorted(conferences, key=newest_first, reverse=True)
+        for r in c.recordings
+        if (since < r.created_at <= now if r.created_at is not None else c.id in held_ids)
+    ]
+    return CourseDigest(
+        course_name, tuple(map(card, live)), tuple(map(card, held)), tuple(recordings), problem=None
+    )
+
+
+# --- the runner -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Source:
+    course_id: int
+    course_name: str
+    token: StoredToken
+    needs_relink: bool
+
+
+@dataclass(slots=True)
+class _Job:
+    digest_id: int
+    team_id: str
+    channel_id: str
+    schedule: Schedule
+    slot: datetime
+    since: datetime
+    lease_until: datetime
+    sources: list[_Source]
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        canvas: CanvasClient,
+        credentials: Credentials,
+        *,
+        canvas_root: str,
+        clock: Callable[[], datetime] = utcnow,
+        concurrency: int = 8,
+        batch_size: int = 50,
+        late_after: timedelta = LATE_AFTER,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._canvas = canvas
+        self._credentials = credentials
+        self._canvas_root = canvas_root
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._batch_size = batch_size
+        self._late_after = late_after
+        self._on_enqueued = on_enqueued
+
+    async def tick(self) -> int:
+        """Queue every due digest; returns how many posts were queued by this runner."""
+        queued = 0
+        while True:
+            jobs = await self._claim()
+            if not jobs:
+                return queued
+            batch = sum(await asyncio.gather(*(self._run(job) for job in jobs)))
+            queued += batch
+            if batch and self._on_enqueued:
+                self._on_enqueued()
+            if len(jobs) < self._batch_size:
+                return queued
+
+    async def _claim(self) -> list[_Job]:
+        now = self._clock()
+        lease_until = now + LEASE
+        async with self._sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(Digest)
+                    .where(Digest.next_run_at <= now)
+                    .order_by(Digest.next_run_at)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            jobs: list[_Job] = []
+            for row in rows:
+                job = await self._claim_one(session, row, now, lease_until)
+                if job is not None:
+                    jobs.append(job)
+            for job in jobs:
+                job.sources = await _sources(session, job.team_id, job.channel_id)
+        return jobs
+
+    async def _claim_one(
+        self, session: AsyncSession, row: Digest, now: datetime, lease_until: datetime
+    ) -> _Job | None:
+        """Compare-and-set the lease: a replica that read the same row a moment earlier wins, we skip."""
+        try:
+            schedule = schedule_of(row)
+        except (ValueError, ZoneInfoNotFoundError):
+            log.warning("digest %s has an unusable schedule; retrying in an hour", row.id)
+            new_value = now + BROKEN_SCHEDULE_RETRY
+            await session.execute(update(Digest).where(Digest.id == row.id).values(next_run_at=new_value))
+            return None
+        claimed = await session.execute(
+            update(Digest)
+            .where(Digest.id == row.id, Digest.next_run_at == row.next_run_at)
+            .values(next_run_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            return None
+        slot = previous_slot(schedule, now)
+        since = row.last_run_at or slot - schedule.period
+        return _Job(row.id, row.team_id, row.channel_id, schedule, slot, since, lease_until, [])
+
+    async def _run(self, job: _Job) -> bool:
+        courses = await asyncio.gather(*(self._course(job, source) for source in job.sources))
+        now = self._clock()
+        content = DigestContent(
+            frequency=job.schedule.frequency,
+            slot=job.slot,
+            since=job.since,
+            late=now - job.slot > self._late_after,
+            courses=tuple(sorted(courses, key=lambda c: c.course_name.casefold())),
+        )
+        return await self._write(job, content, now)
+
+    async def _course(self, job: _Job, source: _Source) -> CourseDigest:
+        if source.needs_relink:
+            return CourseDigest(source.course_name, problem=_RELINK)
+        async with self._semaphore:
+            try:
+                conferences = await self._fetch(source)
+            except (RelinkNeeded, InvalidToken):
+                return CourseDigest(source.course_name, problem=_RELINK)
+            except NotFound:
+                return CourseDigest(source.course_name, problem="Canvas no longer knows this course.")
+            except CanvasError as error:
+                log.info("digest: course %s unreadable (%s)", source.course_id, type(error).__name__)
+                return CourseDigest(
+                    source.course_name, problem="Canvas did not answer; this course is missing."
+                )
+        return summarize_course(source.course_name, conferences, job.since, self._clock(), self._canvas_root)
+
+    async def _fetch(self, source: _Source) -> list[Conference]:
+        token = await self._credentials.access_token(source.token)
+        try:
+            return await self._canvas.course_conferences(token, source.course_id)
+        except InvalidToken:
+            if not source.token.refreshable:
+                raise
+            token = await self._credentials.refresh(source.token)
+            return await self._canvas.course_conferences(token, source.course_id)
+
+    async def _write(self, job: _Job, content: DigestContent, now: datetime) -> bool:
+        """Queue the post and move the schedule on, together; skip if the digest changed meanwhile."""
+        async with self._sessions.begin() as session:
+            row = await session.get(Digest, job.digest_id)
+            if row is None or row.next_run_at != job.lease_until:
+                log.info("digest %s was reconfigured or taken over; not posting it", job.digest_id)
+                return False
+            row.next_run_at = next_slot(job.schedule, now)
+            row.last_run_at = now
+            if job.sources:
+                await repo.enqueue(session, [_outbox_row(job, digest_message(content, now), now)])
+        return bool(job.sources)
+
+
+_RELINK = "The Canvas link of the person who subscribed this course stopped working; they need to relink."
+
+
+async def _sources(session: AsyncSession, team_id: str, channel_id: str) -> list[_Source]:
+    rows = await session.execute(
+        select(Subscription, LinkedUser)
+        .join(LinkedUser, Subscription.subscriber_id == LinkedUser.id)
+        .where(Subscription.team_id == team_id, Subscription.channel_id == channel_id)
+    )
+    return [
+        _Source(sub.course_id, sub.course_name, StoredToken.of(user), user.needs_relink)
+        for sub, user in rows.tuples()
+    ]
+
+
+def _outbox_row(job: _Job, message: Message, now: datetime) -> dict[str, Any]:
+    return {
+        "dedup_key": digest_dedup_key(job.team_id, job.channel_id, job.slot),
+        "team_id": job.team_id,
+        "destination": job.channel_id,
+        "event": "post",
+        "conference_id": None,
+        "started_at": None,
+        "payload": {"message": {"text": message["text"], "blocks": message["blocks"]}},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+# --- /conferences digest ... ----------------------------------------------------------------------------
+
+
+class DigestCaller(Protocol):
+    """Who ran the command and where (bot.slack.handlers.Caller fits)."""
+
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def channel_id(self) -> str: ...
+
+
+DigestCommand = commands.DigestDaily | commands.DigestWeekly | commands.DigestOff
+
+
+async def configure_digest(
+    runtime: Runtime, command: DigestCommand, caller: DigestCaller, *, now: datetime | None = None
+) -> Message:
+    """Turn a channel's digest on (or move it) or off, and say when it runs next, in which zone."""
+    now = now or utcnow()
+    if isinstance(command, commands.DigestOff):
+        async with runtime.sessions.begin() as session:
+            result = await session.execute(
+                delete(Digest).where(Digest.team_id == caller.team_id, Digest.channel_id == caller.channel_id)
+            )
+        if getattr(result, "rowcount", 0):
+            return blocks.simple("Digest off: this channel gets no more summaries.")
+        return blocks.simple("This channel had no digest to turn off.")
+
+    zone, source = command.zone, "as you asked"
+    if zone is None:
+        zone, source = await creator_zone(runtime, caller)
+    if isinstance(command, commands.DigestWeekly):
+        schedule = Schedule("weekly", command.at, zone, command.weekday)
+    else:
+        schedule = Schedule("daily", command.at, zone)
+    next_run = next_slot(schedule, now)
+    async with runtime.sessions.begin() as session:
+        await _upsert(session, caller, schedule, next_run)
+        subscribed = await session.scalar(
+            select(func.count())
+            .select_from(Subscription)
+            .where(Subscription.team_id == caller.team_id, Subscription.channel_id == caller.channel_id)
+        )
+    lines = [
+        f"Digest on: {schedule.describe()} in {zone} ({source}).",
+        f"Next digest: {local_label(next_run, zone)}.",
+    ]
+    if not subscribed:
+        lines.append(
+            "This channel follows no courses yet, so there is nothing to summarise: "
+            "subscribe a course first with `/conferences subscribe <course>`."
+        )
+    return blocks.simple("\n".join(lines))
+
+
+async def _upsert(
+    session: AsyncSession, caller: DigestCaller, schedule: Schedule, next_run: datetime
+) -> None:
+    """One digest per channel; reconfiguring replaces it (and its lease) atomically."""
+    values = {
+        "frequency": schedule.frequency,
+        "weekday": schedule.weekday,
+        "at_time": schedule.at.strftime("%H:%M"),
+        "timezone": schedule.zone,
+        "created_by": caller.user_id,
+        "next_run_at": next_run,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Digest).values(team_id=caller.team_id, channel_id=caller.channel_id, **values)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["team_id", "channel_id"], set_=values)
+    )
+
+
+async def creator_zone(runtime: Runtime, caller: DigestCaller) -> tuple[str, str]:
+    """The channel creator's Slack time zone, else the caller's, else UTC; with a phrase saying which."""
+    client = await runtime.slack.for_team(caller.team_id)
+    if client is None:
+        return "UTC", "no Slack client to look up a time zone"
+    creator: str | None = None
+    try:
+        info = await client.conversations_info(channel=caller.channel_id)
+        creator = (info.get("channel") or {}).get("creator") or None
+    except (SlackApiError, TimeoutError, OSError) as error:
+        log.info("conversations.info failed for the digest zone: %s", type(error).__name__)
+    candidates = [(creator, "the channel creator's time zone"), (caller.user_id, "your time zone")]
+    for user_id, phrase in candidates:
+        if not user_id:
+            continue
+        try:
+            user = (await client.users_info(user=user_id)).get("user") or {}
+        except (SlackApiError, TimeoutError, OSError) as error:
+            log.info("users.info failed for the digest zone: %s", type(error).__name__)
+            continue
+        zone = user.get("tz")
+        if isinstance(zone, str) and _loadable(zone):
+            return zone, phrase
+    return "UTC", "no Slack time zone found; add a zone, e.g. `digest daily 08:00 Europe/Paris`"
+
+
+def _loadable(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -1,0 +1,78 @@
+"""Prometheus metrics. One registry per Runtime, so tests and the demo can run several bots in one process."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+
+from bot.store.db import SessionFactory
+from bot.store.models import LinkedUser, OutboxMessage, Subscription
+
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.polls = Counter(
+            "confbot_polls",
+            "Canvas polls by unit kind and result",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.throttles = Counter(
+            "confbot_canvas_throttles", "Canvas throttle answers (403/429)", registry=self.registry
+        )
+        self.alerts = Counter(
+            "confbot_slack_messages",
+            "Slack messages sent or edited, by event",
+            ["event"],
+            registry=self.registry,
+        )
+        self.slack_errors = Counter(
+            "confbot_slack_errors", "Slack API failures by error", ["error"], registry=self.registry
+        )
+        self.alert_latency = Histogram(
+            "confbot_alert_latency_seconds",
+            "Conference start (Canvas started_at) to the alert accepted by Slack",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "confbot_outbox_pending", "Outbox messages waiting to be sent", registry=self.registry
+        )
+        self.poll_lag = Gauge(
+            "confbot_poll_lag_seconds",
+            "now - next_poll_at of the oldest due poll unit",
+            registry=self.registry,
+        )
+        self.linked_users = Gauge(
+            "confbot_linked_users", "Linked users that are polled", registry=self.registry
+        )
+
+    def poll_result(self, kind: str, result: str) -> None:
+        self.polls.labels(kind=kind, result=result).inc()
+        if result == "Throttled":
+            self.throttles.inc()
+
+    async def render(self, sessions: SessionFactory, now: datetime) -> bytes:
+        """Refresh the database gauges (cheap aggregate queries) and render the text format."""
+        async with sessions() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+            )
+            oldest_user = await session.scalar(
+                select(func.min(LinkedUser.next_poll_at)).where(LinkedUser.needs_relink.is_(False))
+            )
+            oldest_sub = await session.scalar(select(func.min(Subscription.next_poll_at)))
+            linked = await session.scalar(
+                select(func.count()).select_from(LinkedUser).where(LinkedUser.needs_relink.is_(False))
+            )
+        self.outbox_depth.set(pending or 0)
+        self.linked_users.set(linked or 0)
+        due = [t for t in (oldest_user, oldest_sub) if t is not None]
+        lag = (now - min(due)).total_seconds() if due else 0.0
+        self.poll_lag.set(max(lag, 0.0))
+        return generate_latest(self.registry)
