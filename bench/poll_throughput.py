@@ -25,6 +25,8 @@ import time
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+from unittest import mock
 
 import httpx
 
@@ -47,8 +49,6 @@ from bench.common import (
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import strip_json_prefix
 from bot.canvas.models import ConferenceList
-from bot.engine.contexts import ContextNames
-from bot.engine.poller import Poller
 from bot.runtime import Runtime
 from bot.store.crypto import TokenCipher
 
@@ -108,20 +108,29 @@ def _make_due(db: BenchDb) -> None:
         )
 
 
-def _aiohttp_poller(runtime: Runtime, concurrency: int) -> tuple[Poller, httpx.AsyncClient]:
-    """The poller exactly as Runtime.build makes it, but with CanvasClient over the aiohttp transport."""
-    http = httpx.AsyncClient(transport=AiohttpTransport(limit=concurrency), timeout=15.0)
-    canvas = CanvasClient(runtime.settings.canvas_root, http=http)
-    poller = Poller(
-        runtime.sessions,
-        canvas,
-        runtime.credentials,
-        ContextNames(runtime.sessions, canvas),
-        canvas_root=runtime.settings.canvas_root,
-        interval=runtime.settings.poll_interval_seconds,
-        concurrency=concurrency,
-    )
-    return poller, http
+@contextlib.contextmanager
+def aiohttp_canvas(clients: list[httpx.AsyncClient]) -> Iterator[None]:
+    """While Runtime.build runs, hand it a CanvasClient whose httpx client sends through aiohttp.
+
+    Everything else is wired by Runtime.build itself, so the variant differs only in the transport.
+    """
+
+    def factory(
+        base_url: str, *, max_connections: int = 100, timeout: float = 15.0, **kwargs: Any
+    ) -> CanvasClient:
+        http = httpx.AsyncClient(
+            transport=AiohttpTransport(limit=max_connections, timeout=timeout), timeout=timeout
+        )
+        clients.append(http)
+        return CanvasClient(base_url, http=http, **kwargs)
+
+    with mock.patch("bot.runtime.CanvasClient", factory):
+        yield
+
+
+async def tick_all(runtime: Runtime) -> int:
+    """One poll tick of every poller Runtime.build made (users and channel subscriptions)."""
+    return sum(await asyncio.gather(*(poller.tick() for poller in runtime.pollers)))
 
 
 @contextlib.contextmanager
@@ -155,11 +164,9 @@ async def run_bot(
 ) -> Phase:
     # A long interval: each user is polled exactly once even if the full pass takes minutes.
     settings = bot_settings(db, canvas.url, interval=3600, concurrency=concurrency)
-    runtime = Runtime.build(settings)
-    extra: httpx.AsyncClient | None = None
-    poller = runtime.poller
-    if transport == "aiohttp":
-        poller, extra = _aiohttp_poller(runtime, concurrency)
+    extra: list[httpx.AsyncClient] = []
+    with aiohttp_canvas(extra) if transport == "aiohttp" else contextlib.nullcontext():
+        runtime = Runtime.build(settings)
     stub = sniffio_importable() if transport == "httpx+sniffio" else contextlib.nullcontext()
     try:
         stub.__enter__()
@@ -169,7 +176,7 @@ async def run_bot(
             profile.enable()
         polled = 0
         while polled < users:
-            done = await poller.tick()
+            done = await tick_all(runtime)
             if done == 0:
                 break
             polled += done
@@ -179,8 +186,8 @@ async def run_bot(
         rss_after = rss_kib()
     finally:
         stub.__exit__(None, None, None)
-        if extra is not None:
-            await extra.aclose()
+        for http in extra:
+            await http.aclose()
         await runtime.close()
     ok, failed = _poll_state(db)
     name = f"bot (Poller.tick), {transport}, concurrency {concurrency}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -19,6 +20,7 @@ from bot.engine.credentials import Credentials
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
+from bot.engine.recordings import RecordingWatcher
 from bot.engine.scheduler import EngineScheduler
 from bot.metrics import Metrics
 from bot.oauth_state import StateSigner
@@ -112,8 +114,17 @@ class Runtime:
         ]
         dispatcher = Dispatcher(sessions, slack, metrics=metrics)
 
+        recordings = RecordingWatcher(
+            sessions,
+            canvas,
+            credentials,
+            check_every=timedelta(seconds=max(settings.poll_interval_seconds * 2, 1)),
+            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+        )
+
         async def poll_all() -> int:
-            return sum(await asyncio.gather(*(poller.tick() for poller in pollers)))
+            polled = await asyncio.gather(*(poller.tick() for poller in pollers), recordings.tick())
+            return sum(polled)
 
         tick = min(1.0, settings.poll_interval_seconds / 4)
         scheduler = EngineScheduler(poll_all, dispatcher.tick, poll_every=tick, dispatch_every=1.0)

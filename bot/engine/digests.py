@@ -272,7 +272,7 @@ async def _sources(session: AsyncSession, team_id: str, channel_id: str) -> list
     )
     return [
         _Source(sub.course_id, sub.course_name, StoredToken.of(user), user.needs_relink)
-        for sub, user in rows.tuples()
+        for sub, user in rows
     ]
 
 

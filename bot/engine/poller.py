@@ -21,8 +21,9 @@ from bot.canvas.models import Conference
 from bot.engine import alerts
 from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
-from bot.engine.diff import Diff, Seen, diff, vanished
+from bot.engine.diff import Diff, Event, Seen, diff, vanished
 from bot.engine.poll_units import PollJob, PollUnits
+from bot.engine.recordings import watch_row
 from bot.metrics import Metrics
 from bot.store import repo
 from bot.store.db import SessionFactory
@@ -152,6 +153,7 @@ class Poller:
     async def _write(self, outcomes: list[PollOutcome]) -> None:
         now = self._clock()
         rows: list[dict[str, Any]] = []
+        watches: list[dict[str, Any]] = []
         succeeded: list[int] = []
         async with self._sessions.begin() as session:
             for outcome in outcomes:
@@ -160,7 +162,9 @@ class Poller:
                     succeeded.append(job.unit_id)
                     model = self._units.known_model
                     await repo.replace_known(session, model, job.unit_id, job.previous, outcome.result.keep)
-                    rows.extend(self._rows_for(job, outcome, now))
+                    events = self._announced(job, outcome)
+                    rows.extend(self._rows_for(job, outcome, events, now))
+                    watches.extend(self._watches_for(job, events, now))
                 elif outcome.relink_reason is not None:
                     await self._dead_token(session, job, outcome.relink_reason, now, rows)
                 elif outcome.error is not None:
@@ -182,6 +186,7 @@ class Poller:
                     last_error=None,
                 )
             await repo.enqueue(session, rows)
+            await repo.watch_recordings(session, watches)
         if rows and self._on_enqueued:
             self._on_enqueued()
 
@@ -193,10 +198,20 @@ class Poller:
         if self._units.kind == "user":
             log.warning("user %s needs to relink Canvas: %s", job.destination, reason)
 
-    def _rows_for(self, job: PollJob, outcome: PollOutcome, now: datetime) -> list[dict[str, Any]]:
+    def _announced(self, job: PollJob, outcome: PollOutcome) -> list[Event]:
+        """Events that reach Slack: none with alerts off, no starts in muted courses."""
         assert outcome.result is not None
         if not job.alerts_enabled:
             return []
+        return [
+            event
+            for event in outcome.result.events
+            if event.kind == "ended" or (event.context_type, event.context_id) not in job.muted
+        ]
+
+    def _rows_for(
+        self, job: PollJob, outcome: PollOutcome, events: list[Event], now: datetime
+    ) -> list[dict[str, Any]]:
         return [
             alerts.outbox_row(
                 event,
@@ -207,8 +222,25 @@ class Poller:
                 canvas_root=self._canvas_root,
                 now=now,
             )
-            for event in outcome.result.events
-            if event.kind == "ended" or (event.context_type, event.context_id) not in job.muted
+            for event in events
+        ]
+
+    def _watches_for(self, job: PollJob, events: list[Event], now: datetime) -> list[dict[str, Any]]:
+        """Every ended alert starts a watch for its recordings (replied in the alert's thread)."""
+        return [
+            watch_row(
+                team_id=job.team_id,
+                destination=job.destination,
+                event_conference_id=event.conference_id,
+                started_at=event.started_at,
+                context_type=event.context_type,
+                context_id=event.context_id,
+                linked_user_id=job.token.user_id,
+                now=now,
+                first_check=timedelta(seconds=self._interval),
+            )
+            for event in events
+            if event.kind == "ended"
         ]
 
     def _retry_at(self, job: PollJob, error: CanvasError, now: datetime) -> datetime:

@@ -222,3 +222,26 @@ class MutedContext(Base):
     context_type: Mapped[str] = mapped_column(String(16), primary_key=True)
     context_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+
+
+class RecordingWatch(Base):
+    """An ended conference whose recordings have not appeared yet; checked until they do (or it expires)."""
+
+    __tablename__ = "recording_watches"
+    __table_args__ = (
+        UniqueConstraint(
+            "team_id", "destination", "conference_id", "started_at", name="uq_recording_watches_alert"
+        ),
+        Index("ix_recording_watches_due", "next_check_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[str] = mapped_column(String(32))
+    conference_id: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime]
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[int] = mapped_column(BigInteger)
+    linked_user_id: Mapped[int] = mapped_column(ForeignKey("linked_users.id", ondelete="CASCADE"))
+    next_check_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

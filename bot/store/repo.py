@@ -13,10 +13,12 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.engine.diff import Seen
 from bot.store.models import (
+    Base,
     CanvasContext,
     KnownConference,
     LinkedUser,
     OutboxMessage,
+    RecordingWatch,
     SubscriptionKnownConference,
 )
 
@@ -178,14 +180,26 @@ async def save_context_name(
     )
 
 
-async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING: a second poller or a replay adds nothing."""
+async def insert_ignore(
+    session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]], unique: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT (unique) DO NOTHING, on PostgreSQL and SQLite alike."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(OutboxMessage).values(list(rows)).on_conflict_do_nothing(index_elements=["dedup_key"])
-    await session.execute(statement)
+    await session.execute(insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=unique))
+
+
+async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Outbox rows keyed by dedup_key: a second poller, replica or replay adds nothing."""
+    await insert_ignore(session, OutboxMessage, rows, ["dedup_key"])
+
+
+async def watch_recordings(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    await insert_ignore(
+        session, RecordingWatch, rows, ["team_id", "destination", "conference_id", "started_at"]
+    )
 
 
 async def claim_outbox(

@@ -80,6 +80,27 @@ def test_teacher_subscribes_channel_one_post_despite_twenty_students(
     assert len(channel_posts(slack, "CBIO")) == 1
     assert [len(slack.dms_to(f"USTU{n}")) for n in range(20)] == [1] * 20
 
+    canvas.canvas.post(
+        f"/_sandbox/conferences/{lecture['id']}/recordings",
+        {"title": "Cell biology <recording>", "duration_minutes": 42},
+    )
+    replies = wait_for(
+        lambda: [m for m in channel_posts(slack, "CBIO") if m.get("thread_ts") == post["ts"]],
+        timeout=15,
+        what="the recording-ready reply in the alert's thread",
+    )
+    assert "Cell biology &lt;recording&gt;" in str(replies[0]["blocks"]) and "42 min" in str(
+        replies[0]["blocks"]
+    )
+    assert "/_sandbox/playback/" in str(replies[0]["blocks"])
+    student_replies = wait_for(
+        lambda: [m for m in slack.dms_to("USTU3") if m.get("thread_ts")],
+        timeout=15,
+        what="the recording-ready reply in a student's DM thread",
+    )
+    assert student_replies[0]["thread_ts"] == slack.dms_to("USTU3")[0]["ts"]
+    assert len([m for m in channel_posts(slack, "CBIO") if m.get("thread_ts")]) == 1
+
 
 def test_muted_course_sends_no_dm(canvas: CanvasWorld, slack: SlackWorld, bot: BotProcess) -> None:
     ada = canvas.user("Ada")

@@ -1,0 +1,174 @@
+"""Recording-ready follow-ups: after a conference ends, look for its recordings now and then and reply
+in the alert's thread once they appear (Canvas only tells the host, by email)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from bot.canvas.client import CanvasClient
+from bot.canvas.errors import CanvasError
+from bot.canvas.models import Conference
+from bot.engine.credentials import Credentials, StoredToken
+from bot.slack import blocks
+from bot.slack.blocks import RecordingLink
+from bot.store import repo
+from bot.store.db import SessionFactory
+from bot.store.models import LinkedUser, RecordingWatch, utcnow
+
+log = logging.getLogger(__name__)
+
+WATCH_FOR = timedelta(hours=24)
+
+
+def watch_row(
+    *,
+    team_id: str,
+    destination: str,
+    event_conference_id: int,
+    started_at: datetime,
+    context_type: str,
+    context_id: int,
+    linked_user_id: int,
+    now: datetime,
+    first_check: timedelta,
+) -> dict[str, Any]:
+    return {
+        "team_id": team_id,
+        "destination": destination,
+        "conference_id": event_conference_id,
+        "started_at": started_at,
+        "context_type": context_type,
+        "context_id": context_id,
+        "linked_user_id": linked_user_id,
+        "next_check_at": now + first_check,
+        "expires_at": now + WATCH_FOR,
+    }
+
+
+def recording_links(conference: Conference) -> tuple[RecordingLink, ...]:
+    links = []
+    for recording in conference.recordings:
+        url = recording.best_url
+        if url:
+            links.append(RecordingLink(recording.title or "Recording", url, recording.duration_minutes))
+    return tuple(links)
+
+
+class RecordingWatcher:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        canvas: CanvasClient,
+        credentials: Credentials,
+        *,
+        check_every: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._canvas = canvas
+        self._credentials = credentials
+        self._check_every = check_every
+        self._clock = clock
+        self._on_enqueued = on_enqueued
+
+    async def tick(self) -> int:
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            await session.execute(delete(RecordingWatch).where(RecordingWatch.expires_at <= now))
+            rows = (
+                (
+                    await session.execute(
+                        select(RecordingWatch, LinkedUser)
+                        .join(LinkedUser, LinkedUser.id == RecordingWatch.linked_user_id)
+                        .where(RecordingWatch.next_check_at <= now, LinkedUser.needs_relink.is_(False))
+                        .limit(200)
+                        .with_for_update(skip_locked=True, of=RecordingWatch)
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            for watch, _ in rows:
+                watch.next_check_at = now + self._check_every
+            jobs = [(watch, StoredToken.of(owner)) for watch, owner in rows]
+        if not jobs:
+            return 0
+        by_listing: dict[tuple[int, str, int], list[RecordingWatch]] = defaultdict(list)
+        tokens: dict[int, StoredToken] = {}
+        for watch, token in jobs:
+            by_listing[(watch.linked_user_id, watch.context_type, watch.context_id)].append(watch)
+            tokens[watch.linked_user_id] = token
+        ready: list[tuple[RecordingWatch, Conference]] = []
+        for (owner_id, context_type, context_id), watches in by_listing.items():
+            listing = await self._listing(tokens[owner_id], context_type, context_id)
+            found = {c.id: c for c in listing}
+            ready += [
+                (w, found[w.conference_id])
+                for w in watches
+                if w.conference_id in found and recording_links(found[w.conference_id])
+            ]
+        if ready:
+            await self._announce(ready, now)
+        return len(ready)
+
+    async def _listing(self, stored: StoredToken, context_type: str, context_id: int) -> list[Conference]:
+        try:
+            token = await self._credentials.access_token(stored)
+            if context_type == "Group":
+                return await self._canvas.group_conferences(token, context_id)
+            return await self._canvas.course_conferences(token, context_id)
+        except CanvasError as error:
+            log.info("recording check of %s %s failed (%s)", context_type, context_id, type(error).__name__)
+            return []
+
+    async def _announce(self, ready: list[tuple[RecordingWatch, Conference]], now: datetime) -> None:
+        rows: list[dict[str, Any]] = []
+        async with self._sessions.begin() as session:
+            for watch, conference in ready:
+                alert = await repo.alert_for(
+                    session, watch.team_id, watch.destination, watch.conference_id, watch.started_at
+                )
+                context_name = str(alert.payload.get("context_name", "")) if alert else ""
+                card = blocks.ConferenceCard(
+                    conference_id=conference.id,
+                    title=conference.title,
+                    context_name=context_name,
+                    conference_type=conference.conference_type,
+                    started_at=watch.started_at,
+                    ended_at=conference.ended_at,
+                    join_url="",
+                    recordings=recording_links(conference),
+                )
+                rows.append(
+                    {
+                        "dedup_key": f"{watch.team_id}:{watch.destination}:{watch.conference_id}:"
+                        f"{int(watch.started_at.timestamp())}:recording_ready",
+                        "team_id": watch.team_id,
+                        "destination": watch.destination,
+                        "event": "post",
+                        "conference_id": watch.conference_id,
+                        "started_at": watch.started_at,
+                        "payload": {
+                            "message": dict(blocks.recording_ready(card)),
+                            "thread_of": {
+                                "conference_id": watch.conference_id,
+                                "started_at": watch.started_at.isoformat(),
+                            },
+                        },
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
+                await session.execute(delete(RecordingWatch).where(RecordingWatch.id == watch.id))
+            await repo.enqueue(session, rows)
+        if self._on_enqueued:
+            self._on_enqueued()

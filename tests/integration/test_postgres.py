@@ -1,0 +1,262 @@
+"""The store on real PostgreSQL: the same migrations, row leases that split work, atomic dedup.
+
+These are the guarantees several replicas rely on, checked with real concurrent transactions rather
+than assumed from SQLite (which serialises writers and so never exercises them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store import repo
+from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
+from bot.store.models import LinkedUser, OutboxMessage
+from tests.pg import pg_url  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TABLES = {
+    "alembic_version",
+    "canvas_contexts",
+    "digests",
+    "known_conferences",
+    "linked_users",
+    "muted_contexts",
+    "oauth_states",
+    "outbox",
+    "subscription_known_conferences",
+    "subscriptions",
+}
+
+
+@pytest.fixture
+async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
+    await asyncio.to_thread(upgrade, pg_url)
+    engine = create_engine(pg_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return session_factory(engine)
+
+
+def _user(n: int, due: datetime) -> LinkedUser:
+    return LinkedUser(
+        team_id="T1",
+        slack_user_id=f"U{n:04d}",
+        canvas_user_id=n,
+        canvas_name=f"User {n}",
+        token_kind="pat",
+        access_token_enc=b"not-a-real-token",
+        next_poll_at=due,
+        linked_at=due,
+    )
+
+
+def _row(key: str) -> dict[str, Any]:
+    return {
+        "dedup_key": key,
+        "team_id": "T1",
+        "destination": "U0001",
+        "event": "started",
+        "conference_id": 7,
+        "started_at": NOW,
+        "payload": {"title": "Lecture"},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": NOW,
+        "created_at": NOW,
+    }
+
+
+async def _add_users(sessions: SessionFactory, count: int) -> None:
+    async with sessions.begin() as session:
+        session.add_all(_user(n, NOW - timedelta(seconds=count - n)) for n in range(count))
+
+
+async def test_migrations_apply_on_postgresql_and_are_idempotent(pg_url: str) -> None:  # noqa: F811
+    await asyncio.to_thread(upgrade, pg_url)
+    await asyncio.to_thread(upgrade, pg_url)  # a second replica starting later finds nothing to do
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as connection:
+            tables = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            kind = await connection.scalar(
+                text(
+                    "SELECT data_type FROM information_schema.columns "
+                    "WHERE table_name = 'linked_users' AND column_name = 'next_poll_at'"
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert tables >= TABLES
+    head = await asyncio.to_thread(_head_revision)
+    assert version == head
+    assert kind == "timestamp with time zone"
+
+
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from bot.store.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    assert head is not None
+    return head
+
+
+async def test_concurrent_claimers_get_disjoint_users(sessions: SessionFactory) -> None:
+    """Replica A holds its claim open; replica B, claiming everything, must skip A's rows, not wait."""
+    await _add_users(sessions, 20)
+    a_claimed = asyncio.Event()
+    release_a = asyncio.Event()
+    later = NOW + timedelta(minutes=5)
+
+    async def replica_a() -> list[int]:
+        async with sessions.begin() as session:
+            users = await repo.claim_due_users(session, NOW, limit=8, next_poll=lambda: later)
+            a_claimed.set()
+            await release_a.wait()
+            return [u.id for u in users]
+
+    async def replica_b() -> list[int]:
+        await a_claimed.wait()
+        async with sessions.begin() as session:
+            users = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda: later)
+            return [u.id for u in users]
+
+    task_a = asyncio.create_task(replica_a())
+    b_ids = await asyncio.wait_for(replica_b(), timeout=10)  # finishes while A still holds its locks
+    release_a.set()
+    a_ids = await task_a
+
+    assert len(a_ids) == 8 and len(b_ids) == 12
+    assert not set(a_ids) & set(b_ids)
+    async with sessions() as session:
+        due_again = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda: later)
+    assert due_again == [], "every user was moved to its next poll by exactly one claimer"
+
+
+async def test_racing_claimers_never_share_a_user(sessions: SessionFactory) -> None:
+    await _add_users(sessions, 60)
+    later = NOW + timedelta(minutes=5)
+
+    async def claim() -> list[int]:
+        claimed: list[int] = []
+        while True:
+            async with sessions.begin() as session:
+                users = await repo.claim_due_users(session, NOW, limit=5, next_poll=lambda: later)
+            if not users:
+                return claimed
+            claimed.extend(u.id for u in users)
+
+    results = await asyncio.gather(*(claim() for _ in range(4)))
+    every = [uid for ids in results for uid in ids]
+    assert len(every) == len(set(every)) == 60
+
+
+async def test_outbox_claims_are_disjoint(sessions: SessionFactory) -> None:
+    async with sessions.begin() as session:
+        await repo.enqueue(session, [_row(f"k{n}") for n in range(10)])
+    first_claimed = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> list[int]:
+        async with sessions.begin() as session:
+            rows = await repo.claim_outbox(session, NOW, limit=4, lease=timedelta(seconds=60))
+            first_claimed.set()
+            await release.wait()
+            return [r.id for r in rows]
+
+    task = asyncio.create_task(first())
+    await first_claimed.wait()
+    async with sessions.begin() as session:
+        second = [r.id for r in await repo.claim_outbox(session, NOW, limit=100, lease=timedelta(seconds=60))]
+    release.set()
+    assert len(second) == 6 and not set(second) & set(await task)
+
+
+async def test_same_dedup_key_from_two_transactions_yields_one_row(
+    sessions: SessionFactory, engine: AsyncEngine
+) -> None:
+    """B inserts while A's insert of the same key is uncommitted: B waits on the unique index, then
+    does nothing once A commits. Neither fails, and exactly one row exists."""
+    a_inserted = asyncio.Event()
+    commit_a = asyncio.Event()
+
+    async def transaction_a() -> None:
+        async with sessions.begin() as session:
+            await repo.enqueue(session, [_row("T1:U0001:7:1:started")])
+            a_inserted.set()
+            await commit_a.wait()
+
+    async def transaction_b() -> None:
+        await a_inserted.wait()
+        async with sessions.begin() as session:
+            await repo.enqueue(session, [_row("T1:U0001:7:1:started"), _row("other")])
+
+    task_a = asyncio.create_task(transaction_a())
+    task_b = asyncio.create_task(transaction_b())
+    await a_inserted.wait()
+    await _wait_until_blocked(engine)
+    assert not task_b.done(), "B must wait for A's outcome, not insert a duplicate"
+    commit_a.set()
+    await asyncio.wait_for(asyncio.gather(task_a, task_b), timeout=10)
+
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count()).where(OutboxMessage.dedup_key == "T1:U0001:7:1:started")
+        )
+        total = await session.scalar(select(func.count()).select_from(OutboxMessage))
+    assert count == 1 and total == 2
+
+
+async def _wait_until_blocked(engine: AsyncEngine) -> None:
+    """Until some backend of this database waits on a lock (B queued behind A's uncommitted key)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "B never queued behind A"
+        await asyncio.sleep(0.02)
+
+
+async def test_utc_datetime_round_trips_aware_datetimes(sessions: SessionFactory) -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    linked = datetime(2026, 3, 1, 17, 30, 15, 123456, tzinfo=india)
+    async with sessions.begin() as session:
+        user = _user(1, NOW)
+        user.linked_at = linked
+        session.add(user)
+    async with sessions() as session:
+        loaded = await session.scalar(select(LinkedUser))
+    assert loaded is not None
+    assert loaded.linked_at == linked
+    assert loaded.linked_at.utcoffset() == timedelta(0)
+    assert loaded.linked_at.hour == 12 and loaded.linked_at.microsecond == 123456
+    async with sessions() as session:
+        naive_rejected = False
+        try:
+            async with session.begin():
+                session.add(_user(2, datetime(2026, 3, 1, 12, 0)))  # noqa: DTZ001
+        except Exception as error:  # the TypeDecorator refuses before anything reaches PostgreSQL
+            naive_rejected = "naive datetime" in str(error)
+    assert naive_rejected
