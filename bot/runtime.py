@@ -20,6 +20,7 @@ from bot.engine.credentials import Credentials
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
+from bot.engine.quiet_summaries import QuietSummaries
 from bot.engine.recordings import RecordingWatcher
 from bot.engine.scheduler import EngineScheduler
 from bot.metrics import Metrics
@@ -122,8 +123,12 @@ class Runtime:
             on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
         )
 
+        summaries = QuietSummaries(sessions, on_enqueued=lambda: holder["scheduler"].wake_dispatcher())
+
         async def poll_all() -> int:
-            polled = await asyncio.gather(*(poller.tick() for poller in pollers), recordings.tick())
+            polled = await asyncio.gather(
+                *(poller.tick() for poller in pollers), recordings.tick(), summaries.tick()
+            )
             return sum(polled)
 
         tick = min(1.0, settings.poll_interval_seconds / 4)

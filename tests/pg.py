@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 HOST = os.environ.get("CONFBOT_TEST_PG_HOST", "127.0.0.1")

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, InvalidToken, NotFound
+from bot.canvas.errors import CanvasError, Forbidden, InvalidToken, NotFound
 from bot.canvas.models import Conference
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.digest_schedule import Schedule, local_label, next_slot, parse_hhmm, previous_slot
@@ -230,6 +230,8 @@ class DigestRunner:
                 return CourseDigest(source.course_name, problem=_RELINK)
             except NotFound:
                 return CourseDigest(source.course_name, problem="Canvas no longer knows this course.")
+            except Forbidden:
+                return CourseDigest(source.course_name, problem=_FORBIDDEN)
             except CanvasError as error:
                 log.info("digest: course %s unreadable (%s)", source.course_id, type(error).__name__)
                 return CourseDigest(
@@ -261,6 +263,7 @@ class DigestRunner:
         return bool(job.sources)
 
 
+_FORBIDDEN = "The person who subscribed this course can no longer see its conferences in Canvas."
 _RELINK = "The Canvas link of the person who subscribed this course stopped working; they need to relink."
 
 
@@ -271,8 +274,7 @@ async def _sources(session: AsyncSession, team_id: str, channel_id: str) -> list
         .where(Subscription.team_id == team_id, Subscription.channel_id == channel_id)
     )
     return [
-        _Source(sub.course_id, sub.course_name, StoredToken.of(user), user.needs_relink)
-        for sub, user in rows
+        _Source(sub.course_id, sub.course_name, StoredToken.of(user), user.needs_relink) for sub, user in rows
     ]
 
 

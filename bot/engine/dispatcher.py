@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.cards import card_from_payload
+from bot.engine.quiet_summaries import HELD, SUMMARIZED
 from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.store import repo
@@ -107,7 +108,7 @@ class Dispatcher:
     async def _edit_ended(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         async with self._sessions() as session:
             original = await repo.original_alert(session, message)
-        if original is None or original.status == "failed":
+        if original is None or original.status in ("failed", HELD, SUMMARIZED):
             await self._finish(message, status="sent", error="no alert to edit")
             return False
         if original.status == "pending" or original.slack_ts is None or original.slack_channel is None:

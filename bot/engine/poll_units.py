@@ -19,6 +19,7 @@ from bot.canvas.models import Conference
 from bot.engine import alerts
 from bot.engine.credentials import StoredToken
 from bot.engine.diff import Seen, live_filter
+from bot.engine.quiet_hours import QuietHours
 from bot.store import repo
 from bot.store.models import (
     KnownConference,
@@ -45,6 +46,7 @@ class PollJob:
     muted: frozenset[ContextKey] = frozenset()
     course_id: int | None = None
     linked_at: datetime | None = None
+    quiet: QuietHours | None = None
 
 
 class PollUnits(Protocol):
@@ -92,6 +94,7 @@ class UserUnits:
                 alerts_enabled=u.alerts_enabled,
                 muted=frozenset(muted[u.id]),
                 linked_at=u.linked_at,
+                quiet=QuietHours.parse(u.quiet_start, u.quiet_end, u.timezone),
             )
             for u in users
         ]

@@ -23,6 +23,7 @@ from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
 from bot.engine.diff import Diff, Event, Seen, diff, vanished
 from bot.engine.poll_units import PollJob, PollUnits
+from bot.engine.quiet_summaries import HELD
 from bot.engine.recordings import watch_row
 from bot.metrics import Metrics
 from bot.store import repo
@@ -212,7 +213,9 @@ class Poller:
     def _rows_for(
         self, job: PollJob, outcome: PollOutcome, events: list[Event], now: datetime
     ) -> list[dict[str, Any]]:
-        return [
+        """Outbox rows; starts during the user's quiet hours are held for the summary (quiet_summaries.py)."""
+        held = job.quiet is not None and job.quiet.active(now)
+        rows = [
             alerts.outbox_row(
                 event,
                 team_id=job.team_id,
@@ -224,6 +227,11 @@ class Poller:
             )
             for event in events
         ]
+        if held:
+            for row in rows:
+                if row["event"] == "started":
+                    row["status"] = HELD
+        return rows
 
     def _watches_for(self, job: PollJob, events: list[Event], now: datetime) -> list[dict[str, Any]]:
         """Every ended alert starts a watch for its recordings (replied in the alert's thread)."""

@@ -7,6 +7,7 @@ running after it has answered Slack), so the 3-second deadline never depends on 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,14 @@ from bot.linking import link_with_token
 from bot.runtime import Runtime
 from bot.slack import blocks, commands
 from bot.slack.handlers import Caller, CommandHandler
+from bot.slack.home import (
+    ACTION_QUIET_CLEAR,
+    ACTION_QUIET_END,
+    ACTION_QUIET_START,
+    ACTION_TOGGLE_ALERTS,
+    ACTION_UNMUTE,
+)
+from bot.slack.home_service import HomeService
 from bot.slack.mrkdwn import escape
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,43 @@ def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> Asy
         request_verification_enabled=True,
     )
     handler = CommandHandler(runtime, link_url=link_url)
+    home = HomeService(runtime, handler.lister)
+
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any], context: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home":
+            await home.publish(context["team_id"], event["user"])
+
+    def _who(body: dict[str, Any]) -> tuple[str, str]:
+        user = body["user"]
+        return (body.get("team") or {}).get("id") or user.get("team_id", ""), user["id"]
+
+    @app.action(ACTION_TOGGLE_ALERTS)
+    async def toggle_alerts(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        team_id, user_id = _who(body)
+        await home.set_alerts(team_id, user_id, action.get("value") == "on")
+        await home.publish(team_id, user_id)
+
+    @app.action(ACTION_UNMUTE)
+    async def unmute(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        team_id, user_id = _who(body)
+        await home.unmute(team_id, user_id, int(action["value"]))
+        await home.publish(team_id, user_id)
+
+    @app.action(re.compile(f"^({ACTION_QUIET_START}|{ACTION_QUIET_END}|{ACTION_QUIET_CLEAR})$"))
+    async def quiet_hours(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        team_id, user_id = _who(body)
+        picked = action.get("selected_time")
+        if action["action_id"] == ACTION_QUIET_CLEAR:
+            await home.set_quiet(team_id, user_id, clear=True)
+        elif action["action_id"] == ACTION_QUIET_START:
+            await home.set_quiet(team_id, user_id, start=picked)
+        else:
+            await home.set_quiet(team_id, user_id, end=picked)
+        await home.publish(team_id, user_id)
 
     @app.command("/conferences")
     async def conferences(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:

@@ -12,6 +12,7 @@ from bot.canvas.errors import CanvasError, InvalidToken, NotFound, Throttled
 from bot.canvas.models import Conference
 from bot.engine.alerts import join_url
 from bot.engine.contexts import fallback_name
+from bot.engine.credentials import RelinkNeeded, StoredToken
 from bot.linking import unlink
 from bot.runtime import Runtime
 from bot.slack import blocks, commands
@@ -33,11 +34,63 @@ class Caller:
 NOT_YET = "This part of confbot is not available yet."
 
 
+class ConferenceLister:
+    """A linked user's conferences as cards, with their token (refreshed when Canvas says it expired)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def live_cards(self, user: LinkedUser) -> list[ConferenceCard]:
+        """Canvas applied the live rule with its own clock: trust `state=live` as is."""
+        return await self._fetch(user, self._rt.canvas.live_conferences)
+
+    async def all_cards(self, user: LinkedUser) -> list[ConferenceCard]:
+        return await self._fetch(user, self._rt.canvas.all_conferences)
+
+    async def course_cards(self, user: LinkedUser, course_id: int) -> list[ConferenceCard]:
+        async def course(token: str) -> list[Conference]:
+            return await self._rt.canvas.course_conferences(token, course_id)
+
+        return await self._fetch(user, course)
+
+    async def _fetch(
+        self, user: LinkedUser, fetch: Callable[[str], Awaitable[list[Conference]]]
+    ) -> list[ConferenceCard]:
+        stored = StoredToken.of(user)
+        token = await self._rt.credentials.access_token(stored)
+        try:
+            conferences = await fetch(token)
+        except InvalidToken:
+            if not stored.refreshable:
+                raise
+            token = await self._rt.credentials.refresh(stored)
+            conferences = await fetch(token)
+        return await self._cards(token, conferences)
+
+    async def _cards(self, token: str, conferences: Sequence[Conference]) -> list[ConferenceCard]:
+        names = await self._rt.contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
+        root = self._rt.settings.canvas_root
+        return [
+            ConferenceCard(
+                conference_id=c.id,
+                title=c.title,
+                context_name=names.get((c.context_type, c.context_id))
+                or fallback_name((c.context_type, c.context_id)),
+                conference_type=c.conference_type,
+                started_at=c.started_at,
+                ended_at=c.ended_at,
+                join_url=c.join_url or join_url(root, c.context_type, c.context_id, c.id),
+            )
+            for c in conferences
+        ]
+
+
 class CommandHandler:
     def __init__(self, runtime: Runtime, *, link_url: Callable[[Caller], Awaitable[str | None]]) -> None:
         self._rt = runtime
         self._link_url = link_url
         self._channels = ChannelCommands(runtime)
+        self.lister = ConferenceLister(runtime)
 
     async def handle(self, command: commands.Command, caller: Caller) -> Message:
         match command:
@@ -77,20 +130,18 @@ class CommandHandler:
             return blocks.link_instructions(await self._link_url(caller))
         if user.needs_relink:
             return blocks.relink_prompt(await self._link_url(caller), user.relink_reason or "token rejected")
-        token = self._rt.cipher.decrypt(user.access_token_enc)
-        now = utcnow()
+        if isinstance(command, commands.CourseList) and not command.course.isdigit():
+            return blocks.help_message(
+                f"`course` needs a Canvas course id (a number), not “{command.course}”."
+            )
         try:
             if isinstance(command, commands.CourseList):
-                if not command.course.isdigit():
-                    return blocks.help_message(
-                        f"`course` needs a Canvas course id (a number), not “{command.course}”."
-                    )
-                conferences = await self._rt.canvas.course_conferences(token, int(command.course))
+                cards = await self.lister.course_cards(user, int(command.course))
             elif isinstance(command, commands.All):
-                conferences = await self._rt.canvas.all_conferences(token)
+                cards = await self.lister.all_cards(user)
             else:
-                conferences = [c for c in await self._rt.canvas.live_conferences(token) if c.is_live(now)]
-        except InvalidToken:
+                return blocks.live_list(await self.lister.live_cards(user), utcnow())
+        except (InvalidToken, RelinkNeeded):
             return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token")
         except NotFound:
             return blocks.simple("Canvas does not know that course.")
@@ -99,27 +150,7 @@ class CommandHandler:
         except CanvasError as error:
             log.info("listing failed for %s: %s", caller.user_id, type(error).__name__)
             return blocks.simple("Canvas is not answering right now. Try again in a minute.")
-        cards = await self._cards(token, conferences)
-        if isinstance(command, commands.Live):
-            return blocks.live_list(cards, now)
-        return blocks.all_list(cards, now)
-
-    async def _cards(self, token: str, conferences: Sequence[Conference]) -> list[ConferenceCard]:
-        names = await self._rt.contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
-        root = self._rt.settings.canvas_root
-        return [
-            ConferenceCard(
-                conference_id=c.id,
-                title=c.title,
-                context_name=names.get((c.context_type, c.context_id))
-                or fallback_name((c.context_type, c.context_id)),
-                conference_type=c.conference_type,
-                started_at=c.started_at,
-                ended_at=c.ended_at,
-                join_url=c.join_url or join_url(root, c.context_type, c.context_id, c.id),
-            )
-            for c in conferences
-        ]
+        return blocks.all_list(cards, utcnow())
 
     async def _unlink(self, caller: Caller) -> Message:
         removed = await unlink(self._rt.sessions, caller.team_id, caller.user_id)

@@ -81,6 +81,9 @@ class LinkedUser(Base):
     needs_relink: Mapped[bool] = mapped_column(Boolean, default=False)
     relink_reason: Mapped[str | None] = mapped_column(String(255), default=None)
     alerts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    quiet_start: Mapped[str | None] = mapped_column(String(5), default=None)  # "HH:MM" local
+    quiet_end: Mapped[str | None] = mapped_column(String(5), default=None)
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)  # Slack users.info tz
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_poll_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -67,19 +67,32 @@ class _Lines:
     """Reads a child's stdout on a thread so waiting for a line can time out instead of hanging."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
         self.seen: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
-        assert process.stdout is not None
-        stream = process.stdout
-        threading.Thread(target=lambda: [self._queue.put(line) for line in stream], daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
-    def _drain(self) -> str:
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+
+    def text(self) -> str:
         while not self._queue.empty():
             self.seen.append(self._queue.get_nowait())
         return "".join(self.seen)
 
-    def wait_for(self, text: str, timeout: float) -> str:
-        return wait_for(lambda: text in self._drain() and self._drain(), timeout=timeout, what=repr(text))
+    def wait_for(self, wanted: str, timeout: float) -> str:
+        def arrived() -> bool:
+            if wanted in self.text():
+                return True
+            if not self._pump_thread.is_alive() and self._queue.empty():  # EOF: the demo has exited
+                raise AssertionError(f"demo exited with {self.process.returncode}:\n{self.text()}")
+            return False
+
+        wait_for(arrived, timeout=timeout, what=repr(wanted))
+        return self.text()
 
 
 def test_demo_keeps_serving_the_page_until_ctrl_c(tmp_path: Path) -> None:

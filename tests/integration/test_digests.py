@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select, update
 
@@ -148,8 +149,8 @@ def teacher(canvas: CanvasWorld, slack: SlackWorld) -> dict[str, Any]:
     return {"user": user, "course": course, "channel": channel["id"]}
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 async def subscribed(bot: Bot, teacher: dict[str, Any]) -> str:
@@ -433,3 +434,46 @@ async def test_a_course_canvas_cannot_read_is_flagged_while_the_rest_is_posted(
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_with_the_default_clock_under_time_travel_the_dst_switch_is_followed_too(
+    bot: Bot, teacher: dict[str, Any]
+) -> None:
+    """The runner as the lead wires it (clock = utcnow), with the whole process travelling in time."""
+    channel = await subscribed(bot, teacher)
+    runner = DigestRunner(
+        bot.runtime.sessions,
+        bot.runtime.canvas,
+        bot.runtime.credentials,
+        canvas_root=bot.runtime.settings.canvas_root,
+    )
+    dispatcher = Dispatcher(bot.runtime.sessions, bot.dispatcher._slack)
+    with time_machine.travel(utc(2024, 3, 8, 18, 0), tick=False) as traveller:
+        await configure_digest(bot.runtime, commands.DigestDaily(time(8, 0)), Caller(TEAM, "UTESS", channel))
+        posted = []
+        for moment in (utc(2024, 3, 9, 13, 0), utc(2024, 3, 10, 12, 0), utc(2024, 3, 11, 12, 0)):
+            traveller.move_to(moment - timedelta(seconds=1))
+            assert await runner.tick() == 0
+            traveller.move_to(moment)
+            assert await runner.tick() == 1
+            await dispatcher.tick()
+            posted.append(len(bot.posts(channel)))
+    assert posted == [1, 2, 3]
+
+
+async def test_a_course_whose_subscriber_must_relink_says_so(
+    bot: Bot, teacher: dict[str, Any], canvas: CanvasWorld
+) -> None:
+    channel = await subscribed(bot, teacher)
+    async with bot.runtime.sessions.begin() as session:
+        await session.execute(update(LinkedUser).values(needs_relink=True))
+    await configure_digest(
+        bot.runtime,
+        commands.DigestDaily(time(8, 0), "UTC"),
+        Caller(TEAM, "UTESS", channel),
+        now=utc(2024, 6, 3),
+    )
+    assert await bot.at(utc(2024, 6, 3, 8, 0)) == 1
+    body = "\n".join(_mrkdwn(bot.posts(channel)[0]))
+    assert "*Biology 101*\n⚠️ The Canvas link of the person who subscribed this course stopped working" in body
+    assert teacher["user"]["token"] not in body

@@ -12,8 +12,8 @@ from bot.engine.digest_schedule import Schedule, local_label, local_slot, next_s
 NY = "America/New_York"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def daily(hhmm: str, zone: str = NY) -> Schedule:

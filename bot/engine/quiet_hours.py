@@ -1,0 +1,35 @@
+"""Quiet hours in the user's own time zone (pure): is an alert held now?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    start: time
+    end: time
+    zone: str
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None, zone: str | None) -> QuietHours | None:
+        """None unless all three are set and valid (a broken setting must never hold alerts forever)."""
+        if not (start and end and zone) or start == end:
+            return None
+        try:
+            ZoneInfo(zone)
+            return cls(time.fromisoformat(start), time.fromisoformat(end), zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            return None
+
+    def active(self, now: datetime) -> bool:
+        """Local wall-clock check; windows may wrap midnight (22:00-07:00)."""
+        local = now.astimezone(ZoneInfo(self.zone)).time().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def describe(self) -> str:
+        return f"{self.start:%H:%M} to {self.end:%H:%M} ({self.zone})"

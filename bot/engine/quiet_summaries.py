@@ -1,0 +1,96 @@
+"""Alerts held during a user's quiet hours go out as one summary when the quiet hours end."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.engine.cards import card_from_payload
+from bot.engine.quiet_hours import QuietHours
+from bot.slack import blocks
+from bot.store import repo
+from bot.store.db import SessionFactory
+from bot.store.models import OutboxMessage, utcnow
+
+HELD = "held"
+SUMMARIZED = "summarized"
+
+
+class QuietSummaries:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._on_enqueued = on_enqueued
+
+    async def tick(self) -> int:
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            held = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status == HELD)
+                    .order_by(OutboxMessage.id)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not held:
+                return 0
+            groups: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+            for row in held:
+                groups[(row.team_id, row.destination)].append(row)
+            rows: list[dict[str, Any]] = []
+            for (team_id, user_id), messages in groups.items():
+                user = await repo.get_linked(session, team_id, user_id)
+                quiet = QuietHours.parse(user.quiet_start, user.quiet_end, user.timezone) if user else None
+                if quiet is not None and quiet.active(now):
+                    continue
+                rows.append(await self._summary(session, team_id, user_id, messages, now))
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([m.id for m in messages]))
+                    .values(status=SUMMARIZED, sent_at=now)
+                )
+            await repo.enqueue(session, rows)
+        if rows and self._on_enqueued:
+            self._on_enqueued()
+        return len(rows)
+
+    async def _summary(
+        self, session: Any, team_id: str, user_id: str, messages: list[OutboxMessage], now: datetime
+    ) -> dict[str, Any]:
+        ended = {
+            row.dedup_key.removesuffix(":ended"): row.payload.get("ended_at")
+            for row in await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.dedup_key.in_(
+                        [m.dedup_key.removesuffix(":started") + ":ended" for m in messages]
+                    )
+                )
+            )
+        }
+        cards = [
+            card_from_payload({**m.payload, "ended_at": ended.get(m.dedup_key.removesuffix(":started"))})
+            for m in messages
+        ]
+        message = blocks.live_list(cards, now, heading="While you were in quiet hours")
+        return {
+            "dedup_key": f"{team_id}:{user_id}:quiet_summary:{messages[0].id}",
+            "team_id": team_id,
+            "destination": user_id,
+            "event": "post",
+            "payload": {"message": dict(message)},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }

@@ -1,0 +1,123 @@
+"""App Home I/O: gather the user's state (DB + Canvas), publish the view, apply settings changes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import delete, select, update
+
+from bot.canvas.errors import CanvasError, InvalidToken
+from bot.engine.quiet_hours import QuietHours
+from bot.slack.blocks import ConferenceCard
+from bot.slack.home import HomeState, home_view
+from bot.store import repo
+from bot.store.models import LinkedUser, MutedContext, utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+    from bot.slack.handlers import ConferenceLister
+
+log = logging.getLogger(__name__)
+
+
+class HomeService:
+    def __init__(self, runtime: Runtime, lister: ConferenceLister) -> None:
+        self._rt = runtime
+        self._lister = lister
+
+    async def publish(self, team_id: str, user_id: str) -> None:
+        client = await self._rt.slack.for_team(team_id)
+        if client is None:
+            return
+        view = home_view(
+            await self._state(team_id, user_id),
+            utcnow(),
+            await self._rt.link_flow.start_url(team_id, user_id),
+        )
+        await client.views_publish(user_id=user_id, view=view)
+
+    async def _state(self, team_id: str, user_id: str) -> HomeState:
+        async with self._rt.sessions() as session:
+            user = await repo.get_linked(session, team_id, user_id)
+            if user is None:
+                return HomeState(None, False, False, (), None, None, None, ())
+            muted = (
+                await session.scalars(
+                    select(MutedContext)
+                    .where(MutedContext.linked_user_id == user.id)
+                    .order_by(MutedContext.name)
+                )
+            ).all()
+        live: tuple[ConferenceCard, ...] = ()
+        error: str | None = None
+        if not user.needs_relink:
+            try:
+                live = tuple(await self._lister.live_cards(user))
+            except InvalidToken:
+                error = "Canvas rejected the link; relink it."
+            except CanvasError:
+                error = "Canvas is not answering right now."
+        return HomeState(
+            canvas_name=user.canvas_name,
+            needs_relink=user.needs_relink,
+            alerts_on=user.alerts_enabled,
+            muted=[(m.context_id, m.name) for m in muted],
+            quiet=QuietHours.parse(user.quiet_start, user.quiet_end, user.timezone),
+            quiet_start=user.quiet_start,
+            quiet_end=user.quiet_end,
+            live=live,
+            live_error=error,
+        )
+
+    async def set_alerts(self, team_id: str, user_id: str, on: bool) -> None:
+        await self._update(team_id, user_id, alerts_enabled=on)
+
+    async def unmute(self, team_id: str, user_id: str, course_id: int) -> None:
+        async with self._rt.sessions.begin() as session:
+            user = await repo.get_linked(session, team_id, user_id)
+            if user is not None:
+                await session.execute(
+                    delete(MutedContext).where(
+                        MutedContext.linked_user_id == user.id, MutedContext.context_id == course_id
+                    )
+                )
+
+    async def set_quiet(
+        self,
+        team_id: str,
+        user_id: str,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        clear: bool = False,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if clear:
+            values = {"quiet_start": None, "quiet_end": None}
+        else:
+            if start is not None:
+                values["quiet_start"] = start
+            if end is not None:
+                values["quiet_end"] = end
+            values["timezone"] = await self._slack_tz(team_id, user_id)
+        await self._update(team_id, user_id, **values)
+
+    async def _slack_tz(self, team_id: str, user_id: str) -> str:
+        client = await self._rt.slack.for_team(team_id)
+        if client is None:
+            return "UTC"
+        try:
+            info = await client.users_info(user=user_id)
+        except SlackApiError:
+            return "UTC"
+        return str(info["user"].get("tz") or "UTC")
+
+    async def _update(self, team_id: str, user_id: str, **values: Any) -> None:
+        async with self._rt.sessions.begin() as session:
+            await session.execute(
+                update(LinkedUser)
+                .where(LinkedUser.team_id == team_id, LinkedUser.slack_user_id == user_id)
+                .values(**values)
+            )
