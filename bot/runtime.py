@@ -17,6 +17,7 @@ from bot.canvas_link import CanvasLinkFlow
 from bot.config import Settings
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
+from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
@@ -132,7 +133,20 @@ class Runtime:
             return sum(polled)
 
         tick = min(1.0, settings.poll_interval_seconds / 4)
-        scheduler = EngineScheduler(poll_all, dispatcher.tick, poll_every=tick, dispatch_every=1.0)
+        digests = DigestRunner(
+            sessions,
+            canvas,
+            credentials,
+            canvas_root=settings.canvas_root,
+            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+        )
+        scheduler = EngineScheduler(
+            poll_all,
+            dispatcher.tick,
+            poll_every=tick,
+            dispatch_every=1.0,
+            periodic={"digests": (digests.tick, 30.0)},
+        )
         holder["scheduler"] = scheduler
         runtime = cls(
             settings,

@@ -26,6 +26,7 @@ class EngineScheduler:
         *,
         poll_every: float = 1.0,
         dispatch_every: float = 1.0,
+        periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] | None = None,
     ) -> None:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._poll = poll
@@ -35,6 +36,10 @@ class EngineScheduler:
         self._scheduler.add_job(
             self._run_dispatch, "interval", seconds=dispatch_every, id=DISPATCH_JOB, **common
         )
+        for job_id, (run, every) in (periodic or {}).items():
+            self._scheduler.add_job(
+                self._guarded(job_id, run), "interval", seconds=every, id=job_id, **common
+            )
         self.last_poll_tick: datetime | None = None
 
     @property
@@ -58,6 +63,16 @@ class EngineScheduler:
         except Exception:
             log.exception("poll tick failed; the next tick retries")
         self.last_poll_tick = datetime.now(UTC)
+
+    @staticmethod
+    def _guarded(job_id: str, run: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[None]]:
+        async def guarded() -> None:
+            try:
+                await run()
+            except Exception:
+                log.exception("%s tick failed; the next tick retries", job_id)
+
+        return guarded
 
     async def _run_dispatch(self) -> None:
         try:

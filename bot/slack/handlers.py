@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from sqlalchemy import update
 
@@ -13,6 +14,7 @@ from bot.canvas.models import Conference
 from bot.engine.alerts import join_url
 from bot.engine.contexts import fallback_name
 from bot.engine.credentials import RelinkNeeded, StoredToken
+from bot.engine.digests import configure_digest
 from bot.linking import unlink
 from bot.runtime import Runtime
 from bot.slack import blocks, commands
@@ -31,7 +33,6 @@ class Caller:
     channel_id: str
 
 
-NOT_YET = "This part of confbot is not available yet."
 
 
 class ConferenceLister:
@@ -106,6 +107,8 @@ class CommandHandler:
                 return await self._alerts(caller, on)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller)
+            case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
+                return await configure_digest(self._rt, command, caller)
             case commands.Unsubscribe():
                 return await self._channels.unsubscribe(command, caller)
             case commands.Subscriptions():
@@ -118,7 +121,7 @@ class CommandHandler:
                     return await self._channels.subscribe(user, command, caller)
                 return await self._channels.mute(user, command)
             case _:
-                return blocks.simple(NOT_YET)
+                assert_never(command)
 
     async def _linked(self, caller: Caller) -> LinkedUser | None:
         async with self._rt.sessions() as session:

@@ -90,7 +90,7 @@ class Fleet:
             try:
                 async with engine.connect() as connection:
                     rows = await connection.execute(text("SELECT status, count(*) FROM outbox GROUP BY 1"))
-                    return {str(status): int(count) for status, count in rows.tuples()}
+                    return {str(status): int(count) for status, count in rows.all()}
             finally:
                 await engine.dispose()
 
