@@ -126,8 +126,8 @@ class Usage:
     def describe(self) -> str:
         wall = max(self.wall, 1e-9)
         return (
-            f"bot {self.bot_cpu / wall:.0%} of a core, sandbox {self.sandbox_cpu / wall:.0%}, "
-            f"other processes {self.others_cpu / wall:.0%} (of {os.cpu_count()} cores)"
+            f"cores busy: bot {self.bot_cpu / wall:.2f}, sandbox {self.sandbox_cpu / wall:.2f}, "
+            f"others {self.others_cpu / wall:.2f} (of {os.cpu_count()})"
         )
 
 

@@ -18,6 +18,7 @@ from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
 from bot.slack.handlers import Caller
+from bot.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,18 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if run_engine:
             runtime.scheduler.start()
+        socket: SocketModeRunner | None = None
         try:
+            if runtime.settings.slack_app_token is not None:
+                socket = await start_socket_mode(
+                    bolt,
+                    runtime.settings.slack_app_token.get_secret_value(),
+                    api_url=runtime.settings.slack_api_root,
+                )
             yield
         finally:
+            if socket is not None:
+                await socket.close()
             await runtime.close()
 
     return Starlette(

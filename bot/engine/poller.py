@@ -41,7 +41,7 @@ class PollOutcome:
     job: PollJob
     result: Diff | None = None
     names: dict[tuple[str, int], str] = field(default_factory=dict)
-    error: CanvasError | None = None
+    error: Exception | None = None
     relink_reason: str | None = None
 
     @property
@@ -84,8 +84,8 @@ class Poller:
         self._metrics = metrics
 
     def next_poll(self) -> datetime:
-        """Spread polls: +/-10 % jitter keeps units linked together from staying in lockstep."""
-        return self._clock() + timedelta(seconds=self._interval * random.uniform(0.9, 1.1))
+        """Spread polls with jitter (downwards only, so no unit waits longer than one interval)."""
+        return self._clock() + timedelta(seconds=self._interval * random.uniform(0.85, 1.0))
 
     async def tick(self) -> int:
         """Poll every due unit (in batches); returns how many were polled."""
@@ -127,6 +127,9 @@ class Poller:
             except InvalidToken as error:
                 outcome.relink_reason = str(error) or "Canvas rejected the token"
             except CanvasError as error:
+                outcome.error = error
+            except Exception as error:  # one unit's surprise must not sink the batch; retried with back-off
+                log.exception("poll of %s %s failed unexpectedly", self._units.kind, job.unit_id)
                 outcome.error = error
         return outcome
 
@@ -251,7 +254,7 @@ class Poller:
             if event.kind == "ended"
         ]
 
-    def _retry_at(self, job: PollJob, error: CanvasError, now: datetime) -> datetime:
+    def _retry_at(self, job: PollJob, error: Exception, now: datetime) -> datetime:
         """Exponential back-off from the poll interval, capped at MAX_BACKOFF_FACTOR intervals so a unit
         misses at most a few minutes of alerts after Canvas recovers; a throttle's Retry-After is a floor."""
         delay = timedelta(seconds=self._interval * min(2**job.failures, MAX_BACKOFF_FACTOR))

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from bot.sandbox.slack_api import web_api
 from bot.sandbox.slack_control import CONTROL_ROUTES
 from bot.sandbox.slack_signing import interactivity_body, signed_request, signed_slash_command
+from bot.sandbox.slack_socket import SOCKET_ROUTES, SocketHub
 from bot.sandbox.slack_state import SlackState
 
 __all__ = [
@@ -36,9 +37,11 @@ def create_slack_app(state: SlackState | None = None) -> Starlette:
         routes=[
             Route("/api/{method}", web_api, methods=["GET", "POST"]),
             *CONTROL_ROUTES,
+            *SOCKET_ROUTES,
         ]
     )
     app.state.slack = state if state is not None else SlackState()
+    app.state.slack_socket = SocketHub()
     return app
 
 

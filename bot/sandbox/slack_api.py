@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.sandbox.slack_blocks import validate_blocks, validate_view
+from bot.sandbox.slack_socket import socket_hub, socket_url
 from bot.sandbox.slack_state import (
     JSON,
     OAUTH_CODE_LIFETIME_SECONDS,
@@ -437,6 +438,18 @@ METHODS: dict[str, Method] = {
 }
 
 
+def apps_connections_open(request: Request, state: SlackState, token: str | None) -> JSON:
+    """Socket Mode: only an app-level (xapp-) token registered through the control API gets a URL."""
+    if not token:
+        raise ApiError("not_authed")
+    if token in state.tokens:
+        raise ApiError("not_allowed_token_type")
+    hub = socket_hub(request.app)
+    if token not in hub.app_tokens:
+        raise ApiError("invalid_auth")
+    return {"url": socket_url(request, hub.issue_ticket(state.clock()))}
+
+
 def _dispatch(state: SlackState, method: str, parsed: ParsedRequest) -> JSON:
     if method == "api.test":
         return {"args": redacted(parsed.args)}
@@ -478,7 +491,10 @@ async def web_api(request: Request) -> Response:
     try:
         if parse_error is not None:
             raise parse_error
-        body: JSON = {"ok": True, **_dispatch(state, method, parsed)}
+        if method == "apps.connections.open":  # needs the request: the URL points back at this server
+            body: JSON = {"ok": True, **apps_connections_open(request, state, parsed.token)}
+        else:
+            body = {"ok": True, **_dispatch(state, method, parsed)}
     except ApiError as exc:
         body = {"ok": False, "error": exc.error, **exc.extra}
     call.update(status=200, ok=body["ok"], error=body.get("error"))

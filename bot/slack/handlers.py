@@ -33,8 +33,6 @@ class Caller:
     channel_id: str
 
 
-
-
 class ConferenceLister:
     """A linked user's conferences as cards, with their token (refreshed when Canvas says it expired)."""
 

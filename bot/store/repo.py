@@ -135,6 +135,7 @@ async def replace_known(
     """Write only what changed between the previous and the new live set (most polls change nothing)."""
     owner = _owner(model)
     gone = [cid for cid in previous if cid not in keep]
+    fresh: list[dict[str, Any]] = []  # new conferences, and new sessions of known ones
     if gone:
         await session.execute(delete(model).where(owner == owner_id, model.conference_id.in_(gone)))
     for cid, seen in keep.items():
@@ -148,19 +149,34 @@ async def replace_known(
                 .values(missing_polls=seen.missing_polls, title=seen.title)
             )
             continue
-        if before is not None:
-            await session.execute(delete(model).where(owner == owner_id, model.conference_id == cid))
-        session.add(
-            model(
-                **{owner.key: owner_id},
-                conference_id=cid,
-                started_at=seen.started_at,
-                title=seen.title,
-                context_type=seen.context_type,
-                context_id=seen.context_id,
-                missing_polls=seen.missing_polls,
-            )
+        fresh.append(
+            {
+                owner.key: owner_id,
+                "conference_id": cid,
+                "started_at": seen.started_at,
+                "title": seen.title,
+                "context_type": seen.context_type,
+                "context_id": seen.context_id,
+                "missing_polls": seen.missing_polls,
+            }
         )
+    if fresh:
+        await session.execute(_upsert_known(session, model, owner, fresh))
+
+
+def _upsert_known(
+    session: AsyncSession, model: KnownModel, owner: InstrumentedAttribute[int], rows: list[dict[str, Any]]
+) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE: when a poll outlasts the poll interval, another replica may poll
+    the same unit at once and write the same new conference first; a plain INSERT would then fail the
+    whole batch's transaction (every unit in it polled for nothing), an upsert just agrees with it."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(rows)
+    columns = ("started_at", "title", "context_type", "context_id", "missing_polls")
+    return statement.on_conflict_do_update(
+        index_elements=[owner.key, "conference_id"],
+        set_={column: statement.excluded[column] for column in columns},
+    )
 
 
 async def context_names(session: AsyncSession, keys: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
@@ -175,8 +191,14 @@ async def context_names(session: AsyncSession, keys: set[tuple[str, int]]) -> di
 async def save_context_name(
     session: AsyncSession, context_type: str, context_id: int, name: str, now: datetime
 ) -> None:
-    await session.merge(
-        CanvasContext(context_type=context_type, context_id=context_id, name=name, fetched_at=now)
+    """Upsert: several pollers may learn the same course name at the same moment."""
+    values = {"context_type": context_type, "context_id": context_id, "name": name, "fetched_at": now}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(CanvasContext).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["context_type", "context_id"], set_={"name": name, "fetched_at": now}
+        )
     )
 
 

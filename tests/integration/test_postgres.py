@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
-from bot.store.models import LinkedUser, OutboxMessage
+from bot.engine.diff import Seen
+from bot.store.models import KnownConference, LinkedUser, OutboxMessage
 from tests.pg import pg_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.postgres
@@ -238,6 +239,35 @@ async def _wait_until_blocked(engine: AsyncEngine) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, "B never queued behind A"
         await asyncio.sleep(0.02)
+
+
+async def test_overlapping_polls_of_one_user_both_write_their_live_set(sessions: SessionFactory) -> None:
+    """A poll slower than the interval lets another replica poll the same user meanwhile; both see the
+    same new conference and both write it. Neither write may fail (it would roll back a whole batch)."""
+    await _add_users(sessions, 1)
+    async with sessions() as session:
+        user_id = (await session.scalars(select(LinkedUser.id))).one()
+    seen = Seen(conference_id=7, started_at=NOW, title="Lecture", context_type="Course", context_id=3)
+    first_wrote = asyncio.Event()
+    release = asyncio.Event()
+
+    async def replica(wrote_first: bool) -> None:
+        if not wrote_first:
+            await first_wrote.wait()
+        async with sessions.begin() as session:
+            await repo.replace_known(session, KnownConference, user_id, {}, {7: seen})
+            if wrote_first:
+                first_wrote.set()
+                await release.wait()
+
+    first = asyncio.create_task(replica(True))
+    second = asyncio.create_task(replica(False))
+    await first_wrote.wait()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+    async with sessions() as session:
+        known = await repo.load_known(session, KnownConference, [user_id])
+    assert known == {user_id: {7: seen}}
 
 
 async def test_utc_datetime_round_trips_aware_datetimes(sessions: SessionFactory) -> None:
