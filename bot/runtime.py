@@ -26,6 +26,7 @@ from bot.engine.recordings import RecordingWatcher
 from bot.engine.scheduler import EngineScheduler
 from bot.metrics import Metrics
 from bot.oauth_state import StateSigner
+from bot.slack.installations import EncryptedInstallationStore, MultiWorkspace
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
 
@@ -66,11 +67,12 @@ class Runtime:
     oauth: CanvasOAuth | None
     credentials: Credentials
     contexts: ContextNames
-    slack: SingleWorkspace
+    slack: SingleWorkspace | MultiWorkspace
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
     metrics: Metrics = field(init=False)
+    installations: EncryptedInstallationStore | None = field(init=False)
     link_flow: CanvasLinkFlow = field(init=False)
 
     @classmethod
@@ -94,8 +96,19 @@ class Runtime:
         )
         credentials = Credentials(sessions, cipher, oauth)
         contexts = ContextNames(sessions, canvas)
-        bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
+        installations: EncryptedInstallationStore | None = None
+        slack: SingleWorkspace | MultiWorkspace
+        if settings.slack_client_id and settings.slack_client_secret:
+            installations = EncryptedInstallationStore(settings.slack_client_id, engine, cipher)
+            slack = MultiWorkspace(
+                installations,
+                settings.slack_api_root,
+                settings.slack_client_id,
+                settings.slack_client_secret.get_secret_value(),
+            )
+        else:
+            bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+            slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
         holder: dict[str, EngineScheduler] = {}
         metrics = Metrics()
         in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
@@ -163,6 +176,7 @@ class Runtime:
             scheduler,
         )
         runtime.metrics = metrics
+        runtime.installations = installations
         runtime.link_flow = CanvasLinkFlow(runtime, StateSigner(cipher.derived_secret("canvas-oauth-state")))
         dispatcher.relink_url = runtime.link_flow.start_url
         return runtime

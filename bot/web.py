@@ -76,6 +76,8 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/slack/install", slack_events, methods=["GET"]),
+            Route("/slack/oauth_redirect", slack_events, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route(START_PATH, link_flow.start, methods=["GET"]),

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.canvas.errors import CanvasError, InvalidToken
@@ -28,7 +30,9 @@ from bot.slack.home import (
     ACTION_UNMUTE,
 )
 from bot.slack.home_service import HomeService
+from bot.slack.installations import BOT_SCOPES
 from bot.slack.mrkdwn import escape
+from bot.teams import forget_team
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,34 @@ LinkUrl = Callable[[Caller], Awaitable[str | None]]
 
 async def _no_link_url(_caller: Caller) -> str | None:
     return None
+
+
+def _oauth_settings(runtime: Runtime) -> AsyncOAuthSettings | None:
+    """Multi-workspace install (`/slack/install` -> Slack -> `/slack/oauth_redirect`) with a client id."""
+    settings = runtime.settings
+    if runtime.installations is None or settings.slack_client_secret is None:
+        return None
+    api_root = settings.slack_api_root
+    authorize = "https://slack.com/oauth/v2/authorize"
+    if api_root != "https://slack.com/api/":
+        authorize = api_root.removesuffix("api/") + "oauth/v2/authorize"
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=list(BOT_SCOPES),
+        installation_store=runtime.installations,
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=runtime.engine),
+        install_path="/slack/install",
+        redirect_uri_path="/slack/oauth_redirect",
+        redirect_uri=f"{settings.public_root}/slack/oauth_redirect",
+        authorization_url=authorize,
+    )
+
+
+async def _forget(runtime: Runtime, team_id: str) -> None:
+    await forget_team(runtime.sessions, team_id)
+    if runtime.installations is not None:
+        await runtime.installations.async_delete_all(enterprise_id=None, team_id=team_id)
 
 
 def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> AsyncApp:
@@ -50,11 +82,22 @@ def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> Asy
         else secrets.token_hex(32)
     )
     app = AsyncApp(
-        client=runtime.slack.client,
+        client=runtime.slack.client or AsyncWebClient(base_url=settings.slack_api_root),
         signing_secret=signing_secret,
         request_verification_enabled=True,
+        oauth_settings=_oauth_settings(runtime),
     )
     handler = CommandHandler(runtime, link_url=link_url)
+
+    @app.event("app_uninstalled")
+    async def uninstalled(context: dict[str, Any]) -> None:
+        await _forget(runtime, context["team_id"])
+
+    @app.event("tokens_revoked")
+    async def tokens_revoked(event: dict[str, Any], context: dict[str, Any]) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            await _forget(runtime, context["team_id"])
+
     home = HomeService(runtime, handler.lister)
 
     @app.event("app_home_opened")

@@ -9,6 +9,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
+from bot.store import slack_tables  # noqa: F401  (registers slack_sdk's tables on Base.metadata)
 from bot.store.db import create_engine
 from bot.store.models import Base, UTCDateTime
 
