@@ -34,7 +34,7 @@ def install(bot: BotProcess, slack: SlackWorld, team_id: str, installer: str) ->
                 "authed_user_id": installer,
             },
         )["code"]
-        # Bolt's state cookie is `Secure`; browsers send it to http://localhost, httpx does not: do it by hand.
+        # Bolt's state cookie is `Secure`: browsers send it to http://localhost, httpx does not.
         cookie = page.headers["set-cookie"].split(";", 1)[0]
         done = browser.get(
             bot.url + "/slack/oauth_redirect",
