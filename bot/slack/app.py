@@ -74,8 +74,8 @@ async def _forget(runtime: Runtime, team_id: str) -> None:
 def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> AsyncApp:
     settings = runtime.settings
     # Socket Mode needs no signing secret (Slack does not sign socket payloads and Bolt skips the check
-    # for them). Without one, /slack/events must still reject everything: Bolt would accept bodies
-    # signed with an empty key, so an unguessable throwaway secret stands in.
+    # for them). Bolt refuses an empty secret, and /slack/events must then reject every request, so an
+    # unguessable throwaway secret stands in.
     signing_secret = (
         settings.slack_signing_secret.get_secret_value()
         if settings.slack_signing_secret

@@ -45,7 +45,9 @@ def page(ids: list[int], next_url: str | None = None, *, prefix: bool = False) -
 
 @pytest.fixture
 async def client() -> AsyncIterator[CanvasClient]:
-    async with CanvasClient(BASE) as canvas:
+    """respx intercepts httpx's default transport, so the unit tests give the client one explicitly;
+    the aiohttp transport the bot uses by default is exercised against the sandbox Canvas."""
+    async with httpx.AsyncClient(follow_redirects=False) as http, CanvasClient(BASE, http=http) as canvas:
         yield canvas
 
 
