@@ -147,6 +147,18 @@ def test_oauth_round_trip_links_polls_refreshes_and_rejects_bad_state(
     assert "stopped working" not in str(slash(oauth_bot, slack, "UADA", "status"))
 
     issued = canvas.canvas.get("/_sandbox/tokens")["issued"]
+    assert "Unlinked" in slash(oauth_bot, slack, "UADA", "unlink")["text"]
+    oauth_tokens = [t for t in issued if t != ada["token"]]  # the sandbox also made Ada a PAT
+    current = [
+        t
+        for t in oauth_tokens
+        if httpx.get(
+            canvas.canvas.url + "/api/v1/users/self", headers={"Authorization": f"Bearer {t}"}
+        ).status_code
+        == 200
+    ]
+    assert current == [], "unlink revoked the access token at Canvas"
+    assert "not linked" in str(slash(oauth_bot, slack, "UADA", "status"))
     assert len(issued) >= 3, "PAT-less run: access, refresh and refreshed access tokens"
     logs, db = oauth_bot.logs(), oauth_bot.db_path.read_bytes()
     for token in [*issued, slack.bot_token, CLIENT_SECRET]:
