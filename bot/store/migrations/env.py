@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.store import slack_tables  # noqa: F401  (registers slack_sdk's tables on Base.metadata)
@@ -14,6 +15,7 @@ from bot.store.db import create_engine
 from bot.store.models import Base, UTCDateTime
 
 config = context.config
+MIGRATION_LOCK = 0x0C0FB07  # any constant shared by every replica
 target_metadata = Base.metadata
 
 
@@ -33,6 +35,9 @@ def _run(connection: Connection) -> None:
         render_item=_render_item,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the others then find the schema current.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
