@@ -4,19 +4,22 @@ A warm-up poll of a few hundred users first fills the one-off costs (connection 
 statement cache, lazily imported modules) so the figure is the marginal cost of one more user.
 Seeding runs in a child process, so this process never held the seeding's objects.
 
-    python -m bench.rss_per_user --users 10000 [--transport httpx|aiohttp]
+    python -m bench.rss_per_user --users 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 
-from bench.common import bench_db, machine_line, peak_rss_kib, sandbox_canvas, seed, table, verdict
-from bench.poll_throughput import run_bot
+from bench.common import BenchDb, ChildServer, bench_db, machine_line, peak_rss_kib, sandbox_canvas, seed, table, verdict
+from bench.poll_throughput import WARM_UP, Phase, run_bot, warm_up
 
-WARM_UP = 500
+
+async def _measure(db: BenchDb, canvas: ChildServer, users: int, concurrency: int) -> Phase:
+    """Warm up and measure in one event loop, as one long-running bot process would."""
+    await warm_up(db, canvas, concurrency)
+    return await run_bot(db, canvas, users, concurrency)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,26 +28,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--users", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--transport", choices=["httpx", "aiohttp"], default="httpx")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     with sandbox_canvas() as canvas, bench_db() as db:
         seed(db, canvas.url, WARM_UP + args.users)
-        with sqlite3.connect(db.path) as connection:
-            connection.execute(
-                "UPDATE linked_users SET next_poll_at = datetime('now', '+1 day') WHERE id > ?", (WARM_UP,)
-            )
-        asyncio.run(run_bot(db, canvas, WARM_UP, args.concurrency, transport=args.transport))
-        with sqlite3.connect(db.path) as connection:
-            connection.execute(
-                "UPDATE linked_users SET next_poll_at = datetime('now', '-1 second') WHERE id > ?", (WARM_UP,)
-            )
-        phase = asyncio.run(
-            run_bot(db, canvas, WARM_UP + args.users, args.concurrency, transport=args.transport)
-        )
-    polled = phase.polls - WARM_UP
+        phase = asyncio.run(_measure(db, canvas, args.users, args.concurrency))
+    polled = phase.polls
     per_user = 1024 * (phase.rss_after_kib - phase.rss_before_kib) / max(polled, 1)
-    print(f"\n### RSS per linked user ({args.transport}, after a {WARM_UP}-user warm-up)\n")
+    print(f"\n### RSS per linked user (after a {WARM_UP}-user warm-up)\n")
     print(
         table(
             ["users polled", "RSS before KiB", "RSS after KiB", "bytes/user", "peak RSS KiB"],

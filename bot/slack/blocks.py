@@ -97,28 +97,28 @@ def _md(text: str, limit: int = MAX_SECTION_TEXT) -> Block:
     return {"type": "mrkdwn", "text": truncate(text, limit)}
 
 
-def _header(text: str) -> Block:
+def header_block(text: str) -> Block:
     return {"type": "header", "text": _pt(text, MAX_HEADER_TEXT)}
 
 
-def _section(text: str, accessory: Block | None = None) -> Block:
+def section_block(text: str, accessory: Block | None = None) -> Block:
     block: Block = {"type": "section", "text": _md(text)}
     if accessory is not None:
         block["accessory"] = accessory
     return block
 
 
-def _context(*texts: str) -> Block:
+def context_block(*texts: str) -> Block:
     return {"type": "context", "elements": [_md(t) for t in texts[:MAX_CONTEXT_ELEMENTS]]}
 
 
-def _actions(*elements: Block | None) -> list[Block]:
+def actions_block(*elements: Block | None) -> list[Block]:
     """An actions block, or nothing when every element was dropped (Slack rejects an empty one)."""
     kept = [e for e in elements if e is not None]
     return [{"type": "actions", "elements": kept}] if kept else []
 
 
-def _button(
+def button_element(
     text: str,
     action_id: str,
     *,
@@ -136,27 +136,27 @@ def _button(
     return button
 
 
-def _url_button(
+def link_button(
     text: str, action_id: str, url: str, *, value: str | None = None, primary: bool = True
 ) -> Block | None:
     """A link button, or None when the URL cannot be sent (empty, relative, or over Slack's limit)."""
     url = url.strip()
     if not url.startswith(("https://", "http://")) or len(url) > MAX_BUTTON_URL:
         return None
-    return _button(text, action_id, url=url, value=value, primary=primary)
+    return button_element(text, action_id, url=url, value=value, primary=primary)
 
 
 def _message(text: str, blocks: list[Block]) -> Message:
     return {"text": truncate(text, MAX_FALLBACK_TEXT) or " ", "blocks": blocks}
 
 
-def _fit_blocks(head: list[Block], items: Sequence[Block], limit: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
+def fit_blocks(head: list[Block], items: Sequence[Block], limit: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
     """``head`` plus as many ``items`` as fit under ``limit``, ending with "…and N more" when cut."""
     room = limit - len(head)
     if len(items) <= room:
         return [*head, *items]
     shown = max(room - 1, 0)
-    return [*head, *items[:shown], _context(f"…and {len(items) - shown} more")]
+    return [*head, *items[:shown], context_block(f"…and {len(items) - shown} more")]
 
 
 # --- time and labels ------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def _ended_phrase(card: ConferenceCard, now: datetime) -> str:
 
 
 def _join_button(card: ConferenceCard) -> Block | None:
-    return _url_button("Join", ACTION_JOIN, card.join_url, value=str(card.conference_id))
+    return link_button("Join", ACTION_JOIN, card.join_url, value=str(card.conference_id))
 
 
 # --- conference alerts ----------------------------------------------------------------------------------
@@ -256,9 +256,9 @@ def live_alert(card: ConferenceCard, now: datetime) -> Message:
     body += started[:1].upper() + started[1:]
     text = f"{escape(title)} is live in {escape(card.context_name)} — join: {bare_link(card.join_url)}"
     blocks = [
-        _header(f"🔴 Live now: {title}"),
-        _section(body),
-        *_actions(_join_button(card)),
+        header_block(f"🔴 Live now: {title}"),
+        section_block(body),
+        *actions_block(_join_button(card)),
     ]
     return _message(text, blocks)
 
@@ -271,7 +271,7 @@ def ended_alert(card: ConferenceCard, now: datetime) -> Message:
     text = f"{escape(title)} in {escape(card.context_name)} has ended"
     if card.started_at is not None:
         text += f" ({ended.removeprefix('Ended · ')})"
-    return _message(text, [_header(f"Ended: {title}"), _section(body)])
+    return _message(text, [header_block(f"Ended: {title}"), section_block(body)])
 
 
 def _recording_line(index: int, recording: RecordingLink) -> str:
@@ -301,19 +301,19 @@ def recording_ready(card: ConferenceCard) -> Message:
     noun = "recording" if count == 1 else "recordings"
     intro = f"🎞️ *{_title_md(card, 1000)}* · {_course_md(card, 1000)}"
     if count == 0:
-        head = [_section(f"{intro}\nNo recordings are available yet.")]
+        head = [section_block(f"{intro}\nNo recordings are available yet.")]
         return _message(f"No recordings of {escape(title)} yet", head)
-    head = [_section(f"{intro}\n{count} {noun} ready:")]
+    head = [section_block(f"{intro}\n{count} {noun} ready:")]
     lines = [_recording_line(i, r) for i, r in enumerate(card.recordings, start=1)]
-    body = [_section(chunk) for chunk in _chunk_lines(lines)]
+    body = [section_block(chunk) for chunk in _chunk_lines(lines)]
     text = f"{count} {noun} ready for {escape(title)} in {escape(card.context_name)}"
-    return _message(text, _fit_blocks(head, body))
+    return _message(text, fit_blocks(head, body))
 
 
 # --- lists for /conferences -----------------------------------------------------------------------------
 
 
-def _list_entry(card: ConferenceCard, now: datetime) -> Block:
+def list_entry(card: ConferenceCard, now: datetime) -> Block:
     status = conference_status(card, now)
     details = [_course_md(card), escape(type_label(card.conference_type))]
     accessory: Block | None
@@ -322,13 +322,13 @@ def _list_entry(card: ConferenceCard, now: datetime) -> Block:
         accessory = _join_button(card)
     elif status == "not_started":
         details.append("not started")
-        accessory = _url_button(
+        accessory = link_button(
             "Open", ACTION_OPEN, card.join_url, value=str(card.conference_id), primary=False
         )
     else:
         details.append(_ended_phrase(card, now).replace("Ended", "ended", 1))
         accessory = None
-    return _section(f"*{_title_md(card)}*\n" + " · ".join(details), accessory)
+    return section_block(f"*{_title_md(card)}*\n" + " · ".join(details), accessory)
 
 
 def _list_text(heading: str, cards: Sequence[ConferenceCard]) -> str:
@@ -348,11 +348,11 @@ def live_list(
 
     Any number of cards fits: as many as Slack's 50-block limit allows, then "…and N more".
     """
-    head = [_header(heading)]
+    head = [header_block(heading)]
     if not cards:
-        return _message(empty_text, [*head, _section(empty_text)])
-    entries = [_list_entry(card, now) for card in cards]
-    return _message(_list_text(heading, cards), _fit_blocks(head, entries))
+        return _message(empty_text, [*head, section_block(empty_text)])
+    entries = [list_entry(card, now) for card in cards]
+    return _message(_list_text(heading, cards), fit_blocks(head, entries))
 
 
 def all_list(
@@ -398,8 +398,8 @@ def help_message(reason: str | None = None, *, command: str = "/conferences") ->
     ]
     blocks: list[Block] = []
     if reason:
-        blocks.append(_section(escape(reason)))
-    blocks.append(_section("*What I can do*\n" + "\n".join(lines)))
+        blocks.append(section_block(escape(reason)))
+    blocks.append(section_block("*What I can do*\n" + "\n".join(lines)))
     text = escape(reason) if reason else f"How to use {command}"
     return _message(text, blocks)
 
@@ -408,14 +408,17 @@ def link_instructions(link_url: str | None) -> Message:
     """How to connect Canvas: an OAuth button when the developer key is configured, otherwise a token."""
     intro = "Connect your Canvas account so I can tell you when one of your conferences goes live."
     if link_url:
-        button = _url_button("Connect Canvas", ACTION_CONNECT, link_url)
+        button = link_button("Connect Canvas", ACTION_CONNECT, link_url)
         if button is not None:
-            return _message(intro, [_section(intro), *_actions(button)])
+            return _message(intro, [section_block(intro), *actions_block(button)])
     body = (
         f"{intro}\nClick *Link with a token* and paste a Canvas access token "
         "(in Canvas: *Account &gt; Settings &gt; New access token*)."
     )
-    return _message(intro, [_section(body), *_actions(_button("Link with a token", ACTION_OPEN_TOKEN_MODAL))])
+    return _message(
+        intro,
+        [section_block(body), *actions_block(button_element("Link with a token", ACTION_OPEN_TOKEN_MODAL))],
+    )
 
 
 def token_modal(callback_id: str = TOKEN_MODAL_CALLBACK_ID, *, settings_url: str | None = None) -> Block:
@@ -438,7 +441,7 @@ def token_modal(callback_id: str = TOKEN_MODAL_CALLBACK_ID, *, settings_url: str
         "submit": _pt("Link", MAX_MODAL_TITLE),
         "close": _pt("Cancel", MAX_MODAL_TITLE),
         "blocks": [
-            _section(steps),
+            section_block(steps),
             {
                 "type": "input",
                 "block_id": TOKEN_BLOCK_ID,
@@ -459,10 +462,10 @@ def token_modal(callback_id: str = TOKEN_MODAL_CALLBACK_ID, *, settings_url: str
 def relink_prompt(link_url: str | None, reason: str) -> Message:
     """DM sent once when the stored Canvas credentials stop working (revoked, expired...)."""
     text = f"Your Canvas link stopped working ({escape(reason)}). Relink to keep getting alerts."
-    button = _url_button("Relink", ACTION_RELINK, link_url) if link_url else None
+    button = link_button("Relink", ACTION_RELINK, link_url) if link_url else None
     if button is None:
-        button = _button("Relink", ACTION_OPEN_TOKEN_MODAL, primary=True)
-    return _message(text, [_section(f"⚠️ {text}"), *_actions(button)])
+        button = button_element("Relink", ACTION_OPEN_TOKEN_MODAL, primary=True)
+    return _message(text, [section_block(f"⚠️ {text}"), *actions_block(button)])
 
 
 def status_message(
@@ -485,9 +488,9 @@ def status_message(
     alerts = "on" if alerts_on else "off — use `/conferences alerts on`"
     rows = [("Canvas", linked), ("Last checked", checked), ("Alerts", alerts)]
     text = " · ".join(f"{label}: {value}" for label, value in rows)
-    return _message(text, [_section("\n".join(f"*{label}:* {value}" for label, value in rows))])
+    return _message(text, [section_block("\n".join(f"*{label}:* {value}" for label, value in rows))])
 
 
 def simple(text: str) -> Message:
     """A one-section message. ``text`` is mrkdwn written by us: escape any Canvas strings inside it."""
-    return _message(text, [_section(text or " ")])
+    return _message(text, [section_block(text or " ")])

@@ -12,14 +12,14 @@ from bot.slack.blocks import (
     ACTION_OPEN_TOKEN_MODAL,
     MAX_SURFACE_BLOCKS,
     ConferenceCard,
-    _actions,
-    _button,
-    _context,
-    _fit_blocks,
-    _header,
-    _list_entry,
-    _section,
-    _url_button,
+    actions_block,
+    button_element,
+    context_block,
+    fit_blocks,
+    header_block,
+    link_button,
+    list_entry,
+    section_block,
 )
 from bot.slack.mrkdwn import escape
 
@@ -55,35 +55,39 @@ def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[s
 
 
 def home_view(state: HomeState, now: datetime, link_url: str | None) -> dict[str, Any]:
-    head: list[dict[str, Any]] = [_header("Canvas conferences")]
+    head: list[dict[str, Any]] = [header_block("Canvas conferences")]
     if state.canvas_name is None:
-        connect = _url_button("Connect Canvas", "connect_canvas", link_url) if link_url else None
+        connect = link_button("Connect Canvas", "connect_canvas", link_url) if link_url else None
         head += [
-            _section("You have not linked Canvas yet. Link it to get a DM when your conferences go live."),
-            *_actions(connect or _button("Link with a token", ACTION_OPEN_TOKEN_MODAL, primary=True)),
+            section_block(
+                "You have not linked Canvas yet. Link it to get a DM when your conferences go live."
+            ),
+            *actions_block(
+                connect or button_element("Link with a token", ACTION_OPEN_TOKEN_MODAL, primary=True)
+            ),
         ]
         return {"type": "home", "blocks": head}
     account = f"Linked as *{escape(state.canvas_name)}*"
     if state.needs_relink:
         account = f"⚠️ The link to *{escape(state.canvas_name)}* stopped working. Relink it."
-    head.append(_section(account))
+    head.append(section_block(account))
     if state.needs_relink:
-        head += _actions(_button("Relink with a token", ACTION_OPEN_TOKEN_MODAL, primary=True))
+        head += actions_block(button_element("Relink with a token", ACTION_OPEN_TOKEN_MODAL, primary=True))
 
     settings = _settings_blocks(state)
-    head.append(_header("Live now"))
+    head.append(header_block("Live now"))
     if state.live_error:
-        live: list[dict[str, Any]] = [_section(escape(state.live_error))]
+        live: list[dict[str, Any]] = [section_block(escape(state.live_error))]
     elif not state.live:
-        live = [_section("No conferences are live right now.")]
+        live = [section_block("No conferences are live right now.")]
     else:
-        live = [_list_entry(card, now) for card in state.live]
-    fitted = _fit_blocks(head, live, MAX_SURFACE_BLOCKS - len(settings))
+        live = [list_entry(card, now) for card in state.live]
+    fitted = fit_blocks(head, live, MAX_SURFACE_BLOCKS - len(settings))
     return {"type": "home", "blocks": [*fitted, *settings]}
 
 
 def _settings_blocks(state: HomeState) -> list[dict[str, Any]]:
-    toggle = _button(
+    toggle = button_element(
         "Turn alerts off" if state.alerts_on else "Turn alerts on",
         ACTION_TOGGLE_ALERTS,
         value="off" if state.alerts_on else "on",
@@ -91,27 +95,29 @@ def _settings_blocks(state: HomeState) -> list[dict[str, Any]]:
     )
     blocks = [
         {"type": "divider"},
-        _header("Alert settings"),
-        _section(f"DM alerts are *{'on' if state.alerts_on else 'off'}*.", accessory=toggle),
+        header_block("Alert settings"),
+        section_block(f"DM alerts are *{'on' if state.alerts_on else 'off'}*.", accessory=toggle),
     ]
     for course_id, name in state.muted[:20]:
         blocks.append(
-            _section(
+            section_block(
                 f"🔕 Muted: *{escape(name)}*",
-                accessory=_button("Unmute", ACTION_UNMUTE, value=str(course_id)),
+                accessory=button_element("Unmute", ACTION_UNMUTE, value=str(course_id)),
             )
         )
     if not state.muted:
-        blocks.append(_context("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
+        blocks.append(context_block("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
     quiet = (
         f"Quiet hours: *{escape(state.quiet.describe())}*. Alerts are held, then sent as one summary."
         if state.quiet
         else "Quiet hours: *off*. Pick a start and an end (your Slack time zone)."
     )
-    blocks.append(_section(quiet))
-    blocks += _actions(
+    blocks.append(section_block(quiet))
+    blocks += actions_block(
         _timepicker(ACTION_QUIET_START, state.quiet_start, "Start"),
         _timepicker(ACTION_QUIET_END, state.quiet_end, "End"),
-        _button("No quiet hours", ACTION_QUIET_CLEAR) if state.quiet_start or state.quiet_end else None,
+        button_element("No quiet hours", ACTION_QUIET_CLEAR)
+        if state.quiet_start or state.quiet_end
+        else None,
     )
     return blocks
