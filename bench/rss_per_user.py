@@ -12,14 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench.common import BenchDb, ChildServer, bench_db, machine_line, peak_rss_kib, sandbox_canvas, seed, table, verdict
-from bench.poll_throughput import WARM_UP, Phase, run_bot, warm_up
-
-
-async def _measure(db: BenchDb, canvas: ChildServer, users: int, concurrency: int) -> Phase:
-    """Warm up and measure in one event loop, as one long-running bot process would."""
-    await warm_up(db, canvas, concurrency)
-    return await run_bot(db, canvas, users, concurrency)
+from bench.common import bench_db, machine_line, peak_rss_kib, sandbox_canvas, seed, table, verdict
+from bench.poll_throughput import WARM_UP, run_bot
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(), flush=True)
     with sandbox_canvas() as canvas, bench_db() as db:
         seed(db, canvas.url, WARM_UP + args.users)
-        phase = asyncio.run(_measure(db, canvas, args.users, args.concurrency))
+        phase = asyncio.run(run_bot(db, canvas, args.users, args.concurrency))
     polled = phase.polls
     per_user = 1024 * (phase.rss_after_kib - phase.rss_before_kib) / max(polled, 1)
     print(f"\n### RSS per linked user (after a {WARM_UP}-user warm-up)\n")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.models import CanvasUser
 from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
-from bot.store.models import KnownConference, LinkedUser, OutboxMessage, utcnow
+from bot.store.models import LinkedUser, OutboxMessage, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,21 @@ async def link_with_token(
     return who
 
 
-async def unlink(sessions: SessionFactory, team_id: str, slack_user_id: str) -> LinkedUser | None:
-    """Forget the user's tokens and per-user state; returns the removed row (caller may revoke at Canvas)."""
+@dataclass(frozen=True, slots=True)
+class Unlinked:
+    user: LinkedUser
+    subscriptions: int
+
+
+async def unlink(sessions: SessionFactory, team_id: str, slack_user_id: str) -> Unlinked | None:
+    """Forget the user's tokens and per-user state; returns the removed row (caller may revoke at Canvas)
+    and how many channel subscriptions went with it."""
     async with sessions.begin() as session:
         user = await repo.get_linked(session, team_id, slack_user_id)
         if user is None:
             return None
-        await session.execute(delete(KnownConference).where(KnownConference.linked_user_id == user.id))
+        # Known conferences, mutes, recording watches and the user's channel subscriptions go with the
+        # row (ON DELETE CASCADE): without the token nothing of theirs can be polled.
         await session.execute(
             delete(OutboxMessage).where(
                 OutboxMessage.team_id == team_id,
@@ -64,9 +73,8 @@ async def unlink(sessions: SessionFactory, team_id: str, slack_user_id: str) -> 
                 OutboxMessage.status == "pending",
             )
         )
+        subscriptions = await session.scalar(
+            select(func.count()).select_from(Subscription).where(Subscription.subscriber_id == user.id)
+        )
         await session.delete(user)
-        return user
-
-
-def status_times(user: LinkedUser) -> tuple[datetime | None, bool]:
-    return user.last_success_at, user.alerts_enabled
+        return Unlinked(user, subscriptions or 0)

@@ -157,14 +157,17 @@ class CommandHandler:
         removed = await unlink(self._rt.sessions, caller.team_id, caller.user_id)
         if removed is None:
             return blocks.simple("Your Slack account is not linked to Canvas.")
-        if removed.token_kind == "oauth" and self._rt.oauth is not None:
+        if removed.user.token_kind == "oauth" and self._rt.oauth is not None:
             try:
-                await self._rt.oauth.revoke(self._rt.cipher.decrypt(removed.access_token_enc))
+                await self._rt.oauth.revoke(self._rt.cipher.decrypt(removed.user.access_token_enc))
             except CanvasError as error:
                 log.info(
                     "revoking at Canvas failed (%s); the token is deleted here anyway", type(error).__name__
                 )
-        return blocks.simple("Unlinked. I deleted your Canvas token and will not send you alerts.")
+        text = "Unlinked. I deleted your Canvas token and will not send you alerts."
+        if removed.subscriptions:
+            text += f" The {removed.subscriptions} channel subscription(s) you set up were removed with it."
+        return blocks.simple(text)
 
     async def _status(self, caller: Caller) -> Message:
         user = await self._linked(caller)

@@ -101,6 +101,10 @@ def test_teacher_subscribes_channel_one_post_despite_twenty_students(
     assert student_replies[0]["thread_ts"] == slack.dms_to("USTU3")[0]["ts"]
     assert len([m for m in channel_posts(slack, "CBIO") if m.get("thread_ts")]) == 1
 
+    gone = slash(bot, slack, "UTEACH", "unlink", channel_id="CBIO")["text"]
+    assert "1 channel subscription(s) you set up were removed" in gone
+    assert "follows no course" in slash(bot, slack, "USTU1", "subscriptions", channel_id="CBIO")["text"]
+
 
 def test_muted_course_sends_no_dm(canvas: CanvasWorld, slack: SlackWorld, bot: BotProcess) -> None:
     ada = canvas.user("Ada")
