@@ -6,10 +6,10 @@ one course per conference; conferences start at random moments over a window, an
 is the Slack sandbox's recorded call time minus the moment the start request was sent (both read
 `time.time()` on this machine).
 
-    python -m bench.alert_latency --users 300 --conferences 20 --interval 5 --window 30 [--cached-names]
+    python -m bench.alert_latency --users 300 --conferences 20 --interval 5 --window 30
 
---cached-names stores every course name before the run (the steady state once a course has had one
-alert), which sidesteps the first-alert path that ContextNames.lookup takes for an unknown course.
+Course names are not cached beforehand: every conference is its course's first alert, so the path
+where many users' polls look up the same unknown course name at once (ContextNames.lookup) is measured.
 """
 
 from __future__ import annotations
@@ -47,17 +47,6 @@ def _linked(db: BenchDb) -> list[tuple[int, str]]:
         return [(int(a), str(b)) for a, b in rows]
 
 
-def cache_course_names(db: BenchDb, course_ids: list[int]) -> None:
-    """Pre-fill canvas_contexts as the bot would after the first alert of each course."""
-    rows = [("Course", course_id, f"Bench course {n}") for n, course_id in enumerate(course_ids)]
-    with sqlite3.connect(db.path) as connection:
-        connection.executemany(
-            "INSERT INTO canvas_contexts (context_type, context_id, name, fetched_at) "
-            "VALUES (?, ?, ?, datetime('now'))",
-            rows,
-        )
-
-
 def _polled_users(db: BenchDb) -> int:
     with sqlite3.connect(db.path) as connection:
         row = connection.execute("SELECT count(*) FROM linked_users WHERE last_success_at IS NOT NULL")
@@ -66,17 +55,15 @@ def _polled_users(db: BenchDb) -> int:
 
 def build_world(
     canvas_url: str, slack_url: str, linked: list[tuple[int, str]], conferences: int
-) -> tuple[list[int], list[int]]:
-    """One course per conference, users dealt round-robin; returns (conference ids, course ids)."""
+) -> list[int]:
+    """One course per conference, users dealt round-robin; returns the conference ids."""
     ids: list[int] = []
-    courses: list[int] = []
     with httpx.Client(base_url=canvas_url, timeout=30) as canvas, httpx.Client(base_url=slack_url) as slack:
         for _canvas_id, slack_id in linked:
             slack.post("/_sandbox/users", json={"id": slack_id, "team_id": TEAM_ID}).raise_for_status()
         for index in range(conferences):
             members = [cid for n, (cid, _s) in enumerate(linked) if n % conferences == index]
             course = canvas.post("/_sandbox/courses", json={"name": f"Bench course {index}"}).json()
-            courses.append(int(course["id"]))
             for member in members:
                 canvas.post(
                     f"/_sandbox/courses/{course['id']}/enrollments",
@@ -93,7 +80,7 @@ def build_world(
             )
             conference.raise_for_status()
             ids.append(int(conference.json()["id"]))
-    return ids, courses
+    return ids
 
 
 async def _wait(condition: Any, limit: float, what: str) -> None:
@@ -174,15 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="POLL_INTERVAL_SECONDS")
     parser.add_argument("--window", type=float, default=30.0, help="starts are spread over this many seconds")
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--cached-names", action="store_true", help="course names already cached")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     bot_token = new_bot_token()
     with sandbox_canvas() as canvas, sandbox_slack(bot_token) as slack, bench_db() as db:
         seed(db, canvas.url, args.users)
-        conference_ids, course_ids = build_world(canvas.url, slack.url, _linked(db), args.conferences)
-        if args.cached_names:
-            cache_course_names(db, course_ids)
+        conference_ids = build_world(canvas.url, slack.url, _linked(db), args.conferences)
         starts, calls, bot_core = asyncio.run(
             run(
                 db,
@@ -203,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n### Alert latency: {args.users} users, {args.conferences} conferences started over "
         f"{args.window:.0f}s, poll interval {args.interval:g}s"
-        f"{', course names cached' if args.cached_names else ''}\n"
+        "\n"
     )
     print(
         table(

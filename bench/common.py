@@ -92,12 +92,14 @@ class Probe:
     sandbox_pid: int | None
     wall0: float = field(init=False)
     bot0: float = field(init=False)
+    loop0: float = field(init=False)
     sandbox0: float = field(init=False)
     system0: SystemCpu = field(init=False)
 
     def __post_init__(self) -> None:
         self.wall0 = time.perf_counter()
         self.bot0 = time.process_time()
+        self.loop0 = time.thread_time()
         self.sandbox0 = process_cpu(self.sandbox_pid) if self.sandbox_pid else 0.0
         self.system0 = SystemCpu.now()
 
@@ -106,6 +108,7 @@ class Probe:
         return Usage(
             wall=time.perf_counter() - self.wall0,
             bot_cpu=time.process_time() - self.bot0,
+            loop_cpu=time.thread_time() - self.loop0,
             sandbox_cpu=(process_cpu(self.sandbox_pid) - self.sandbox0) if self.sandbox_pid else 0.0,
             machine_busy=system.busy - self.system0.busy,
         )
@@ -115,6 +118,9 @@ class Probe:
 class Usage:
     wall: float
     bot_cpu: float
+    loop_cpu: float
+    """CPU of the thread that started and stopped the probe (the event loop's). The rest of bot_cpu is
+    other threads': aiosqlite runs each SQLite connection in a thread of its own."""
     sandbox_cpu: float
     machine_busy: float
 
@@ -182,7 +188,10 @@ def child_server(module: str, *args: str) -> Iterator[ChildServer]:
             process.wait(timeout=10)
 
 
-def sandbox_canvas() -> contextlib.AbstractContextManager[ChildServer]:
+def sandbox_canvas(latency: float = 0.0) -> contextlib.AbstractContextManager[ChildServer]:
+    """The sandbox Canvas; with `latency`, behind bench.slow_canvas's fixed delay per API request."""
+    if latency > 0:
+        return child_server("bench.slow_canvas", "--latency", str(latency))
     return child_server("bot.sandbox.canvas")
 
 

@@ -14,6 +14,10 @@ and pools are warm, as they are in a bot that has been running for a while.
   variants         the bot again at other POLL_CONCURRENCY values (same users, made due again).
 
     python -m bench.poll_throughput --users 1000 10000 [--concurrency 50] [--variants 10 100] [--profile F]
+    python -m bench.poll_throughput --users 10000 --latency 0.1 --variants 200   # a Canvas 100 ms away
+
+--latency puts every API request of every phase behind a fixed delay (bench.slow_canvas), as a remote
+Canvas is; on plain loopback the sandbox answers at once and only CPU decides throughput.
 """
 
 from __future__ import annotations
@@ -117,9 +121,12 @@ def make_due(db: BenchDb) -> None:
         )
 
 
-def park_measured(db: BenchDb) -> None:
+def only_warm_up_due(db: BenchDb) -> None:
     """Only the warm-up users are due: the measured users wait a day."""
     with sqlite3.connect(db.path) as connection:
+        connection.execute(
+            "UPDATE linked_users SET next_poll_at = datetime('now', '-1 second') WHERE id <= ?", (WARM_UP,)
+        )
         connection.execute(
             "UPDATE linked_users SET next_poll_at = datetime('now', '+1 day') WHERE id > ?", (WARM_UP,)
         )
@@ -150,7 +157,7 @@ async def run_bot(
     runtime = Runtime.build(settings)
     try:
         if warm:
-            park_measured(db)
+            only_warm_up_due(db)
             await tick_all(runtime)
             make_due(db)
         rss_before = rss_kib()
@@ -256,9 +263,10 @@ def measure(
     sequential_sample: int,
     profile: cProfile.Profile | None,
     variants: list[int],
+    latency: float = 0.0,
 ) -> list[Phase]:
     """[bot, ceiling httpx, ceiling aiohttp, sequential, *variants], all against one sandbox process."""
-    with sandbox_canvas() as canvas, bench_db() as db:
+    with sandbox_canvas(latency) as canvas, bench_db() as db:
         seconds = seed(db, canvas.url, WARM_UP + users)
         print(
             f"  seeded {WARM_UP:,} + {users:,} users in {seconds:.1f}s (sandbox Canvas pid {canvas.pid})",
@@ -283,7 +291,7 @@ def measure(
     return phases
 
 
-def report(users: int, concurrency: int, phases: list[Phase]) -> str:
+def report(users: int, concurrency: int, phases: list[Phase], latency: float = 0.0) -> str:
     bot, ceiling, bare, sequential = phases[:4]
     headers = [
         "phase",
@@ -310,7 +318,9 @@ def report(users: int, concurrency: int, phases: list[Phase]) -> str:
         ]
         for p in phases
     ]
-    lines = [f"### {users:,} linked users, concurrency {concurrency}", "", table(headers, rows[:4]), ""]
+    where = f", Canvas latency {1000 * latency:g} ms" if latency else ", loopback"
+    title = f"### {users:,} linked users, concurrency {concurrency}{where}"
+    lines = [title, "", table(headers, rows[:4]), ""]
     seconds_100k = 100_000 / bot.rate
     ratio_seq = bot.rate / sequential.rate
     checks: list[tuple[str, str, bool]] = [
@@ -371,7 +381,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1000])
     parser.add_argument("--concurrency", type=int, default=50, help="POLL_CONCURRENCY (default as shipped)")
     parser.add_argument(
-        "--sequential-sample", type=int, default=2000, help="users the sequential poller polls"
+        "--sequential-sample",
+        type=int,
+        help="users the sequential poller polls (default 2000; with --latency, about 20 s worth)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds of Canvas latency per request (default none)"
     )
     parser.add_argument(
         "--variants",
@@ -388,8 +403,9 @@ def main(argv: list[str] | None = None) -> None:
     for users in args.users:
         profile = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
-        phases = measure(users, args.concurrency, args.sequential_sample, profile, args.variants)
-        print(report(users, args.concurrency, phases))
+        sample = args.sequential_sample or (2000 if not args.latency else max(50, int(20 / args.latency)))
+        phases = measure(users, args.concurrency, sample, profile, args.variants, args.latency)
+        print(report(users, args.concurrency, phases, args.latency))
         print(f"(run took {time.perf_counter() - started:.0f}s; {machine_line()})\n", flush=True)
         if profile is not None:
             print("(the bot phase ran under cProfile: its CPU and rate figures include the profiler)")

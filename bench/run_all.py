@@ -16,17 +16,18 @@ import time
 from bench.common import machine_line
 
 FULL: list[list[str]] = [
-    ["poll_throughput", "--users", "1000"],
+    ["poll_throughput", "--users", "1000", "10000"],
     ["alert_latency"],
-    ["alert_latency", "--cached-names"],
     ["ack_latency"],
     ["rss_per_user", "--users", "10000"],
+    ["cpu_profile"],
 ]
 QUICK: list[list[str]] = [
     ["poll_throughput", "--users", "300", "--sequential-sample", "300"],
-    ["alert_latency", "--users", "60", "--conferences", "6", "--window", "10", "--cached-names"],
+    ["alert_latency", "--users", "60", "--conferences", "6", "--window", "10"],
     ["ack_latency", "--users", "1000", "--requests", "50"],
-    ["rss_per_user", "--users", "1000", "--transport", "aiohttp"],
+    ["rss_per_user", "--users", "1000"],
+    ["cpu_profile", "--users", "500", "--rounds", "1"],
 ]
 
 

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.cards import card_from_payload
+from bot.engine.delivery import find_posted, sent_marker
 from bot.engine.quiet_summaries import HELD, SUMMARIZED
 from bot.metrics import Metrics
 from bot.slack import blocks
@@ -26,7 +27,7 @@ from bot.store.models import OutboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # > the Slack calls one message may need (look-up + post), 15 s each
 PERMANENT_ERRORS = {
     "channel_not_found",
     "not_in_channel",
@@ -52,7 +53,7 @@ class Dispatcher:
         slack: SlackClients,
         *,
         concurrency: int = 8,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
     ) -> None:
@@ -60,7 +61,9 @@ class Dispatcher:
         self._slack = slack
         self.relink_url: Callable[[str, str], Awaitable[str | None]] | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._batch_size = batch_size
+        # Claim no more than can be sent at once: a claimed row waiting behind others could outlive its
+        # lease and be claimed (and sent) a second time by another replica.
+        self._batch_size = batch_size or concurrency
         self._clock = clock
         self._metrics = metrics
 
@@ -100,10 +103,9 @@ class Dispatcher:
         }
 
     async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
-        rendered = blocks.live_alert(card_from_payload(message.payload), self._clock())
-        response = await client.chat_postMessage(channel=message.destination, unfurl_links=False, **rendered)
-        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
-        return True
+        return await self._post(
+            client, message, dict(blocks.live_alert(card_from_payload(message.payload), self._clock()))
+        )
 
     async def _edit_ended(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         async with self._sessions() as session:
@@ -144,14 +146,41 @@ class Dispatcher:
                 await self._retry(message, "waiting for the alert", 1.0, count_attempt=False)
                 return False
             rendered["thread_ts"] = original.slack_ts
-        response = await client.chat_postMessage(channel=message.destination, unfurl_links=False, **rendered)
-        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
-        return True
+        return await self._post(client, message, rendered)
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         url = await self.relink_url(message.team_id, message.destination) if self.relink_url else None
-        rendered = blocks.relink_prompt(url, str(message.payload.get("reason", "")))
-        response = await client.chat_postMessage(channel=message.destination, **rendered)
+        return await self._post(
+            client, message, dict(blocks.relink_prompt(url, str(message.payload.get("reason", ""))))
+        )
+
+    async def _post(self, client: AsyncWebClient, message: OutboxMessage, rendered: dict[str, Any]) -> bool:
+        """Post once, even if this process dies between Slack accepting the message and our commit.
+
+        The row is marked `sending_since` before the call and the message carries its dedup key as
+        Slack message metadata; a row found already marked (the previous attempt's outcome is unknown)
+        first looks in the conversation for that key and records the message it finds instead of
+        posting again.
+        """
+        if message.sending_since is not None:
+            found = await find_posted(
+                client,
+                message.destination,
+                message.dedup_key,
+                since=message.sending_since,
+                thread_ts=rendered.get("thread_ts"),
+            )
+            if found is not None:
+                log.info("outbox %s had reached Slack before an interruption; not posting again", message.id)
+                await self._finish(message, status="sent", channel=found[0], ts=found[1])
+                return True
+        await self._update(message, {"sending_since": self._clock()})
+        response = await client.chat_postMessage(
+            channel=message.destination,
+            unfurl_links=False,
+            metadata=sent_marker(message.dedup_key),
+            **rendered,
+        )
         await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
         return True
 

@@ -225,9 +225,58 @@ def chat_post_message(state: SlackState, caller: Caller, args: JSON) -> JSON:
         thread_ts=str(thread_ts) if thread_ts else None,
         user=channel.im_user,
         bot_user_id=caller.team.bot_user_id,
+        metadata=_metadata(args.get("metadata")),
     )
     state.messages[(channel.id, message.ts)] = message
     return {"channel": channel.id, "ts": message.ts, "message": _message_json(message, caller)}
+
+
+def _metadata(raw: Any) -> JSON | None:
+    """Message metadata as Slack keeps it: an event_type and an event_payload object."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("event_type"), str):
+        raise ApiError("invalid_metadata_format")
+    return {"event_type": raw["event_type"], "event_payload": dict(raw.get("event_payload") or {})}
+
+
+def _history(state: SlackState, caller: Caller, args: JSON, *, thread_ts: str | None) -> JSON:
+    """conversations.history / .replies: newest first, `oldest` exclusive, metadata only when asked for."""
+    channel = _team_channel(state, caller, args.get("channel"))
+    if channel.im_user is None and caller.team.bot_user_id not in channel.members:
+        raise ApiError("not_in_channel")
+    oldest = float(args.get("oldest") or 0)
+    limit = max(1, min(int(args.get("limit") or 100), 1000))
+
+    def in_view(message: Message) -> bool:
+        if thread_ts is None:  # history: top-level messages only
+            return message.thread_ts is None
+        return thread_ts in (message.ts, message.thread_ts)  # replies: the parent and its thread
+
+    found = [
+        m
+        for (channel_id, _), m in state.messages.items()
+        if channel_id == channel.id and float(m.ts) > oldest and in_view(m)
+    ]
+    found.sort(key=lambda m: float(m.ts), reverse=True)
+    with_metadata = _truthy(args.get("include_all_metadata"))
+    messages = []
+    for message in found[:limit]:
+        data = _message_json(message, caller)
+        if with_metadata and message.metadata is not None:
+            data["metadata"] = message.metadata
+        messages.append(data)
+    return {"messages": messages, "has_more": len(found) > limit}
+
+
+def conversations_history(state: SlackState, caller: Caller, args: JSON) -> JSON:
+    return _history(state, caller, args, thread_ts=None)
+
+
+def conversations_replies(state: SlackState, caller: Caller, args: JSON) -> JSON:
+    if not args.get("ts"):
+        raise ApiError("thread_not_found")
+    return _history(state, caller, args, thread_ts=str(args["ts"]))
 
 
 def chat_update(state: SlackState, caller: Caller, args: JSON) -> JSON:
@@ -426,6 +475,8 @@ METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "auth.revoke": auth_revoke,
     "chat.postMessage": chat_post_message,
+    "conversations.history": conversations_history,
+    "conversations.replies": conversations_replies,
     "chat.update": chat_update,
     "chat.postEphemeral": chat_post_ephemeral,
     "users.info": users_info,

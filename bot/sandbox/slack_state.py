@@ -151,6 +151,7 @@ class Message:
     user: str | None
     bot_user_id: str
     history: list[JSON] = field(default_factory=list)
+    metadata: JSON | None = None
 
     def to_json(self) -> JSON:
         return {

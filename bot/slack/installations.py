@@ -17,7 +17,19 @@ from bot.store.crypto import TokenCipher
 
 log = logging.getLogger(__name__)
 
-BOT_SCOPES = ("commands", "chat:write", "im:write", "users:read", "channels:read", "groups:read")
+# Must equal the manifest's bot scopes (tests/unit/test_deploy.py). The *:history scopes only serve
+# the duplicate check after an interrupted send (bot/engine/delivery.py).
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "im:history",
+    "users:read",
+    "channels:read",
+    "channels:history",
+    "groups:read",
+    "groups:history",
+)
 PREFIX = "enc:"
 TOKEN_FIELDS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
 ROTATE_MINUTES_BEFORE_EXPIRY = 120

@@ -156,6 +156,7 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    sending_since: Mapped[datetime | None] = mapped_column(default=None)  # a post may be in flight
     slack_channel: Mapped[str | None] = mapped_column(String(32), default=None)
     slack_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)

@@ -197,14 +197,12 @@ SOAK_COURSES = 8
 SOAK_CONFERENCES = 240
 START_WINDOW = 45.0  # seconds over which conferences start
 DURATION = (9.0, 16.0)  # how long each session stays live: longer than a participant's worst poll gap
-# Replica 1 is SIGKILLed at KILL_AT with polls and "ended" edits in flight (re-running both is harmless),
-# but no conference starts and no fault is injected in the KILL_CALM seconds before, so it is not
-# caught between Slack accepting a new alert and committing it as sent. That window is real: a resend
-# after the lease would duplicate the DM and nothing in the sandbox Slack (no conversations.history,
-# no message metadata, no im:history scope) lets the bot look for its earlier post. See the issue 5
-# report; killing inside a burst of starts duplicated a DM in the first measured run.
+# Replica 1 is SIGKILLed at KILL_AT in the middle of the burst of starts, so it can die between Slack
+# accepting an alert and committing it as sent; the other replica's retry must find that alert (its
+# dedup key rides along as message metadata) instead of posting it again. KILL_CALM > 0 keeps starts
+# away from the kill, to tell that recovery apart from the rest when investigating a failure.
 KILL_AT = 19.0
-KILL_CALM = float(os.environ.get("CONFBOT_SOAK_KILL_CALM", "6"))  # 0 reproduces the window
+KILL_CALM = float(os.environ.get("CONFBOT_SOAK_KILL_CALM", "0"))
 
 
 @dataclass(order=True)

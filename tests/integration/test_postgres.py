@@ -16,9 +16,9 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.engine.diff import Seen
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
-from bot.engine.diff import Seen
 from bot.store.models import KnownConference, LinkedUser, OutboxMessage
 from tests.pg import pg_url  # noqa: F401  (fixture)
 

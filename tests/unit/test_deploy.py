@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from bot.config import Settings
+from bot.slack.installations import BOT_SCOPES
 from bot.config_docs import is_secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 SECRET_NAMES = {name.upper() for name, field in Settings.model_fields.items() if is_secret(field)}
-LEAST_PRIVILEGE_SCOPES = {"commands", "chat:write", "im:write", "users:read", "channels:read", "groups:read"}
+LEAST_PRIVILEGE_SCOPES = set(BOT_SCOPES)
 
 
 def load_all(path: Path) -> list[Any]:

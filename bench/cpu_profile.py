@@ -1,0 +1,370 @@
+"""Where the bot's CPU per poll goes, and how much each proposed `bot/` change would save.
+
+    python -m bench.cpu_profile [--users 3000] [--rounds 3] [--out /tmp/confbot-profile.txt]
+
+1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY 50) under cProfile. Own
+            time is grouped by library; a C builtin's time goes to the library that called it (so
+            Fernet's Rust HMAC counts as cryptography, a socket send as asyncio). Shares are of the
+            profiled event-loop time, and "ms/poll" scales them to the unprofiled event-loop CPU. cProfile
+            only sees the event-loop thread: aiosqlite runs SQLite in threads of its own, whose CPU is
+            the difference between process CPU and event-loop-thread CPU (shown separately).
+2. A/B      The shipped bot, then the same bot with one change from bench.proposals monkeypatched in
+            this process, against the same users made due again. The variants are interleaved over
+            rounds (the order rotates) so a burst of other engineers' load hits them alike; figures
+            are medians over the rounds. No profiler.
+3. micro    timeit of single costs outside the bot: parsing a live list, Fernet, httpx objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import pstats
+import sqlite3
+import statistics
+import timeit
+import tracemalloc
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from bench.common import (
+    BenchDb,
+    ChildServer,
+    bench_db,
+    machine_line,
+    sandbox_canvas,
+    seed,
+    table,
+)
+from bench.poll_throughput import (
+    LIVE_PARAMS,
+    LIVE_PATH,
+    WARM_UP,
+    Phase,
+    make_due,
+    run_bot,
+)
+from bench.proposals import PROPOSALS, prefill_decrypt_cache
+from bot.canvas.models import ConferenceList
+from bot.store.crypto import TokenCipher
+
+Func = tuple[str, int, str]
+
+LIBRARIES: list[tuple[str, str]] = [
+    ("/httpx_aiohttp/", "httpx-aiohttp (transport)"),
+    ("/httpx/", "httpx (Request/Response, URL, headers)"),
+    ("/httpcore/", "httpcore"),
+    ("/aiohttp/", "aiohttp (client, connector, parser)"),
+    ("/yarl/", "yarl (URLs)"),
+    ("/multidict/", "multidict (headers)"),
+    ("/sqlalchemy/", "SQLAlchemy (event-loop side)"),
+    ("/aiosqlite/", "aiosqlite (event-loop side)"),
+    ("/pydantic", "pydantic"),
+    ("/cryptography/", "cryptography (Fernet)"),
+    ("/bot/engine/", "bot/engine"),
+    ("/bot/canvas/", "bot/canvas"),
+    ("/bot/store/", "bot/store"),
+    ("/bot/", "bot (other)"),
+    ("/asyncio/", "asyncio (loop, tasks, sockets, epoll)"),
+    ("/bench/", "bench harness"),
+]
+
+
+def library(func: Func) -> str | None:
+    """The library a Python function belongs to; None for a C builtin (charged to its callers)."""
+    filename = func[0]
+    if filename == "~" or filename.startswith("<"):
+        return None
+    for marker, name in LIBRARIES:
+        if marker in filename:
+            return name
+    return "stdlib (other: " + filename.rsplit("/", 1)[-1] + ")"
+
+
+def own_time_by_library(stats: pstats.Stats) -> dict[str, float]:
+    """Own time per library; each builtin's own time is split over its callers' libraries."""
+    raw: dict[Func, Any] = stats.stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = defaultdict(float)
+    for func, (_cc, _nc, tottime, _ct, callers) in raw.items():
+        owner = library(func)
+        if owner is not None:
+            totals[owner] += tottime
+            continue
+        by_caller = {caller: entry[2] for caller, entry in callers.items()}
+        charged = sum(by_caller.values())
+        if charged <= 0:
+            totals["C builtins (no caller)"] += tottime
+            continue
+        for caller, share in by_caller.items():
+            totals[library(caller) or "C builtins (called from C)"] += tottime * share / charged
+    return dict(totals)
+
+
+def top_functions(stats: pstats.Stats, limit: int) -> list[tuple[str, int, float, float]]:
+    raw: dict[Func, Any] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    out: list[tuple[str, int, float, float]] = []
+    for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in rows:
+        short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        where = name if filename == "~" else f"{short}:{line} {name}"
+        out.append((where, calls, tottime, cumtime))
+    return out
+
+
+def _ciphertexts(db: BenchDb) -> list[bytes]:
+    with sqlite3.connect(db.path) as connection:
+        return [bytes(blob) for (blob,) in connection.execute("SELECT access_token_enc FROM linked_users")]
+
+
+# -- 1. profile ----------------------------------------------------------------------------------
+
+
+def profile_pass(
+    db: BenchDb, canvas: ChildServer, users: int, concurrency: int
+) -> tuple[Phase, pstats.Stats]:
+    make_due(db)
+    profiler = cProfile.Profile()
+    phase = asyncio.run(run_bot(db, canvas, users, concurrency, profiler))
+    return phase, pstats.Stats(profiler, stream=io.StringIO())
+
+
+def report_profile(stats: pstats.Stats, loop_ms: float, thread_ms: float, users: int) -> str:
+    by_library = own_time_by_library(stats)
+    profiled = sum(by_library.values())
+    rows = [
+        [name, f"{seconds / profiled:.1%}", round(loop_ms * seconds / profiled, 3)]
+        for name, seconds in sorted(by_library.items(), key=lambda kv: kv[1], reverse=True)
+        if seconds / profiled >= 0.005
+    ]
+    lines = [
+        f"### Event-loop thread CPU by library ({users:,} users, profiled pass)",
+        "",
+        f"Unprofiled (A/B 'shipped' median): event-loop thread {loop_ms:.3f} ms/poll, "
+        f"other threads (aiosqlite's SQLite work) {thread_ms:.3f} ms/poll.",
+        "",
+        table(["library (own time, builtins charged to callers)", "share", "≈ ms/poll"], rows),
+        "",
+        "### Top functions by own time (profiled pass)",
+        "",
+        table(
+            ["function", "calls", "own s", "cumulative s"],
+            [[w, c, round(t, 3), round(ct, 3)] for w, c, t, ct in top_functions(stats, 25)],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+# -- 2. A/B --------------------------------------------------------------------------------------
+
+
+def ab_runs(
+    db: BenchDb, canvas: ChildServer, users: int, concurrency: int, rounds: int
+) -> dict[str, list[Phase]]:
+    names = ["shipped", *PROPOSALS]
+    prefill_decrypt_cache(TokenCipher([db.key]), _ciphertexts(db))
+    results: dict[str, list[Phase]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            make_due(db)
+            if name == "shipped":
+                phase = asyncio.run(run_bot(db, canvas, users, concurrency))
+            else:
+                with PROPOSALS[name]():
+                    phase = asyncio.run(run_bot(db, canvas, users, concurrency))
+            if phase.errors:
+                raise RuntimeError(f"{name}: {phase.errors} polls failed")
+            results[name].append(phase)
+        print(f"  A/B round {round_index + 1}/{rounds} done", flush=True)
+    return results
+
+
+def _median(phases: list[Phase], value: Callable[[Phase], float]) -> float:
+    return statistics.median(value(p) for p in phases)
+
+
+def report_ab(results: dict[str, list[Phase]], users: int, concurrency: int) -> str:
+    def cpu(p: Phase) -> float:
+        return p.bot_cpu_ms
+
+    def loop(p: Phase) -> float:
+        return 1000 * p.usage.loop_cpu / max(p.polls, 1)
+
+    def rate(p: Phase) -> float:
+        return p.rate
+
+    def others(p: Phase) -> float:
+        return p.usage.others_cpu / max(p.usage.wall, 1e-9)
+
+    base = _median(results["shipped"], cpu)
+    rows = []
+    for name, phases in results.items():
+        median_cpu = _median(phases, cpu)
+        rows.append(
+            [
+                name,
+                len(phases),
+                round(median_cpu, 3),
+                f"{min(cpu(p) for p in phases):.3f}-{max(cpu(p) for p in phases):.3f}",
+                round(_median(phases, loop), 3),
+                round(median_cpu - _median(phases, loop), 3),
+                "-" if name == "shipped" else f"{median_cpu - base:+.3f} ({median_cpu / base - 1:+.0%})",
+                round(_median(phases, rate)),
+                f"{_median(phases, others):.2f}",
+            ]
+        )
+    headers = [
+        "variant",
+        "runs",
+        "bot CPU ms/poll (median)",
+        "range",
+        "event-loop thread",
+        "other threads",
+        "vs shipped",
+        "polls/s (median)",
+        "others' cores busy",
+    ]
+    title = f"### A/B: proposals monkeypatched in ({users:,} users, concurrency {concurrency}, no profiler)"
+    return "\n".join([title, "", table(headers, rows)])
+
+
+# -- 3. micro ------------------------------------------------------------------------------------
+
+
+def _per_call_us(statement: Callable[[], object], number: int = 2000) -> float:
+    return min(timeit.repeat(statement, number=number, repeat=5)) / number * 1e6
+
+
+def micro(db: BenchDb, canvas: ChildServer) -> str:
+    cipher = TokenCipher([db.key])
+    blobs = _ciphertexts(db)
+    token = cipher.decrypt(blobs[-1])
+    with httpx.Client(base_url=canvas.url) as client:
+        answer = client.get(LIVE_PATH, params=LIVE_PARAMS, headers={"Authorization": f"Bearer {token}"})
+    empty = answer.content
+    raw_headers = list(answer.headers.raw)
+    one = json.dumps(
+        {
+            "conferences": [
+                {
+                    "id": 9001,
+                    "title": "Lecture 7",
+                    "conference_type": "BigBlueButton",
+                    "description": None,
+                    "duration": 60,
+                    "started_at": "2025-01-01T10:00:00Z",
+                    "ended_at": None,
+                    "context_type": "Course",
+                    "context_id": 42,
+                    "long_running": False,
+                    "url": "/courses/42/conferences/9001",
+                    "join_url": None,
+                    "recordings": [],
+                    "users": [1, 2, 3],
+                }
+            ]
+        }
+    ).encode()
+    envelope = TypeAdapter(ConferenceList)
+    http = httpx.Client()  # build_request is BaseClient's, the same code AsyncClient runs
+    url = canvas.url + LIVE_PATH
+    headers = {"User-Agent": "confbot/0.1", "Accept": "application/json", "Authorization": "Bearer x"}
+    request = http.build_request("GET", url, params=LIVE_PARAMS, headers=headers)
+    cached: dict[bytes, str] = {blobs[-1]: token}
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (
+            "parse empty list: ConferenceList.model_validate_json (shipped)",
+            lambda: ConferenceList.model_validate_json(empty),
+        ),
+        (
+            "parse empty list: TypeAdapter(ConferenceList).validate_json",
+            lambda: envelope.validate_json(empty),
+        ),
+        ("parse empty list: fast path (bytes equality)", lambda: empty == b'{"conferences":[]}'),
+        (
+            "parse 1 conference: ConferenceList.model_validate_json (shipped)",
+            lambda: ConferenceList.model_validate_json(one),
+        ),
+        (
+            "parse 1 conference: TypeAdapter(ConferenceList).validate_json",
+            lambda: envelope.validate_json(one),
+        ),
+        ("Fernet decrypt (TokenCipher.decrypt, shipped)", lambda: cipher.decrypt(blobs[-1])),
+        ("decrypt from a per-process dict (proposal)", lambda: cached.get(blobs[-1])),
+        (
+            "httpx: build_request (URL, params, headers, cookies)",
+            lambda: http.build_request("GET", url, params=LIVE_PARAMS, headers=headers),
+        ),
+        (
+            "httpx: Response(status, raw headers, content, request)",
+            lambda: httpx.Response(200, headers=raw_headers, content=empty, request=request),
+        ),
+        (
+            "httpx: the same Response plus .links (Link header parse)",
+            lambda: httpx.Response(200, headers=raw_headers, content=empty, request=request).links,
+        ),
+    ]
+    rows = [[name, round(_per_call_us(statement), 2)] for name, statement in cases]
+    http.close()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sample = {blob: cipher.decrypt(blob) for blob in blobs[:2000]}
+    per_entry = (tracemalloc.get_traced_memory()[0] - before) / len(sample)
+    tracemalloc.stop()
+    del sample
+    lines = [
+        "### Micro-benchmarks (timeit, best of 5; µs per call)",
+        "",
+        table(["operation", "µs/call"], rows),
+        "",
+        f"A process-wide plaintext cache costs about {per_entry:,.0f} B per token (tracemalloc, "
+        "ciphertext key + plaintext str + dict slot).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", help="also write the full pstats listing (cumulative and own) here")
+    args = parser.parse_args(argv)
+    print(machine_line(), flush=True)
+    with sandbox_canvas() as canvas, bench_db() as db:
+        seed(db, canvas.url, WARM_UP + args.users)
+        results = ab_runs(db, canvas, args.users, args.concurrency, args.rounds)
+        phase, stats = profile_pass(db, canvas, args.users, args.concurrency)
+        print(f"  profiled pass: {phase.polls:,} polls, {phase.errors} errors", flush=True)
+        micro_text = micro(db, canvas)
+    shipped = results["shipped"]
+    loop_ms = _median(shipped, lambda p: 1000 * p.usage.loop_cpu / max(p.polls, 1))
+    thread_ms = _median(shipped, lambda p: p.bot_cpu_ms) - loop_ms
+    print()
+    print(report_ab(results, args.users, args.concurrency))
+    print()
+    print(report_profile(stats, loop_ms, thread_ms, args.users))
+    print()
+    print(micro_text)
+    if args.out:
+        out = io.StringIO()
+        stats.stream = out  # type: ignore[attr-defined]
+        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("tottime").print_stats(60)
+        with open(args.out, "w") as handle:
+            handle.write(out.getvalue())
+        print(f"\nfull profile written to {args.out}")
+    print(f"\n({machine_line()})")
+
+
+if __name__ == "__main__":
+    main()
