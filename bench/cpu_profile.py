@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import json
 import pstats
 import sqlite3
 import statistics
+import time
 import timeit
 import tracemalloc
 from collections import defaultdict
@@ -51,9 +53,12 @@ from bench.poll_throughput import (
     make_due,
     run_bot,
 )
-from bench.proposals import PROPOSALS, prefill_decrypt_cache
+from bench.proposals import PROPOSALS, core_claim, prefill_decrypt_cache
 from bot.canvas.models import ConferenceList
+from bot.engine.poll_units import UserUnits
 from bot.store.crypto import TokenCipher
+from bot.store.db import create_engine, session_factory
+from bot.store.models import utcnow
 
 Func = tuple[str, int, str]
 
@@ -277,6 +282,7 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
     url = canvas.url + LIVE_PATH
     headers = {"User-Agent": "confbot/0.1", "Accept": "application/json", "Authorization": "Bearer x"}
     request = http.build_request("GET", url, params=LIVE_PARAMS, headers=headers)
+    prebuilt = httpx.URL(url, params=LIVE_PARAMS)
     cached: dict[bytes, str] = {blobs[-1]: token}
     cases: list[tuple[str, Callable[[], object]]] = [
         (
@@ -301,6 +307,10 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
         (
             "httpx: build_request (URL, params, headers, cookies)",
             lambda: http.build_request("GET", url, params=LIVE_PARAMS, headers=headers),
+        ),
+        (
+            "httpx: build_request with an httpx.URL built once (cached_url proposal)",
+            lambda: http.build_request("GET", prebuilt, headers=headers),
         ),
         (
             "httpx: Response(status, raw headers, content, request)",
@@ -330,13 +340,39 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
     return "\n".join(lines)
 
 
+async def claim_cost(db: BenchDb, batch: int, repeats: int) -> list[list[object]]:
+    """CPU of one UserUnits.claim of `batch` due users (ORM, shipped) vs core_claim, rolled back each
+    time so every claim sees the same rows. process_time, so aiosqlite's thread is included."""
+    engine = create_engine(db.url)
+    sessions = session_factory(engine)
+    costs: dict[str, list[float]] = {"UserUnits.claim (ORM, shipped)": [], "core_claim (proposal)": []}
+    try:
+        for _ in range(repeats):
+            for name in costs:
+                patch = core_claim() if name.startswith("core") else contextlib.nullcontext()
+                with patch:
+                    session = sessions()
+                    await session.begin()
+                    started = time.process_time()
+                    jobs = await UserUnits().claim(session, utcnow(), batch, utcnow)
+                    costs[name].append((time.process_time() - started) / max(len(jobs), 1))
+                    await session.rollback()
+                    await session.close()
+    finally:
+        await engine.dispose()
+    return [
+        [name, round(1000 * min(values), 4), round(1000 * statistics.median(values), 4)]
+        for name, values in costs.items()
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", help="also write the full pstats listing (cumulative and own) here")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
@@ -346,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
         phase, stats = profile_pass(db, canvas, args.users, args.concurrency)
         print(f"  profiled pass: {phase.polls:,} polls, {phase.errors} errors", flush=True)
         micro_text = micro(db, canvas)
+        make_due(db)
+        claims = asyncio.run(claim_cost(db, 500, 7))
     shipped = results["shipped"]
     loop_ms = _median(shipped, lambda p: 1000 * p.usage.loop_cpu / max(p.polls, 1))
     thread_ms = _median(shipped, lambda p: p.bot_cpu_ms) - loop_ms
@@ -355,6 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     print(report_profile(stats, loop_ms, thread_ms, args.users))
     print()
     print(micro_text)
+    print()
+    print("### Claim of a 500-user batch, per user (ms; process CPU incl. the SQLite thread; rolled back)\n")
+    print(table(["claim", "best ms/user", "median ms/user"], claims))
     if args.out:
         out = io.StringIO()
         stats.stream = out  # type: ignore[attr-defined]
