@@ -32,5 +32,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "apscheduler.scheduler", "aiosqlite"):
+    for noisy in ("httpx", "httpcore", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick that overruns the next one is skipped by design (max_instances=1, coalesce): not news.
+    for scheduler_logger in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(scheduler_logger).setLevel(logging.ERROR)

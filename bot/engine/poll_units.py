@@ -122,19 +122,15 @@ class SubscriptionUnits:
         self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
     ) -> list[PollJob]:
         rows = (
-            (
-                await session.execute(
-                    select(Subscription, LinkedUser)
-                    .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
-                    .where(Subscription.next_poll_at <= now, LinkedUser.needs_relink.is_(False))
-                    .order_by(Subscription.next_poll_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True, of=Subscription)
-                )
+            await session.execute(
+                select(Subscription, LinkedUser)
+                .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
+                .where(Subscription.next_poll_at <= now, LinkedUser.needs_relink.is_(False))
+                .order_by(Subscription.next_poll_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=Subscription)
             )
-            .tuples()
-            .all()
-        )
+        ).all()
         if not rows:
             return []
         for subscription, _ in rows:

@@ -83,18 +83,14 @@ class RecordingWatcher:
         async with self._sessions.begin() as session:
             await session.execute(delete(RecordingWatch).where(RecordingWatch.expires_at <= now))
             rows = (
-                (
-                    await session.execute(
-                        select(RecordingWatch, LinkedUser)
-                        .join(LinkedUser, LinkedUser.id == RecordingWatch.linked_user_id)
-                        .where(RecordingWatch.next_check_at <= now, LinkedUser.needs_relink.is_(False))
-                        .limit(200)
-                        .with_for_update(skip_locked=True, of=RecordingWatch)
-                    )
+                await session.execute(
+                    select(RecordingWatch, LinkedUser)
+                    .join(LinkedUser, LinkedUser.id == RecordingWatch.linked_user_id)
+                    .where(RecordingWatch.next_check_at <= now, LinkedUser.needs_relink.is_(False))
+                    .limit(200)
+                    .with_for_update(skip_locked=True, of=RecordingWatch)
                 )
-                .tuples()
-                .all()
-            )
+            ).all()
             for watch, _ in rows:
                 watch.next_check_at = now + self._check_every
             jobs = [(watch, StoredToken.of(owner)) for watch, owner in rows]

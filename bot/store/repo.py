@@ -116,7 +116,7 @@ async def load_known(
     owner = _owner(model)
     known: dict[int, dict[int, Seen]] = {owner_id: {} for owner_id in owners}
     rows = await session.execute(select(model, owner).where(owner.in_(owners)))
-    for found, owner_id in rows.tuples():
+    for found, owner_id in rows:
         row = cast(KnownConference | SubscriptionKnownConference, found)
         known[owner_id][row.conference_id] = Seen(
             conference_id=row.conference_id,
