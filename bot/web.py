@@ -17,7 +17,6 @@ from starlette.routing import Route
 from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
-from bot.slack.handlers import Caller
 from bot.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store.models import utcnow
 
@@ -27,10 +26,7 @@ log = logging.getLogger(__name__)
 def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     link_flow = runtime.link_flow
 
-    async def link_url(caller: Caller) -> str | None:
-        return await link_flow.start_url(caller.team_id, caller.user_id)
-
-    bolt = build_bolt_app(runtime, link_url=link_url)
+    bolt = build_bolt_app(runtime)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:

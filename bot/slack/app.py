@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -35,12 +34,6 @@ from bot.slack.mrkdwn import escape
 from bot.teams import forget_team
 
 log = logging.getLogger(__name__)
-
-LinkUrl = Callable[[Caller], Awaitable[str | None]]
-
-
-async def _no_link_url(_caller: Caller) -> str | None:
-    return None
 
 
 def _oauth_settings(runtime: Runtime) -> AsyncOAuthSettings | None:
@@ -71,7 +64,7 @@ async def _forget(runtime: Runtime, team_id: str) -> None:
         await runtime.installations.async_delete_all(enterprise_id=None, team_id=team_id)
 
 
-def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> AsyncApp:
+def build_bolt_app(runtime: Runtime) -> AsyncApp:
     settings = runtime.settings
     # Socket Mode needs no signing secret (Slack does not sign socket payloads and Bolt skips the check
     # for them). Bolt refuses an empty secret, and /slack/events must then reject every request, so an
@@ -87,7 +80,7 @@ def build_bolt_app(runtime: Runtime, *, link_url: LinkUrl = _no_link_url) -> Asy
         request_verification_enabled=True,
         oauth_settings=_oauth_settings(runtime),
     )
-    handler = CommandHandler(runtime, link_url=link_url)
+    handler = CommandHandler(runtime)
 
     @app.event("app_uninstalled")
     async def uninstalled(context: dict[str, Any]) -> None:

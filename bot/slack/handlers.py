@@ -85,9 +85,8 @@ class ConferenceLister:
 
 
 class CommandHandler:
-    def __init__(self, runtime: Runtime, *, link_url: Callable[[Caller], Awaitable[str | None]]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
-        self._link_url = link_url
         self._channels = ChannelCommands(runtime)
         self.lister = ConferenceLister(runtime)
 
@@ -120,6 +119,10 @@ class CommandHandler:
                 return await self._channels.mute(user, command)
             case _:
                 assert_never(command)
+
+    async def _link_url(self, caller: Caller) -> str | None:
+        """The user's own "Connect Canvas" link (OAuth), or None: link with a token instead."""
+        return await self._rt.link_flow.start_url(caller.team_id, caller.user_id)
 
     async def _linked(self, caller: Caller) -> LinkedUser | None:
         async with self._rt.sessions() as session:
