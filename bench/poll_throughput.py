@@ -16,6 +16,8 @@ and pools are warm, as they are in a bot that has been running for a while.
     python -m bench.poll_throughput --users 1000 10000 [--concurrency 50] [--variants 10 100] [--profile F]
     python -m bench.poll_throughput --users 10000 --latency 0.1 --variants 200   # a Canvas 100 ms away
 
+--proposal NAME (repeatable) runs every bot phase with a proposed change from bench.proposals
+monkeypatched in (not the shipped bot: the title says so).
 --latency puts every API request of every phase behind a fixed delay (bench.slow_canvas), as a remote
 Canvas is; on plain loopback the sandbox answers at once and only CPU decides throughput.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import pstats
@@ -51,6 +54,7 @@ from bench.common import (
     table,
     verdict,
 )
+from bench.proposals import PROPOSALS
 from bot.canvas.errors import strip_json_prefix
 from bot.canvas.models import ConferenceList
 from bot.runtime import Runtime
@@ -400,6 +404,13 @@ def main(argv: list[str] | None = None) -> None:
         help="other POLL_CONCURRENCY values to run the bot at (none: --variants with no value)",
     )
     parser.add_argument(
+        "--proposal",
+        action="append",
+        default=[],
+        choices=sorted(PROPOSALS),
+        help="monkeypatch this bench.proposals change into the bot phases (repeatable)",
+    )
+    parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the bot phase, write the top functions here"
     )
     args = parser.parse_args(argv)
@@ -408,7 +419,12 @@ def main(argv: list[str] | None = None) -> None:
         profile = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
         sample = args.sequential_sample or (2000 if not args.latency else max(50, int(20 / args.latency)))
-        phases = measure(users, args.concurrency, sample, profile, args.variants, args.latency)
+        with contextlib.ExitStack() as patches:
+            for name in args.proposal:
+                patches.enter_context(PROPOSALS[name]())
+            phases = measure(users, args.concurrency, sample, profile, args.variants, args.latency)
+        if args.proposal:
+            print(f"NOT THE SHIPPED BOT: bot phases ran with {', '.join(args.proposal)} (bench.proposals)")
         print(report(users, args.concurrency, phases, args.latency))
         print(f"(run took {time.perf_counter() - started:.0f}s; {machine_line()})\n", flush=True)
         if profile is not None:
