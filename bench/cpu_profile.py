@@ -1,6 +1,7 @@
 """Where the bot's CPU per poll goes, and how much each proposed `bot/` change would save.
 
-    python -m bench.cpu_profile [--users 3000] [--rounds 3] [--out /tmp/confbot-profile.txt]
+    python -m bench.cpu_profile [--users 3000] [--rounds 5] [--out /tmp/confbot-profile.txt]
+    python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only pipelined --ab-only
 
 1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY 50) under cProfile. Own
             time is grouped by library; a C builtin's time goes to the library that called it (so
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import inspect
 import io
 import json
 import pstats
@@ -36,6 +38,7 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
+import bot.canvas.client as client_module
 from bench.common import (
     BenchDb,
     ChildServer,
@@ -55,6 +58,7 @@ from bench.poll_throughput import (
 )
 from bench.proposals import PROPOSALS, core_claim, prefill_decrypt_cache
 from bot.canvas.models import ConferenceList
+from bot.engine.credentials import StoredToken
 from bot.engine.poll_units import UserUnits
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
@@ -90,7 +94,7 @@ def library(func: Func) -> str | None:
     for marker, name in LIBRARIES:
         if marker in filename:
             return name
-    return "stdlib (other: " + filename.rsplit("/", 1)[-1] + ")"
+    return "stdlib (other: " + "/".join(filename.rsplit("/", 2)[-2:]) + ")"
 
 
 def own_time_by_library(stats: pstats.Stats) -> dict[str, float]:
@@ -170,9 +174,9 @@ def report_profile(stats: pstats.Stats, loop_ms: float, thread_ms: float, users:
 
 
 def ab_runs(
-    db: BenchDb, canvas: ChildServer, users: int, concurrency: int, rounds: int
+    db: BenchDb, canvas: ChildServer, users: int, concurrency: int, rounds: int, only: list[str]
 ) -> dict[str, list[Phase]]:
-    names = ["shipped", *PROPOSALS]
+    names = ["shipped", *(only or PROPOSALS)]
     prefill_decrypt_cache(TokenCipher([db.key]), _ciphertexts(db))
     results: dict[str, list[Phase]] = {name: [] for name in names}
     for round_index in range(rounds):
@@ -195,7 +199,7 @@ def _median(phases: list[Phase], value: Callable[[Phase], float]) -> float:
     return statistics.median(value(p) for p in phases)
 
 
-def report_ab(results: dict[str, list[Phase]], users: int, concurrency: int) -> str:
+def report_ab(results: dict[str, list[Phase]], users: int, concurrency: int, latency: float) -> str:
     def cpu(p: Phase) -> float:
         return p.bot_cpu_ms
 
@@ -236,7 +240,11 @@ def report_ab(results: dict[str, list[Phase]], users: int, concurrency: int) -> 
         "polls/s (median)",
         "others' cores busy",
     ]
-    title = f"### A/B: proposals monkeypatched in ({users:,} users, concurrency {concurrency}, no profiler)"
+    where = f"Canvas latency {1000 * latency:g} ms" if latency else "loopback"
+    title = (
+        f"### A/B: proposals monkeypatched in ({users:,} users, concurrency {concurrency}, {where}, "
+        "no profiler)"
+    )
     return "\n".join([title, "", table(headers, rows)])
 
 
@@ -340,6 +348,64 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
     return "\n".join(lines)
 
 
+# -- 4. in situ ----------------------------------------------------------------------------------
+
+SYNC_COSTS: list[tuple[str, Any, str]] = [
+    ("TokenCipher.decrypt (Fernet)", TokenCipher, "decrypt"),
+    ("live-list parse (bot.canvas.client._conferences)", client_module, "_conferences"),
+    ("httpx.AsyncClient.build_request", httpx.AsyncClient, "build_request"),
+    ("StoredToken.of (ORM attribute reads)", StoredToken, "of"),
+]
+
+
+def in_situ(db: BenchDb, canvas: ChildServer, users: int, concurrency: int) -> list[list[object]]:
+    """CPU inside a few synchronous hot functions during a normal (unprofiled) bot pass.
+
+    Each is wrapped with a thread_time() accumulator, so the figure is what the call costs in the bot
+    (cold caches, other tasks in between), not in a tight timeit loop. Coroutines cannot be timed so
+    (thread time would include whatever other tasks ran while they waited).
+    """
+    spent: dict[str, float] = {name: 0.0 for name, _, _ in SYNC_COSTS}
+    calls: dict[str, int] = {name: 0 for name, _, _ in SYNC_COSTS}
+    originals = [(owner, attr, inspect.getattr_static(owner, attr)) for _, owner, attr in SYNC_COSTS]
+    inherited = [attr not in vars(owner) for _, owner, attr in SYNC_COSTS]
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - started
+                calls[name] += 1
+
+        return wrapper
+
+    make_due(db)
+    try:
+        for (name, owner, attr), (_, _, original) in zip(SYNC_COSTS, originals, strict=True):
+            if isinstance(original, classmethod):
+                setattr(owner, attr, classmethod(timed(name, original.__func__)))
+            else:
+                setattr(owner, attr, timed(name, original))
+        phase = asyncio.run(run_bot(db, canvas, users, concurrency))
+    finally:
+        for (owner, attr, original), from_base in zip(originals, inherited, strict=True):
+            if from_base:
+                delattr(owner, attr)  # AsyncClient.build_request lives on httpx's BaseClient
+            else:
+                setattr(owner, attr, original)
+    return [
+        [
+            name,
+            calls[name],
+            round(1e6 * spent[name] / max(calls[name], 1), 1),
+            round(1000 * spent[name] / phase.polls, 4),
+        ]
+        for name, _, _ in SYNC_COSTS
+    ]
+
+
 async def claim_cost(db: BenchDb, batch: int, repeats: int) -> list[list[object]]:
     """CPU of one UserUnits.claim of `batch` due users (ORM, shipped) vs core_claim, rolled back each
     time so every claim sees the same rows. process_time, so aiosqlite's thread is included."""
@@ -374,21 +440,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", help="also write the full pstats listing (cumulative and own) here")
+    parser.add_argument("--latency", type=float, default=0.0, help="Canvas latency per request, seconds")
+    parser.add_argument("--only", nargs="*", default=[], choices=sorted(PROPOSALS), help="A/B only these")
+    parser.add_argument("--ab-only", action="store_true", help="skip the profile, micro and in-situ parts")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
-    with sandbox_canvas() as canvas, bench_db() as db:
+    with sandbox_canvas(args.latency) as canvas, bench_db() as db:
         seed(db, canvas.url, WARM_UP + args.users)
-        results = ab_runs(db, canvas, args.users, args.concurrency, args.rounds)
+        results = ab_runs(db, canvas, args.users, args.concurrency, args.rounds, args.only)
+        print()
+        print(report_ab(results, args.users, args.concurrency, args.latency))
+        if args.ab_only:
+            print(f"\n({machine_line()})")
+            return
         phase, stats = profile_pass(db, canvas, args.users, args.concurrency)
         print(f"  profiled pass: {phase.polls:,} polls, {phase.errors} errors", flush=True)
         micro_text = micro(db, canvas)
         make_due(db)
         claims = asyncio.run(claim_cost(db, 500, 7))
+        situ = in_situ(db, canvas, args.users, args.concurrency)
     shipped = results["shipped"]
     loop_ms = _median(shipped, lambda p: 1000 * p.usage.loop_cpu / max(p.polls, 1))
     thread_ms = _median(shipped, lambda p: p.bot_cpu_ms) - loop_ms
-    print()
-    print(report_ab(results, args.users, args.concurrency))
     print()
     print(report_profile(stats, loop_ms, thread_ms, args.users))
     print()
@@ -396,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("### Claim of a 500-user batch, per user (ms; process CPU incl. the SQLite thread; rolled back)\n")
     print(table(["claim", "best ms/user", "median ms/user"], claims))
+    print("\n### In situ: synchronous hot spots timed inside a normal bot pass (thread CPU)\n")
+    print(table(["function", "calls", "µs/call", "ms/poll"], situ))
     if args.out:
         out = io.StringIO()
         stats.stream = out  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from bot.store.models import OutboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+CHANNEL_SPACING = 1.0  # seconds between two messages to one channel from this process
 LEASE = timedelta(seconds=60)  # > the Slack calls one message may need (look-up + post), 15 s each
 PERMANENT_ERRORS = {
     "channel_not_found",
@@ -66,6 +68,7 @@ class Dispatcher:
         self._batch_size = batch_size or concurrency
         self._clock = clock
         self._metrics = metrics
+        self._next_slot: dict[tuple[str, str], float] = {}
 
     async def tick(self) -> int:
         sent = 0
@@ -79,7 +82,24 @@ class Dispatcher:
             if len(claimed) < self._batch_size:
                 return sent
 
+    def _paced(self, message: OutboxMessage) -> float:
+        """Seconds to wait before this destination may get another message (Slack: ~1 a second per
+        channel). Claims the slot when it is free, so concurrent rows for one channel go one by one."""
+        key = (message.team_id, message.destination)
+        now = time.monotonic()
+        free_at = self._next_slot.get(key, 0.0)
+        if free_at > now:
+            return free_at - now
+        self._next_slot[key] = now + CHANNEL_SPACING
+        if len(self._next_slot) > 10_000:
+            self._next_slot = {k: t for k, t in self._next_slot.items() if t > now}
+        return 0.0
+
     async def _deliver(self, message: OutboxMessage) -> bool:
+        wait = self._paced(message)
+        if wait:
+            await self._retry(message, "paced", wait, count_attempt=False)
+            return False
         async with self._semaphore:
             client = await self._slack.for_team(message.team_id)
             if client is None:
