@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,11 @@ def _run(settings: Settings) -> int:
     upgrade(settings.database_url)
     runtime = Runtime.build(settings)
     app = create_app(runtime)
+    # Everything built so far lives as long as the process: keep it out of every garbage collection,
+    # and collect young objects less often (a poll makes many short-lived ones). bench/RESULTS.md
+    # measured this at -0.07 ms CPU per poll.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     log.info(
         "confbot listening on %s:%s, polling every %ss",
         settings.host,

@@ -4,17 +4,24 @@ The bot polls on behalf of up to 100k users, so the client is built once (one co
 pool) and the token travels per call in the Authorization header. It does not retry or
 sleep: it classifies each failure precisely (see `errors`) and the scheduler decides when
 to try again. It never sends a token to any host other than `base_url`.
+
+Requests go out on aiohttp's pool directly: building httpx request/response objects for
+every poll cost more CPU than the rest of a poll together (bench/RESULTS.md). Answers
+that are not a success are turned into an `httpx.Response` so one error mapping serves
+every path; a caller may also hand in an `httpx.AsyncClient` (tests mock it with respx).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar
 
+import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+import yarl
 from pydantic import TypeAdapter, ValidationError
 
 from bot.canvas.errors import Transient, error_for_response, strip_json_prefix
@@ -38,6 +45,14 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A successful answer: its body and, verbatim, the `rel="next"` link if Canvas sent one."""
+
+    body: bytes
+    next_link: str | None
+
+
 class CanvasClient:
     """Typed access to the handful of Canvas endpoints the bot needs."""
 
@@ -52,14 +67,10 @@ class CanvasClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(httpx.URL(self.base_url))
-        self._owns_http = http is None
-        # httpx's API over aiohttp's connection pool: httpcore's pool costs ~3 ms CPU per request at
-        # 50 connections (bench/RESULTS.md), aiohttp's well under 1 ms; errors still map to httpx's.
-        self._http = http or httpx.AsyncClient(
-            timeout=timeout,
-            follow_redirects=False,
-            transport=AiohttpTransport(limits=httpx.Limits(max_connections=max_connections)),
-        )
+        self._http = http
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = timeout
+        self._max_connections = max_connections
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
 
     async def __aenter__(self) -> Self:
@@ -71,9 +82,10 @@ class CanvasClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool, but only if this client created it."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close our connection pool; an `http` client handed in belongs to the caller."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -119,8 +131,8 @@ class CanvasClient:
     async def _get_one(
         self, token: str, path: str, params: dict[str, str] | None, parse: Callable[[bytes], T]
     ) -> T:
-        response = await self._request(token, self.base_url + path, params)
-        return self._parse(response, parse)
+        page = await self._request(token, self.base_url + path, params)
+        return self._parse(page, path, parse)
 
     async def _get_all(
         self, token: str, path: str, params: dict[str, str], parse: Callable[[bytes], list[T]]
@@ -131,49 +143,92 @@ class CanvasClient:
         url = self.base_url + path
         page_params: dict[str, str] | None = params
         while True:
-            response = await self._request(token, url, page_params)
-            items.extend(self._parse(response, parse))
-            next_url = self._next_url(response)
-            if next_url is None:
+            page = await self._request(token, url, page_params)
+            items.extend(self._parse(page, path, parse))
+            if page.next_link is None:
                 return items
+            next_url = self._next_url(url, page.next_link, path)
             if next_url in seen or len(seen) >= MAX_PAGES:
                 raise Transient(f"GET {path}: pagination loop or more than {MAX_PAGES} pages")
             seen.add(next_url)
             url, page_params = next_url, None
 
-    def _next_url(self, response: httpx.Response) -> str | None:
-        link = response.links.get("next")
-        if not link or not link.get("url"):
-            return None
-        target = response.request.url.join(link["url"])
+    def _next_url(self, current: str, link: str, path: str) -> str:
+        target = httpx.URL(current).join(link)
         if _origin(target) != self._origin:
             # The token rides along on every page request: never hand it to another host.
-            raise Transient(f"GET {response.request.url.path}: next page link points at another host")
+            raise Transient(f"GET {path}: next page link points at another host")
         return str(target)
 
-    async def _request(self, token: str, url: str, params: dict[str, str] | None) -> httpx.Response:
+    async def _request(self, token: str, url: str, params: dict[str, str] | None) -> _Page:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
+        if self._http is not None:
+            return await self._request_httpx(url, params, headers)
+        path = url.split("?", 1)[0].removeprefix(self.base_url)
+        try:
+            # A next link is sent exactly as Canvas wrote it (encoded=True: no re-quoting of bookmarks).
+            target = yarl.URL(url, encoded=True) if params is None else url
+            async with self._pool().get(
+                target, params=params, headers=headers, allow_redirects=False
+            ) as answer:
+                body = await answer.read()
+                if 200 <= answer.status < 300:
+                    link = answer.headers.get("Link")
+                    return _Page(body, _next_link(answer.links) if link else None)
+                failed = httpx.Response(
+                    answer.status,
+                    headers=list(answer.raw_headers),
+                    content=body,
+                    request=httpx.Request("GET", str(answer.url)),
+                )
+        except TimeoutError:
+            raise Transient(f"GET {path}: timed out") from None
+        except aiohttp.ClientError as exc:
+            raise Transient(f"GET {path}: {type(exc).__name__}") from None
+        raise self._error(failed)
+
+    async def _request_httpx(self, url: str, params: dict[str, str] | None, headers: dict[str, str]) -> _Page:
+        assert self._http is not None
         try:
             response = await self._http.get(url, params=params, headers=headers, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise Transient(f"GET {httpx.URL(url).path}: timed out ({type(exc).__name__})") from None
         except httpx.RequestError as exc:
             raise Transient(f"GET {httpx.URL(url).path}: {type(exc).__name__}: {exc}") from None
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("GET %s -> %s", response.request.url.path, response.status_code)
-        return response
+        if not 200 <= response.status_code < 300:
+            raise self._error(response)
+        link = response.links.get("next", {}).get("url")
+        return _Page(response.content, link or None)
+
+    def _pool(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the running event loop (aiohttp requires it)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                raise_for_status=False,
+            )
+        return self._session
 
     @staticmethod
-    def _parse(response: httpx.Response, parse: Callable[[bytes], T]) -> T:
-        what = f"GET {response.request.url.path}"
-        if not 200 <= response.status_code < 300:
-            error = error_for_response(response, what)
-            logger.debug("canvas %s", error)
-            raise error
+    def _error(response: httpx.Response) -> Exception:
+        error = error_for_response(response, f"GET {response.request.url.path}")
+        logger.debug("canvas %s", error)
+        return error
+
+    @staticmethod
+    def _parse(page: _Page, path: str, parse: Callable[[bytes], T]) -> T:
         try:
-            return parse(strip_json_prefix(response.content))
+            return parse(strip_json_prefix(page.body))
         except ValueError as exc:  # ValidationError is a ValueError; so is bad JSON
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
-            raise Transient(
-                f"{what}: unparseable body ({count} problem(s))", status=response.status_code
-            ) from None
+            raise Transient(f"GET {path}: unparseable body ({count} problem(s))", status=200) from None
+
+
+def _next_link(links: object) -> str | None:
+    """aiohttp's parsed Link header -> the `next` URL as written (relative or absolute)."""
+    try:
+        url = links["next"]["url"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    return str(url) if url else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,7 +85,7 @@ class Dispatcher:
         """Seconds to wait before this destination may get another message (Slack: ~1 a second per
         channel). Claims the slot when it is free, so concurrent rows for one channel go one by one."""
         key = (message.team_id, message.destination)
-        now = time.monotonic()
+        now = self._clock().timestamp()
         free_at = self._next_slot.get(key, 0.0)
         if free_at > now:
             return free_at - now
