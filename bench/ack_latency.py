@@ -33,6 +33,7 @@ from bench.common import (
     sandbox_canvas,
     sandbox_slack,
     seed,
+    shipped_concurrency,
     table,
     verdict,
 )
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             db,
             canvas.url,
             interval=args.interval,
-            concurrency=50,
+            concurrency=shipped_concurrency(),
             slack_url=slack.url,
             bot_token=bot_token,
             signing_secret=secret,

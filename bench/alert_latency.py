@@ -27,6 +27,7 @@ from bench.common import (
     TEAM_ID,
     BenchDb,
     Probe,
+    apply_cli_gc,
     bench_db,
     bot_settings,
     machine_line,
@@ -35,6 +36,7 @@ from bench.common import (
     sandbox_canvas,
     sandbox_slack,
     seed,
+    shipped_concurrency,
     table,
     verdict,
 )
@@ -105,9 +107,15 @@ async def run(
     rng: random.Random,
 ) -> tuple[dict[int, float], list[dict[str, Any]], float]:
     settings = bot_settings(
-        db, canvas_url, interval=interval, concurrency=50, slack_url=slack_url, bot_token=bot_token
+        db,
+        canvas_url,
+        interval=interval,
+        concurrency=shipped_concurrency(),
+        slack_url=slack_url,
+        bot_token=bot_token,
     )
     runtime = Runtime.build(settings)
+    apply_cli_gc()  # as `confbot run` does right after Runtime.build
     starts: dict[int, float] = {}
     async with httpx.AsyncClient(timeout=30) as client:
 

@@ -7,7 +7,10 @@ child (`python -m bench.seed`) so the bot process starts with a clean heap for t
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import gc
+import inspect
 import os
 import platform
 import resource
@@ -23,11 +26,52 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
+import bot.cli
 from bot.config import Settings, load_settings
 from bot.sandbox.server import free_port
 
 TEAM_ID = "T0001"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def shipped_concurrency() -> int:
+    """POLL_CONCURRENCY's default as shipped (read from Settings, so the bench follows bot/config.py)."""
+    default = Settings.model_fields["poll_concurrency"].default
+    assert isinstance(default, int)
+    return default
+
+
+# -- the CLI's garbage-collector settings ---------------------------------------------------------
+
+
+def cli_gc_calls() -> list[tuple[str, tuple[int, ...]]]:
+    """The `gc.<name>(literal, ...)` calls `confbot run` (bot.cli._run) makes after start-up, in order.
+
+    Read from the source rather than copied, so the bench process runs with whatever the CLI ships:
+    a copy of the numbers would silently go stale when the CLI's change.
+    """
+    tree = ast.parse(inspect.getsource(bot.cli._run))
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    for node in ast.walk(tree):  # breadth-first: source order among _run's top-level statements
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "gc"
+        ):
+            args = tuple(ast.literal_eval(arg) for arg in node.args)
+            calls.append((node.func.attr, args))
+    if not calls:
+        raise RuntimeError("bot.cli._run makes no gc calls any more: update bench.common.apply_cli_gc")
+    return calls
+
+
+def apply_cli_gc() -> str:
+    """Apply the CLI's gc calls to this process (call it right after Runtime.build, as the CLI does)."""
+    calls = cli_gc_calls()
+    for name, args in calls:
+        getattr(gc, name)(*args)
+    return "; ".join(f"gc.{name}({', '.join(map(str, args))})" for name, args in calls)
 
 
 # -- machine ------------------------------------------------------------------------------------
@@ -47,7 +91,7 @@ def machine_line() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"machine: {os.cpu_count()} CPU(s) ({cpu_model()}), Python {platform.python_version()}, "
-        f"load average {load}"
+        f"load average {load}, gc threshold {gc.get_threshold()}, frozen {gc.get_freeze_count():,}"
     )
 
 

@@ -3,17 +3,19 @@
     python -m bench.cpu_profile [--users 3000] [--rounds 5] [--out /tmp/confbot-profile.txt]
     python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only pipelined --ab-only
 
-1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY 50) under cProfile. Own
+1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY as shipped, the CLI's gc
+            settings applied) under cProfile. Own
             time is grouped by library; a C builtin's time goes to the library that called it (so
             Fernet's Rust HMAC counts as cryptography, a socket send as asyncio). Shares are of the
             profiled event-loop time, and "ms/poll" scales them to the unprofiled event-loop CPU. cProfile
             only sees the event-loop thread: aiosqlite runs SQLite in threads of its own, whose CPU is
             the difference between process CPU and event-loop-thread CPU (shown separately).
-2. A/B      The shipped bot, then the same bot with one change from bench.proposals monkeypatched in
+2. A/B      The shipped bot, then the same bot with one EXPERIMENT from bench.proposals monkeypatched in
             this process, against the same users made due again. The variants are interleaved over
             rounds (the order rotates) so a burst of other engineers' load hits them alike; figures
             are medians over the rounds. No profiler.
-3. micro    timeit of single costs outside the bot: parsing a live list, Fernet, httpx objects.
+3. micro    timeit of single costs outside the bot: parsing a live list, Fernet, yarl URLs, headers.
+4. in situ  synchronous hot spots timed inside a normal pass, and cyclic GC time (gc.callbacks).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import yarl
+from multidict import CIMultiDict
 from pydantic import TypeAdapter
 
 import bot.canvas.client as client_module
@@ -47,6 +51,7 @@ from bench.common import (
     machine_line,
     sandbox_canvas,
     seed,
+    shipped_concurrency,
     table,
 )
 from bench.poll_throughput import (
@@ -68,8 +73,7 @@ from bot.store.models import utcnow
 Func = tuple[str, int, str]
 
 LIBRARIES: list[tuple[str, str]] = [
-    ("/httpx_aiohttp/", "httpx-aiohttp (transport)"),
-    ("/httpx/", "httpx (Request/Response, URL, headers)"),
+    ("/httpx/", "httpx (failure path only)"),
     ("/httpcore/", "httpcore"),
     ("/aiohttp/", "aiohttp (client, connector, parser)"),
     ("/yarl/", "yarl (URLs)"),
@@ -287,11 +291,9 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
         }
     ).encode()
     envelope = TypeAdapter(ConferenceList)
-    http = httpx.Client()  # build_request is BaseClient's, the same code AsyncClient runs
     url = canvas.url + LIVE_PATH
-    headers = {"User-Agent": "confbot/0.1", "Accept": "application/json", "Authorization": "Bearer x"}
-    request = http.build_request("GET", url, params=LIVE_PARAMS, headers=headers)
-    prebuilt = httpx.URL(url, params=LIVE_PARAMS)
+    base_headers = {"User-Agent": "confbot/0.1", "Accept": "application/json"}
+    prebuilt = yarl.URL(url).with_query(LIVE_PARAMS)
     cached: dict[bytes, str] = {blobs[-1]: token}
     cases: list[tuple[str, Callable[[], object]]] = [
         (
@@ -314,24 +316,20 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
         ("Fernet decrypt (TokenCipher.decrypt, shipped)", lambda: cipher.decrypt(blobs[-1])),
         ("decrypt from a per-process dict (proposal)", lambda: cached.get(blobs[-1])),
         (
-            "httpx: build_request (URL, params, headers, cookies)",
-            lambda: http.build_request("GET", url, params=LIVE_PARAMS, headers=headers),
+            "yarl: URL(str).extend_query(params), what aiohttp does per shipped request",
+            lambda: yarl.URL(url).extend_query(LIVE_PARAMS),
+        ),
+        ("yarl: URL built once, reused (not shipped)", lambda: prebuilt),
+        (
+            "headers: {**base, Authorization} + CIMultiDict (shipped dict; aiohttp copies it)",
+            lambda: CIMultiDict({**base_headers, "Authorization": "Bearer " + token}),
         ),
         (
-            "httpx: build_request with an httpx.URL built once (cached_url proposal)",
-            lambda: http.build_request("GET", prebuilt, headers=headers),
-        ),
-        (
-            "httpx: Response(status, raw headers, content, request)",
-            lambda: httpx.Response(200, headers=raw_headers, content=empty, request=request),
-        ),
-        (
-            "httpx: the same Response plus .links (Link header parse)",
-            lambda: httpx.Response(200, headers=raw_headers, content=empty, request=request).links,
+            "httpx.Response for a failure (shipped on non-2xx only)",
+            lambda: httpx.Response(401, headers=raw_headers, content=empty),
         ),
     ]
     rows = [[name, round(_per_call_us(statement), 2)] for name, statement in cases]
-    http.close()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     sample = {blob: cipher.decrypt(blob) for blob in blobs[:2000]}
@@ -354,7 +352,6 @@ def micro(db: BenchDb, canvas: ChildServer) -> str:
 SYNC_COSTS: list[tuple[str, Any, str]] = [
     ("TokenCipher.decrypt (Fernet)", TokenCipher, "decrypt"),
     ("live-list parse (bot.canvas.client._conferences)", client_module, "_conferences"),
-    ("httpx.AsyncClient.build_request", httpx.AsyncClient, "build_request"),
     ("StoredToken.of (ORM attribute reads)", StoredToken, "of"),
 ]
 
@@ -406,7 +403,7 @@ def in_situ(db: BenchDb, canvas: ChildServer, users: int, concurrency: int) -> l
         gc.callbacks.remove(on_gc)
         for (owner, attr, original), from_base in zip(originals, inherited, strict=True):
             if from_base:
-                delattr(owner, attr)  # AsyncClient.build_request lives on httpx's BaseClient
+                delattr(owner, attr)  # an inherited method: drop the wrapper, the base class has it
             else:
                 setattr(owner, attr, original)
     polled = phase.polls + WARM_UP  # the wrappers also saw the warm-up polls
@@ -452,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=shipped_concurrency())
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", help="also write the full pstats listing (cumulative and own) here")
     parser.add_argument("--latency", type=float, default=0.0, help="Canvas latency per request, seconds")

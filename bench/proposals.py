@@ -1,15 +1,14 @@
-"""Proposed `bot/` changes, applied by monkeypatching this process only, so the bench can measure them.
+"""EXPERIMENTS: proposed `bot/` changes that are NOT shipped, applied by monkeypatching this process only.
 
 Nothing here is imported by the bot. Each proposal is a context manager that swaps one piece of the
 shipped code for a sketch of the change and puts the original back on exit; `bench.cpu_profile` runs
-the shipped bot and each proposal against the same users and reports CPU per poll.
+the shipped bot and each proposal against the same users and reports CPU per poll, and
+`bench.poll_throughput --proposal NAME` runs every bot phase with it (the output says "NOT THE SHIPPED BOT").
 
-  direct_aiohttp  CanvasClient's GET path on the aiohttp session its httpx-aiohttp transport already
-                  owns: no httpx.Request/Response objects on the common path (200, one page). Errors and
-                  extra pages still go through the shipped httpx code, so behaviour does not change.
-  cached_url      keeps httpx, but CanvasClient._request hands it an httpx.URL built once per
-                  (url, params) instead of a string plus a params dict that httpx parses and merges
-                  on every request (the live-list URL is the same for every user).
+Already shipped, so gone from here: direct aiohttp sends (bot/canvas/client.py), gc.freeze plus a
+higher generation-0 threshold (bot/cli.py; the bench applies the CLI's own calls, bench.common.apply_cli_gc)
+and POLL_CONCURRENCY 200 (bot/config.py).
+
   core_claim      UserUnits.claim with Core column rows and one executemany UPDATE for the new
                   next_poll_at values, instead of ORM LinkedUser objects and a unit-of-work flush.
   decrypt_cache   TokenCipher.decrypt remembers plaintexts by ciphertext (a process-wide dict), so a
@@ -18,10 +17,6 @@ the shipped bot and each proposal against the same users and reports CPU per pol
                   two batches at once) instead of waiting for every poll of a batch and its write.
                   With a remote Canvas the batch barrier leaves the semaphore idle during each batch's
                   slowest requests, the write and the next claim. Same claim, poll and write code.
-  gc_tuned        after start-up, gc.freeze() the long-lived objects and raise the generation-0
-                  threshold from 700 to 10,000 allocations: each poll allocates hundreds of short-lived
-                  objects (httpx and aiohttp requests, responses, headers), so the default threshold
-                  runs a collection every couple of polls, each one scanning the young objects.
   empty_fast_path the live-list parser returns [] without pydantic for the exact empty envelope.
 """
 
@@ -29,21 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import aiohttp
-import httpx
-import yarl
-from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot.canvas.client as client_module
-from bot.canvas.client import CanvasClient
-from bot.canvas.errors import Transient, strip_json_prefix
 from bot.canvas.models import Conference
 from bot.engine.credentials import StoredToken
 from bot.engine.poll_units import ContextKey, PollJob, UserUnits
@@ -53,102 +41,7 @@ from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.models import KnownConference, LinkedUser, MutedContext
 
-T = TypeVar("T")
-
 Proposal = Callable[[], contextlib.AbstractContextManager[None]]
-
-
-# -- direct_aiohttp ------------------------------------------------------------------------------
-
-
-def _session(client: CanvasClient) -> aiohttp.ClientSession:
-    """The aiohttp session behind the client's httpx-aiohttp transport (one pool for both paths)."""
-    transport = client._http._transport
-    assert isinstance(transport, AiohttpTransport)
-    if not isinstance(transport.client, aiohttp.ClientSession):
-        transport.client = transport.get_client()
-    return transport.client
-
-
-_TIMEOUT = aiohttp.ClientTimeout(total=15.0)  # CANVAS_TIMEOUT_SECONDS' default
-_URLS: dict[tuple[str, tuple[tuple[str, str], ...]], yarl.URL] = {}
-
-
-def _url(url: str, params: dict[str, str] | None) -> yarl.URL:
-    """Parsed once per (url, params): the live-list URL is the same for every user."""
-    key = (url, tuple(sorted((params or {}).items())))
-    found = _URLS.get(key)
-    if found is None:
-        found = _URLS[key] = yarl.URL(url).with_query(params) if params else yarl.URL(url)
-    return found
-
-
-async def _direct_get_all(
-    self: CanvasClient,
-    token: str,
-    path: str,
-    params: dict[str, str],
-    parse: Callable[[bytes], list[T]],
-) -> list[T]:
-    """One page and a 2xx answer (almost every poll): parse aiohttp's body directly. Anything else
-    is replayed through the shipped httpx path so error mapping and pagination stay exactly as they are."""
-    url = self.base_url + path
-    headers = {**self._headers, "Authorization": f"Bearer {token}"}
-    try:
-        async with _session(self).get(
-            _url(url, params),
-            headers=headers,
-            allow_redirects=False,
-            timeout=_TIMEOUT,
-        ) as answer:
-            body = await answer.read()
-            simple = 200 <= answer.status < 300 and 'rel="next"' not in answer.headers.get("Link", "")
-    except TimeoutError:
-        raise Transient(f"GET {path}: timed out") from None
-    except aiohttp.ClientError as exc:
-        raise Transient(f"GET {path}: {type(exc).__name__}") from None
-    if not simple:
-        return await _SHIPPED_GET_ALL(self, token, path, params, parse)
-    try:
-        return parse(strip_json_prefix(body))
-    except ValueError:
-        raise Transient(f"GET {path}: unparseable body") from None
-
-
-_SHIPPED_GET_ALL = CanvasClient._get_all
-
-
-@contextlib.contextmanager
-def direct_aiohttp() -> Iterator[None]:
-    with _patch(CanvasClient, "_get_all", _direct_get_all):
-        yield
-
-
-# -- cached_url ----------------------------------------------------------------------------------
-
-_HTTPX_URLS: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
-
-
-async def _request_cached_url(
-    self: CanvasClient, token: str, url: str, params: dict[str, str] | None
-) -> httpx.Response:
-    key = (url, tuple(sorted((params or {}).items())))
-    target = _HTTPX_URLS.get(key)
-    if target is None:
-        target = _HTTPX_URLS[key] = httpx.URL(url, params=params) if params else httpx.URL(url)
-    headers = {**self._headers, "Authorization": f"Bearer {token}"}
-    try:
-        return await self._http.get(target, headers=headers, follow_redirects=False)
-    except httpx.TimeoutException as exc:
-        raise Transient(f"GET {target.path}: timed out ({type(exc).__name__})") from None
-    except httpx.RequestError as exc:
-        raise Transient(f"GET {target.path}: {type(exc).__name__}: {exc}") from None
-
-
-@contextlib.contextmanager
-def cached_url() -> Iterator[None]:
-    with _patch(CanvasClient, "_request", _request_cached_url):
-        yield
 
 
 # -- core_claim ----------------------------------------------------------------------------------
@@ -263,25 +156,6 @@ def empty_fast_path() -> Iterator[None]:
         yield
 
 
-# -- gc_tuned ------------------------------------------------------------------------------------
-
-GC_THRESHOLD = (10_000, 10, 10)
-
-
-@contextlib.contextmanager
-def gc_tuned() -> Iterator[None]:
-    """What `confbot run` would do once Runtime.build and the imports are done."""
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
 # -- pipelined -----------------------------------------------------------------------------------
 
 _IN_FLIGHT_BATCHES = 2
@@ -331,19 +205,16 @@ def pipelined() -> Iterator[None]:
 
 @contextlib.contextmanager
 def everything() -> Iterator[None]:
-    with direct_aiohttp(), core_claim(), decrypt_cache(), empty_fast_path(), gc_tuned():
+    with core_claim(), decrypt_cache(), empty_fast_path():
         yield
 
 
 PROPOSALS: dict[str, Proposal] = {
-    "direct_aiohttp": direct_aiohttp,
-    "cached_url": cached_url,
     "core_claim": core_claim,
     "decrypt_cache": decrypt_cache,
     "empty_fast_path": empty_fast_path,
-    "gc_tuned": gc_tuned,
     "pipelined": pipelined,
-    "combined (all but cached_url, pipelined)": everything,
+    "combined (all but pipelined)": everything,
 }
 
 

@@ -12,7 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench.common import bench_db, machine_line, peak_rss_kib, sandbox_canvas, seed, table, verdict
+from bench.common import (
+    bench_db,
+    machine_line,
+    peak_rss_kib,
+    sandbox_canvas,
+    seed,
+    shipped_concurrency,
+    table,
+    verdict,
+)
 from bench.poll_throughput import WARM_UP, run_bot
 
 
@@ -21,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=10000)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=shipped_concurrency())
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     with sandbox_canvas() as canvas, bench_db() as db:

@@ -232,3 +232,32 @@ def link_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, str]])
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def slash(
+    bot: BotProcess, slack: SlackWorld, user_id: str, text: str, channel_id: str = "C1"
+) -> dict[str, Any]:
+    """Send a signed /conferences to the bot and return the first reply posted to its response_url."""
+    from bot.sandbox.slack import signed_slash_command
+
+    made = slack.slack.post("/_sandbox/response_urls")
+    body, headers = signed_slash_command(
+        SIGNING_SECRET,
+        team_id=slack.team_id,
+        user_id=user_id,
+        channel_id=channel_id,
+        text=text,
+        response_url=made["url"],
+    )
+    assert httpx.post(bot.url + "/slack/events", content=body, headers=headers).status_code == 200
+    posts = wait_for(
+        lambda: slack.slack.get(f"/_sandbox/response_urls/{made['id']}")["posts"],
+        timeout=10,
+        what=f"a reply to /conferences {text}",
+    )
+    return dict(posts[0])
+
+
+def requests_by(canvas: CanvasWorld, token: str) -> int:
+    """How many Canvas API requests the sandbox saw with `token`."""
+    return int(canvas.canvas.get("/_sandbox/requests")["by_token"].get(token, 0))

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_linking import slash
-from tests.support import BotProcess, CanvasWorld, SlackWorld, link_in_process, wait_for
+from tests.support import BotProcess, CanvasWorld, SlackWorld, link_in_process, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 

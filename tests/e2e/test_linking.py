@@ -4,53 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from bot.sandbox.slack import signed_slash_command
-from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, fernet_key, wait_for
+from tests.blockkit import buttons
+from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, requests_by, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 
 CLIENT_ID, CLIENT_SECRET = "10000000000001", "sandbox-developer-key-secret"
-
-
-def slash(
-    bot: BotProcess, slack: SlackWorld, user_id: str, text: str, channel_id: str = "C1"
-) -> dict[str, Any]:
-    """Send a signed /conferences and return the first reply posted to its response_url."""
-    made = slack.slack.post("/_sandbox/response_urls")
-    body, headers = signed_slash_command(
-        SIGNING_SECRET,
-        team_id=slack.team_id,
-        user_id=user_id,
-        channel_id=channel_id,
-        text=text,
-        response_url=made["url"],
-    )
-    assert httpx.post(bot.url + "/slack/events", content=body, headers=headers).status_code == 200
-    posts = wait_for(
-        lambda: slack.slack.get(f"/_sandbox/response_urls/{made['id']}")["posts"],
-        timeout=10,
-        what=f"a reply to /conferences {text}",
-    )
-    return dict(posts[0])
-
-
-def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for block in message.get("blocks") or []:
-        found += [e for e in block.get("elements", []) if e.get("type") == "button"]
-        if block.get("accessory", {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
-
-
-def requests_by(canvas: CanvasWorld, token: str) -> int:
-    return int(canvas.canvas.get("/_sandbox/requests")["by_token"].get(token, 0))
 
 
 @pytest.fixture

@@ -9,52 +9,22 @@ import httpx
 import pytest
 
 from bot.sandbox.slack import signed_slash_command
-from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, wait_for
+from tests.blockkit import button_urls, mrkdwn_texts
+from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, requests_by, wait_for
 
 pytestmark = pytest.mark.e2e
 
 POLL = 1.0  # POLL_INTERVAL_SECONDS of the bot fixture
 
 
-def _requests_by(canvas: CanvasWorld, token: str) -> int:
-    return int(canvas.canvas.get("/_sandbox/requests")["by_token"].get(token, 0))
-
-
 def _wait_for_polls(canvas: CanvasWorld, tokens: list[str], count: int = 2) -> None:
     """Wait until every token has been polled `count` more times: proof the bot looked again."""
-    before = {t: _requests_by(canvas, t) for t in tokens}
+    before = {t: requests_by(canvas, t) for t in tokens}
     wait_for(
-        lambda: all(_requests_by(canvas, t) >= before[t] + count for t in tokens),
+        lambda: all(requests_by(canvas, t) >= before[t] + count for t in tokens),
         timeout=10 * POLL,
         what="the bot to poll again",
     )
-
-
-def _mrkdwn_texts(message: dict[str, Any]) -> list[str]:
-    """Every string Slack parses as mrkdwn: top-level text and mrkdwn text objects."""
-    found = [message["text"]]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message.get("blocks"))
-    return found
-
-
-def _button_urls(message: dict[str, Any]) -> list[str]:
-    urls = []
-    for block in message.get("blocks") or []:
-        for element in block.get("elements", []) + ([block["accessory"]] if "accessory" in block else []):
-            if element.get("type") == "button" and element.get("url"):
-                urls.append(element["url"])
-    return urls
 
 
 @pytest.fixture
@@ -92,10 +62,10 @@ def test_conference_start_reaches_each_participant_once_and_end_edits_it(
 
     join = f"{canvas.canvas.url}/courses/{bio['id']}/conferences/{lecture['id']}/join"
     bob_dm = slack.dms_to("UBOB")[0]
-    assert join in _button_urls(bob_dm)
+    assert join in button_urls(bob_dm)
     assert "Titration lab" not in str(bob_dm), "Bob is not in Chemistry"
     assert "&lt;!channel&gt; &amp; &lt;b&gt;" in bob_dm["text"]
-    assert not any("<!channel>" in text for text in _mrkdwn_texts(bob_dm)), "mrkdwn must be escaped"
+    assert not any("<!channel>" in text for text in mrkdwn_texts(bob_dm)), "mrkdwn must be escaped"
     assert "<!channel> & <b>" in str(bob_dm["blocks"]), "the plain_text header shows the title as is"
     assert "Biology 101" in str(bob_dm["blocks"])
 
@@ -119,7 +89,7 @@ def test_conference_start_reaches_each_participant_once_and_end_edits_it(
     edited = slack.dms_to("UBOB")[0]
     assert edited["ts"] == bob_dm["ts"] and edited["edits"] >= 1
     assert "lasted" in str(edited["blocks"])
-    assert join not in _button_urls(edited), "an ended conference has no Join button"
+    assert join not in button_urls(edited), "an ended conference has no Join button"
     assert len(slack.dms_to("UBOB")) == 1
 
     tokens = [ada["token"], bob["token"], slack.bot_token]

@@ -26,6 +26,7 @@ from bot.runtime import Runtime, SingleWorkspace
 from bot.slack import commands
 from bot.store.db import create_engine, session_factory, upgrade
 from bot.store.models import Digest, LinkedUser, OutboxMessage, Subscription
+from tests.blockkit import mrkdwn_texts
 from tests.support import CanvasWorld, SlackWorld, fernet_key
 
 TEAM = "T0001"
@@ -348,23 +349,6 @@ async def test_a_channel_without_subscriptions_is_told_to_subscribe_first_and_ge
 # --- content --------------------------------------------------------------------------------------------
 
 
-def _mrkdwn(message: dict[str, Any]) -> list[str]:
-    found = [message["text"]]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message["blocks"])
-    return found
-
-
 async def test_digest_shows_live_held_with_durations_and_recordings_per_course_escaped(
     bot: Bot, teacher: dict[str, Any], canvas: CanvasWorld
 ) -> None:
@@ -400,7 +384,7 @@ async def test_digest_shows_live_held_with_durations_and_recordings_per_course_e
     posts = bot.posts(channel)
     assert len(posts) == 1
     post = posts[0]
-    body = "\n".join(_mrkdwn(post))
+    body = "\n".join(mrkdwn_texts(post))
     join = f"{canvas.canvas.url}/courses/{bio_id}/conferences/{office['id']}/join"
     assert f"<{join}|Office hours> · started" in body
     assert "&lt;!channel&gt; Lecture 4 · lasted 50 min" in body
@@ -409,7 +393,7 @@ async def test_digest_shows_live_held_with_durations_and_recordings_per_course_e
     assert "No conferences in: Chemistry &amp; &lt;Physics&gt;" in body
     assert "*Biology 101*" in body
     assert "(late)" not in post["text"]
-    assert not any("<!channel>" in text for text in _mrkdwn(post)), "a Canvas title must never ping"
+    assert not any("<!channel>" in text for text in mrkdwn_texts(post)), "a Canvas title must never ping"
     assert "1 live now · 1 held · 1 new recordings" in post["text"]
 
 
@@ -427,7 +411,7 @@ async def test_a_course_canvas_cannot_read_is_flagged_while_the_rest_is_posted(
         now=utc(2024, 6, 3),
     )
     assert await bot.at(utc(2024, 6, 3, 8, 0)) == 1
-    body = "\n".join(_mrkdwn(bot.posts(channel)[0]))
+    body = "\n".join(mrkdwn_texts(bot.posts(channel)[0]))
     assert "*Deleted course*\n⚠️ Canvas no longer knows this course." in body
     assert "Biology 101" in body
 
@@ -474,6 +458,6 @@ async def test_a_course_whose_subscriber_must_relink_says_so(
         now=utc(2024, 6, 3),
     )
     assert await bot.at(utc(2024, 6, 3, 8, 0)) == 1
-    body = "\n".join(_mrkdwn(bot.posts(channel)[0]))
+    body = "\n".join(mrkdwn_texts(bot.posts(channel)[0]))
     assert "*Biology 101*\n⚠️ The Canvas link of the person who subscribed this course stopped working" in body
     assert teacher["user"]["token"] not in body

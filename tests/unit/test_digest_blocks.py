@@ -17,6 +17,7 @@ from bot.slack.digest_blocks import (
     digest_message,
 )
 from bot.slack.mrkdwn import slack_length
+from tests.blockkit import mrkdwn_texts
 
 NOW = datetime(2024, 6, 4, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(days=1)
@@ -46,23 +47,6 @@ def conference(
 
 def content(*courses: CourseDigest, late: bool = False) -> DigestContent:
     return DigestContent("daily", NOW, SINCE, late, courses)
-
-
-def mrkdwn_texts(message: Any) -> list[str]:
-    found = [message["text"]]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message["blocks"])
-    return found
 
 
 def assert_within_slack_limits(message: Any) -> None:
