@@ -8,9 +8,13 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot import logs
 from bot.config import Settings, load_settings_or_exit
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules only for the subcommand that needs them
+    from bot.runtime import Runtime
 
 log = logging.getLogger("confbot")
 
@@ -65,11 +69,8 @@ async def _link(settings: Settings, slack_user: str, team: str | None, token: st
     return 0
 
 
-async def _bot_team(runtime: object) -> str:
+async def _bot_team(runtime: Runtime) -> str:
     """The team of SLACK_BOT_TOKEN, so single-workspace operators need not know their team id."""
-    from bot.runtime import Runtime
-
-    assert isinstance(runtime, Runtime)
     if runtime.slack.client is None:
         raise SystemExit("--team is required when SLACK_BOT_TOKEN is not set")
     answer = await runtime.slack.client.auth_test()
