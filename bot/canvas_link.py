@@ -10,7 +10,7 @@ import html
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -57,8 +57,10 @@ class CanvasLinkFlow:
         """A personal, expiring "Connect Canvas" link for one Slack user (None without a developer key)."""
         if not self.enabled:
             return None
-        state, claims = self._signer.issue(team_id, slack_user_id, utcnow())
+        now = utcnow()
+        state, claims = self._signer.issue(team_id, slack_user_id, now)
         async with self._rt.sessions.begin() as session:
+            await session.execute(delete(OAuthState).where(OAuthState.expires_at < now))  # keep it small
             session.add(
                 OAuthState(
                     nonce=claims.nonce,
