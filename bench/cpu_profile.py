@@ -1,7 +1,7 @@
 """Where the bot's CPU per poll goes, and how much each proposed `bot/` change would save.
 
     python -m bench.cpu_profile [--users 3000] [--rounds 5] [--out /tmp/confbot-profile.txt]
-    python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only pipelined --ab-only
+    python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only core_claim --ab-only
 
 1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY as shipped, the CLI's gc
             settings applied) under cProfile. Own

@@ -7,22 +7,17 @@ the shipped bot and each proposal against the same users and reports CPU per pol
 
 Already shipped, so gone from here: direct aiohttp sends (bot/canvas/client.py), gc.freeze plus a
 higher generation-0 threshold (bot/cli.py; the bench applies the CLI's own calls, bench.common.apply_cli_gc)
-and POLL_CONCURRENCY 200 (bot/config.py).
+POLL_CONCURRENCY 200 (bot/config.py) and pipelined batches in Poller.tick (bot/engine/poller.py).
 
   core_claim      UserUnits.claim with Core column rows and one executemany UPDATE for the new
                   next_poll_at values, instead of ORM LinkedUser objects and a unit-of-work flush.
   decrypt_cache   TokenCipher.decrypt remembers plaintexts by ciphertext (a process-wide dict), so a
                   token is decrypted once per process rather than once per poll.
-  pipelined       Poller.tick claims the next batch while the previous one is still in flight (at most
-                  two batches at once) instead of waiting for every poll of a batch and its write.
-                  With a remote Canvas the batch barrier leaves the semaphore idle during each batch's
-                  slowest requests, the write and the next claim. Same claim, poll and write code.
   empty_fast_path the live-list parser returns [] without pydantic for the exact empty envelope.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -35,7 +30,6 @@ import bot.canvas.client as client_module
 from bot.canvas.models import Conference
 from bot.engine.credentials import StoredToken
 from bot.engine.poll_units import ContextKey, PollJob, UserUnits
-from bot.engine.poller import Poller
 from bot.engine.quiet_hours import QuietHours
 from bot.store import repo
 from bot.store.crypto import TokenCipher
@@ -156,50 +150,6 @@ def empty_fast_path() -> Iterator[None]:
         yield
 
 
-# -- pipelined -----------------------------------------------------------------------------------
-
-_IN_FLIGHT_BATCHES = 2
-
-
-async def _batch(self: Poller, jobs: list[PollJob]) -> int:
-    outcomes = await asyncio.gather(*(self._poll(job) for job in jobs))
-    await self._write(outcomes)
-    if self._metrics:
-        for outcome in outcomes:
-            self._metrics.poll_result(self._units.kind, outcome.result_name)
-    return len(jobs)
-
-
-async def _pipelined_tick(self: Poller) -> int:
-    """Poll every due unit; a new batch is claimed as soon as fewer than two are in flight."""
-    total = 0
-    running: set[asyncio.Task[int]] = set()
-    try:
-        while True:
-            async with self._sessions.begin() as session:
-                jobs = await self._units.claim(session, self._clock(), self._batch_size, self.next_poll)
-            if jobs:
-                running.add(asyncio.create_task(_batch(self, jobs)))
-            if len(jobs) < self._batch_size:
-                break
-            if len(running) >= _IN_FLIGHT_BATCHES:
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                total += sum(task.result() for task in done)
-        for task in asyncio.as_completed(running):
-            total += await task
-        running = set()
-    finally:
-        for task in running:
-            task.cancel()
-    return total
-
-
-@contextlib.contextmanager
-def pipelined() -> Iterator[None]:
-    with _patch(Poller, "tick", _pipelined_tick):
-        yield
-
-
 # -- all together --------------------------------------------------------------------------------
 
 
@@ -213,8 +163,7 @@ PROPOSALS: dict[str, Proposal] = {
     "core_claim": core_claim,
     "decrypt_cache": decrypt_cache,
     "empty_fast_path": empty_fast_path,
-    "pipelined": pipelined,
-    "combined (all but pipelined)": everything,
+    "combined": everything,
 }
 
 

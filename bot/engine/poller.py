@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_BACKOFF_FACTOR = 4
+BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(slots=True)
@@ -88,21 +89,39 @@ class Poller:
         return self._clock() + timedelta(seconds=self._interval * random.uniform(0.85, 1.0))
 
     async def tick(self) -> int:
-        """Poll every due unit (in batches); returns how many were polled."""
+        """Poll every due unit; returns how many were polled.
+
+        Batches overlap: the next batch is claimed and polled while the previous one is still
+        finishing and being written, so the Canvas budget (the semaphore) never sits idle between
+        batches. At most BATCHES_IN_FLIGHT are claimed ahead; a claim is a lease, so that is safe.
+        """
         total = 0
-        while True:
-            async with self._sessions.begin() as session:
-                jobs = await self._units.claim(session, self._clock(), self._batch_size, self.next_poll)
-            if not jobs:
-                return total
-            outcomes = await asyncio.gather(*(self._poll(job) for job in jobs))
-            await self._write(outcomes)
-            if self._metrics:
-                for outcome in outcomes:
-                    self._metrics.poll_result(self._units.kind, outcome.result_name)
-            total += len(jobs)
-            if len(jobs) < self._batch_size:
-                return total
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                async with self._sessions.begin() as session:
+                    jobs = await self._units.claim(session, self._clock(), self._batch_size, self.next_poll)
+                if jobs:
+                    running.add(asyncio.create_task(self._run_batch(jobs)))
+                    total += len(jobs)
+                if len(jobs) < self._batch_size:
+                    break
+                if len(running) >= BATCHES_IN_FLIGHT:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+            await asyncio.gather(*running)
+        finally:
+            for task in running:
+                task.cancel()
+        return total
+
+    async def _run_batch(self, jobs: list[PollJob]) -> None:
+        outcomes = await asyncio.gather(*(self._poll(job) for job in jobs))
+        await self._write(outcomes)
+        if self._metrics:
+            for outcome in outcomes:
+                self._metrics.poll_result(self._units.kind, outcome.result_name)
 
     async def _poll(self, job: PollJob) -> PollOutcome:
         outcome = PollOutcome(job=job)
