@@ -32,7 +32,11 @@ class EngineScheduler:
         self._poll = poll
         self._dispatch = dispatch
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        self._scheduler.add_job(self._run_poll, "interval", seconds=poll_every, id=POLL_JOB, **common)
+        # Jittered ticks: replicas would otherwise keep a fixed phase, and the one ticking just before
+        # the other would claim nearly every unit as it falls due.
+        self._scheduler.add_job(
+            self._run_poll, "interval", seconds=poll_every, jitter=poll_every / 4, id=POLL_JOB, **common
+        )
         self._scheduler.add_job(
             self._run_dispatch, "interval", seconds=dispatch_every, id=DISPATCH_JOB, **common
         )
