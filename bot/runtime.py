@@ -145,7 +145,7 @@ class Runtime:
             )
             return sum(polled)
 
-        tick = min(1.0, settings.poll_interval_seconds / 4)
+        tick = min(0.5, settings.poll_interval_seconds / 4)  # how late a due unit may be claimed
         digests = DigestRunner(
             sessions,
             canvas,
