@@ -1,7 +1,7 @@
 """Where the bot's CPU per poll goes, and how much each proposed `bot/` change would save.
 
     python -m bench.cpu_profile [--users 3000] [--rounds 5] [--out /tmp/confbot-profile.txt]
-    python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only core_claim --ab-only
+    python -m bench.cpu_profile --latency 0.1 --concurrency 500 --only decrypt_cache --ab-only
 
 1. profile  One warm bot pass (bench.poll_throughput.run_bot, POLL_CONCURRENCY as shipped, the CLI's gc
             settings applied) under cProfile. Own
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import inspect
@@ -62,7 +61,7 @@ from bench.poll_throughput import (
     make_due,
     run_bot,
 )
-from bench.proposals import PROPOSALS, core_claim, prefill_decrypt_cache
+from bench.proposals import PROPOSALS, prefill_decrypt_cache
 from bot.canvas.models import ConferenceList
 from bot.engine.credentials import StoredToken
 from bot.engine.poll_units import UserUnits
@@ -419,23 +418,21 @@ def in_situ(db: BenchDb, canvas: ChildServer, users: int, concurrency: int) -> l
 
 
 async def claim_cost(db: BenchDb, batch: int, repeats: int) -> list[list[object]]:
-    """CPU of one UserUnits.claim of `batch` due users (ORM, shipped) vs core_claim, rolled back each
-    time so every claim sees the same rows. process_time, so aiosqlite's thread is included."""
+    """CPU of one UserUnits.claim of `batch` due users (Core rows, shipped), rolled back each time so
+    every claim sees the same rows. process_time, so aiosqlite's thread is included."""
     engine = create_engine(db.url)
     sessions = session_factory(engine)
-    costs: dict[str, list[float]] = {"UserUnits.claim (ORM, shipped)": [], "core_claim (proposal)": []}
+    costs: dict[str, list[float]] = {"UserUnits.claim (Core rows, shipped)": []}
     try:
         for _ in range(repeats):
             for name in costs:
-                patch = core_claim() if name.startswith("core") else contextlib.nullcontext()
-                with patch:
-                    session = sessions()
-                    await session.begin()
-                    started = time.process_time()
-                    jobs = await UserUnits().claim(session, utcnow(), batch, utcnow)
-                    costs[name].append((time.process_time() - started) / max(len(jobs), 1))
-                    await session.rollback()
-                    await session.close()
+                session = sessions()
+                await session.begin()
+                started = time.process_time()
+                jobs = await UserUnits().claim(session, utcnow(), batch, utcnow)
+                costs[name].append((time.process_time() - started) / max(len(jobs), 1))
+                await session.rollback()
+                await session.close()
     finally:
         await engine.dispose()
     return [

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 
 from bot.canvas.errors import OAuthError
 from bot.canvas.oauth import CanvasOAuth
@@ -41,7 +42,8 @@ class StoredToken:
     expires_at: datetime | None
 
     @classmethod
-    def of(cls, user: LinkedUser) -> StoredToken:
+    def of(cls, user: LinkedUser | Row[Any]) -> StoredToken:
+        """From a LinkedUser or a claimed row with the same column names."""
         return cls(
             user.id, user.token_kind, user.access_token_enc, user.refresh_token_enc, user.token_expires_at
         )

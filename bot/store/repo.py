@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -67,28 +67,48 @@ async def upsert_link(
     return user
 
 
+CLAIMED_USER_COLUMNS = (
+    LinkedUser.id,
+    LinkedUser.team_id,
+    LinkedUser.slack_user_id,
+    LinkedUser.token_kind,
+    LinkedUser.access_token_enc,
+    LinkedUser.refresh_token_enc,
+    LinkedUser.token_expires_at,
+    LinkedUser.consecutive_failures,
+    LinkedUser.alerts_enabled,
+    LinkedUser.linked_at,
+    LinkedUser.quiet_start,
+    LinkedUser.quiet_end,
+    LinkedUser.timezone,
+)
+
+
 async def claim_due_users(
     session: AsyncSession, now: datetime, *, limit: int, next_poll: Callable[[], datetime]
-) -> list[LinkedUser]:
-    """Take up to `limit` due users and move their next_poll_at to `next_poll`.
+) -> Sequence[Row[Any]]:
+    """Take up to `limit` due users and move their next_poll_at to `next_poll()` (one each: jitter).
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint sets; SQLite ignores it and
     serialises writers anyway. The moved next_poll_at is the lease: a replica that dies mid-poll
-    leaves the user due again at its next regular poll.
+    leaves the user due again at its next regular poll. Plain column rows and one executemany UPDATE,
+    not ORM objects: this runs for every poll (bench/RESULTS.md measured 0.058 -> 0.034 ms a user).
     """
     rows = (
-        await session.scalars(
-            select(LinkedUser)
+        await session.execute(
+            select(*CLAIMED_USER_COLUMNS)
             .where(LinkedUser.needs_relink.is_(False), LinkedUser.next_poll_at <= now)
             .order_by(LinkedUser.next_poll_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for user in rows:
-        user.next_poll_at = next_poll()
-    await session.flush()
-    return list(rows)
+    if rows:
+        # ORM bulk UPDATE by primary key: one executemany.
+        await session.execute(
+            update(LinkedUser), [{"id": row.id, "next_poll_at": next_poll()} for row in rows]
+        )
+    return cast(Sequence[Row[Any]], rows)
 
 
 KnownModel = type[KnownConference] | type[SubscriptionKnownConference]
