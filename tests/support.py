@@ -64,25 +64,27 @@ class CanvasWorld:
     canvas: Sandbox
 
     def user(self, name: str) -> dict[str, Any]:
-        return self.canvas.post("/_sandbox/users", {"name": name})
+        return dict(self.canvas.post("/_sandbox/users", {"name": name}))
 
     def course(self, name: str) -> dict[str, Any]:
-        return self.canvas.post("/_sandbox/courses", {"name": name})
+        return dict(self.canvas.post("/_sandbox/courses", {"name": name}))
 
     def enroll(self, course_id: int, user_id: int, kind: str = "StudentEnrollment") -> None:
         self.canvas.post(f"/_sandbox/courses/{course_id}/enrollments", {"user_id": user_id, "type": kind})
 
     def conference(self, course_id: int, title: str, user_ids: list[int]) -> dict[str, Any]:
-        return self.canvas.post(
-            "/_sandbox/conferences",
-            {"context_type": "Course", "context_id": course_id, "title": title, "user_ids": user_ids},
+        return dict(
+            self.canvas.post(
+                "/_sandbox/conferences",
+                {"context_type": "Course", "context_id": course_id, "title": title, "user_ids": user_ids},
+            )
         )
 
     def start(self, conference_id: int) -> dict[str, Any]:
-        return self.canvas.post(f"/_sandbox/conferences/{conference_id}/start")
+        return dict(self.canvas.post(f"/_sandbox/conferences/{conference_id}/start"))
 
     def end(self, conference_id: int) -> dict[str, Any]:
-        return self.canvas.post(f"/_sandbox/conferences/{conference_id}/end")
+        return dict(self.canvas.post(f"/_sandbox/conferences/{conference_id}/end"))
 
 
 @dataclass
