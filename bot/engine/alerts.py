@@ -5,6 +5,7 @@ The payload holds everything needed to render, so a message can be (re)sent afte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,60 @@ from bot.engine.diff import Event
 
 def dedup_key(team_id: str, destination: str, conference_id: int, started_at: datetime, event: str) -> str:
     return f"{team_id}:{destination}:{conference_id}:{int(started_at.timestamp())}:{event}"
+
+
+def queued(
+    key: str,
+    *,
+    team_id: str,
+    destination: str,
+    event: str,
+    payload: dict[str, Any],
+    now: datetime,
+    conference_id: int | None = None,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One outbox row, due now; every producer (alerts, digests, summaries, follow-ups) builds it here."""
+    return {
+        "dedup_key": key,
+        "team_id": team_id,
+        "destination": destination,
+        "event": event,
+        "conference_id": conference_id,
+        "started_at": started_at,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def post_row(
+    key: str,
+    *,
+    team_id: str,
+    destination: str,
+    message: Mapping[str, Any],
+    now: datetime,
+    thread_of: tuple[int, datetime] | None = None,
+) -> dict[str, Any]:
+    """A message rendered now and posted as is (event "post"); `thread_of` = (conference id, started_at)
+    of the alert to reply under."""
+    payload: dict[str, Any] = {"message": {"text": message["text"], "blocks": message["blocks"]}}
+    conference_id, started_at = thread_of or (None, None)
+    if thread_of:
+        payload["thread_of"] = {"conference_id": conference_id, "started_at": thread_of[1].isoformat()}
+    return queued(
+        key,
+        team_id=team_id,
+        destination=destination,
+        event="post",
+        payload=payload,
+        now=now,
+        conference_id=conference_id,
+        started_at=started_at,
+    )
 
 
 def join_url(canvas_root: str, context_type: str, context_id: int, conference_id: int) -> str:
@@ -44,35 +99,27 @@ def outbox_row(
         "ended_at": ended_at.isoformat() if ended_at else None,
         "join_url": url,
     }
-    return {
-        "dedup_key": dedup_key(team_id, destination, event.conference_id, event.started_at, event.kind),
-        "team_id": team_id,
-        "destination": destination,
-        "event": event.kind,
-        "conference_id": event.conference_id,
-        "started_at": event.started_at,
-        "payload": payload,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
+    return queued(
+        dedup_key(team_id, destination, event.conference_id, event.started_at, event.kind),
+        team_id=team_id,
+        destination=destination,
+        event=event.kind,
+        payload=payload,
+        now=now,
+        conference_id=event.conference_id,
+        started_at=event.started_at,
+    )
 
 
 def relink_row(
     team_id: str, slack_user_id: str, linked_at: datetime, reason: str, now: datetime
 ) -> dict[str, Any]:
     """One relink DM per link: the key includes when the link was made, so a new link can warn again."""
-    return {
-        "dedup_key": f"{team_id}:{slack_user_id}:relink:{int(linked_at.timestamp())}",
-        "team_id": team_id,
-        "destination": slack_user_id,
-        "event": "relink",
-        "conference_id": None,
-        "started_at": None,
-        "payload": {"reason": reason},
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
+    return queued(
+        f"{team_id}:{slack_user_id}:relink:{int(linked_at.timestamp())}",
+        team_id=team_id,
+        destination=slack_user_id,
+        event="relink",
+        payload={"reason": reason},
+        now=now,
+    )

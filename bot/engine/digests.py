@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, func, select, update
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Forbidden, InvalidToken, NotFound
 from bot.canvas.models import Conference
+from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.digest_schedule import Schedule, local_label, next_slot, parse_hhmm, previous_slot
 from bot.slack import blocks, commands
@@ -41,6 +42,7 @@ from bot.slack.digest_blocks import (
     DigestRecording,
     digest_message,
 )
+from bot.slack.users import slack_time_zone
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import Digest, LinkedUser, Subscription, utcnow
@@ -279,19 +281,13 @@ async def _sources(session: AsyncSession, team_id: str, channel_id: str) -> list
 
 
 def _outbox_row(job: _Job, message: Message, now: datetime) -> dict[str, Any]:
-    return {
-        "dedup_key": digest_dedup_key(job.team_id, job.channel_id, job.slot),
-        "team_id": job.team_id,
-        "destination": job.channel_id,
-        "event": "post",
-        "conference_id": None,
-        "started_at": None,
-        "payload": {"message": {"text": message["text"], "blocks": message["blocks"]}},
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
+    return alerts.post_row(
+        digest_dedup_key(job.team_id, job.channel_id, job.slot),
+        team_id=job.team_id,
+        destination=job.channel_id,
+        message=message,
+        now=now,
+    )
 
 
 # --- /conferences digest ... ----------------------------------------------------------------------------
@@ -385,22 +381,7 @@ async def creator_zone(runtime: Runtime, caller: DigestCaller) -> tuple[str, str
         log.info("conversations.info failed for the digest zone: %s", type(error).__name__)
     candidates = [(creator, "the channel creator's time zone"), (caller.user_id, "your time zone")]
     for user_id, phrase in candidates:
-        if not user_id:
-            continue
-        try:
-            user = (await client.users_info(user=user_id)).get("user") or {}
-        except (SlackApiError, TimeoutError, OSError) as error:
-            log.info("users.info failed for the digest zone: %s", type(error).__name__)
-            continue
-        zone = user.get("tz")
-        if isinstance(zone, str) and _loadable(zone):
+        zone = await slack_time_zone(client, user_id) if user_id else None
+        if zone is not None:
             return zone, phrase
     return "UTC", "no Slack time zone found; add a zone, e.g. `digest daily 08:00 Europe/Paris`"
-
-
-def _loadable(zone: str) -> bool:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.engine import alerts
 from bot.engine.cards import card_from_payload
 from bot.engine.quiet_hours import QuietHours
 from bot.slack import blocks
@@ -66,31 +68,23 @@ class QuietSummaries:
         return len(rows)
 
     async def _summary(
-        self, session: Any, team_id: str, user_id: str, messages: list[OutboxMessage], now: datetime
+        self, session: AsyncSession, team_id: str, user_id: str, messages: list[OutboxMessage], now: datetime
     ) -> dict[str, Any]:
-        ended = {
-            row.dedup_key.removesuffix(":ended"): row.payload.get("ended_at")
-            for row in await session.scalars(
-                select(OutboxMessage).where(
-                    OutboxMessage.dedup_key.in_(
-                        [m.dedup_key.removesuffix(":started") + ":ended" for m in messages]
-                    )
-                )
-            )
-        }
-        cards = [
-            card_from_payload({**m.payload, "ended_at": ended.get(m.dedup_key.removesuffix(":started"))})
-            for m in messages
-        ]
-        message = blocks.live_list(cards, now, heading="While you were in quiet hours")
-        return {
-            "dedup_key": f"{team_id}:{user_id}:quiet_summary:{messages[0].id}",
-            "team_id": team_id,
-            "destination": user_id,
-            "event": "post",
-            "payload": {"message": dict(message)},
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
+        """Held starts as one list; those whose `ended` row is queued too are shown as ended."""
+
+        def ended_key(held: OutboxMessage) -> str:
+            assert held.conference_id is not None and held.started_at is not None
+            return alerts.dedup_key(team_id, user_id, held.conference_id, held.started_at, "ended")
+
+        ended_rows = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedup_key.in_([ended_key(m) for m in messages]))
+        )
+        ended_at = {row.dedup_key: row.payload.get("ended_at") for row in ended_rows}
+        cards = [card_from_payload({**m.payload, "ended_at": ended_at.get(ended_key(m))}) for m in messages]
+        return alerts.post_row(
+            f"{team_id}:{user_id}:quiet_summary:{messages[0].id}",
+            team_id=team_id,
+            destination=user_id,
+            message=blocks.live_list(cards, now, heading="While you were in quiet hours"),
+            now=now,
+        )

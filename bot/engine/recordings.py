@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
 from bot.canvas.models import Conference
+from bot.engine import alerts
 from bot.engine.credentials import Credentials, StoredToken
 from bot.slack import blocks
 from bot.slack.blocks import RecordingLink
@@ -143,26 +144,20 @@ class RecordingWatcher:
                     recordings=recording_links(conference),
                 )
                 rows.append(
-                    {
-                        "dedup_key": f"{watch.team_id}:{watch.destination}:{watch.conference_id}:"
-                        f"{int(watch.started_at.timestamp())}:recording_ready",
-                        "team_id": watch.team_id,
-                        "destination": watch.destination,
-                        "event": "post",
-                        "conference_id": watch.conference_id,
-                        "started_at": watch.started_at,
-                        "payload": {
-                            "message": dict(blocks.recording_ready(card)),
-                            "thread_of": {
-                                "conference_id": watch.conference_id,
-                                "started_at": watch.started_at.isoformat(),
-                            },
-                        },
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
+                    alerts.post_row(
+                        alerts.dedup_key(
+                            watch.team_id,
+                            watch.destination,
+                            watch.conference_id,
+                            watch.started_at,
+                            "recording_ready",
+                        ),
+                        team_id=watch.team_id,
+                        destination=watch.destination,
+                        message=blocks.recording_ready(card),
+                        now=now,
+                        thread_of=(watch.conference_id, watch.started_at),
+                    )
                 )
                 await session.execute(delete(RecordingWatch).where(RecordingWatch.id == watch.id))
             await repo.enqueue(session, rows)

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bot.canvas.errors import CanvasError, InvalidToken
 from bot.canvas.models import Course
@@ -18,6 +18,7 @@ from bot.slack import blocks, commands
 from bot.slack.blocks import Message
 from bot.slack.course_lookup import Found, find_course
 from bot.slack.mrkdwn import escape
+from bot.store import repo
 from bot.store.models import LinkedUser, MutedContext, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -156,13 +157,7 @@ class ChannelCommands:
             return course
         name = escape(course.name)
         async with self._rt.sessions.begin() as session:
-            await session.execute(
-                delete(MutedContext).where(
-                    MutedContext.linked_user_id == user.id,
-                    MutedContext.context_type == "Course",
-                    MutedContext.context_id == course.id,
-                )
-            )
+            await repo.unmute_course(session, user.id, course.id)
             if isinstance(command, commands.Mute):
                 session.add(
                     MutedContext(

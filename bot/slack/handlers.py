@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
-from sqlalchemy import update
-
 from bot.canvas.errors import CanvasError, InvalidToken, NotFound, Throttled
 from bot.canvas.models import Conference
 from bot.engine.alerts import join_url
@@ -182,12 +180,8 @@ class CommandHandler:
 
     async def _alerts(self, caller: Caller, on: bool) -> Message:
         async with self._rt.sessions.begin() as session:
-            result = await session.execute(
-                update(LinkedUser)
-                .where(LinkedUser.team_id == caller.team_id, LinkedUser.slack_user_id == caller.user_id)
-                .values(alerts_enabled=on)
-            )
-        if not getattr(result, "rowcount", 0):
+            linked = await repo.update_linked(session, caller.team_id, caller.user_id, alerts_enabled=on)
+        if not linked:
             return blocks.link_instructions(await self._link_url(caller))
         return blocks.simple(
             "Alerts are on." if on else "Alerts are off. `/conferences alerts on` turns them back on."

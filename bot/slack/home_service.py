@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from bot.canvas.errors import CanvasError, InvalidToken
 from bot.engine.quiet_hours import QuietHours
 from bot.slack.blocks import ConferenceCard
 from bot.slack.home import HomeState, home_view
+from bot.slack.users import slack_time_zone
 from bot.store import repo
-from bot.store.models import LinkedUser, MutedContext, utcnow
+from bot.store.models import MutedContext, utcnow
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -78,11 +78,7 @@ class HomeService:
         async with self._rt.sessions.begin() as session:
             user = await repo.get_linked(session, team_id, user_id)
             if user is not None:
-                await session.execute(
-                    delete(MutedContext).where(
-                        MutedContext.linked_user_id == user.id, MutedContext.context_id == course_id
-                    )
-                )
+                await repo.unmute_course(session, user.id, course_id)
 
     async def set_quiet(
         self,
@@ -106,18 +102,9 @@ class HomeService:
 
     async def _slack_tz(self, team_id: str, user_id: str) -> str:
         client = await self._rt.slack.for_team(team_id)
-        if client is None:
-            return "UTC"
-        try:
-            info = await client.users_info(user=user_id)
-        except SlackApiError:
-            return "UTC"
-        return str(info["user"].get("tz") or "UTC")
+        zone = await slack_time_zone(client, user_id) if client else None
+        return zone or "UTC"
 
     async def _update(self, team_id: str, user_id: str, **values: Any) -> None:
         async with self._rt.sessions.begin() as session:
-            await session.execute(
-                update(LinkedUser)
-                .where(LinkedUser.team_id == team_id, LinkedUser.slack_user_id == user_id)
-                .values(**values)
-            )
+            await repo.update_linked(session, team_id, user_id, **values)

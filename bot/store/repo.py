@@ -17,6 +17,7 @@ from bot.store.models import (
     CanvasContext,
     KnownConference,
     LinkedUser,
+    MutedContext,
     OutboxMessage,
     RecordingWatch,
     SubscriptionKnownConference,
@@ -26,6 +27,26 @@ from bot.store.models import (
 async def get_linked(session: AsyncSession, team_id: str, slack_user_id: str) -> LinkedUser | None:
     return await session.scalar(
         select(LinkedUser).where(LinkedUser.team_id == team_id, LinkedUser.slack_user_id == slack_user_id)
+    )
+
+
+async def update_linked(session: AsyncSession, team_id: str, slack_user_id: str, **values: Any) -> bool:
+    """Change a linked user's settings; False when the Slack user is not linked."""
+    result = await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.team_id == team_id, LinkedUser.slack_user_id == slack_user_id)
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def unmute_course(session: AsyncSession, linked_user_id: int, course_id: int) -> None:
+    await session.execute(
+        delete(MutedContext).where(
+            MutedContext.linked_user_id == linked_user_id,
+            MutedContext.context_type == "Course",
+            MutedContext.context_id == course_id,
+        )
     )
 
 
