@@ -343,7 +343,7 @@ async def configure_digest(
     if not subscribed:
         lines.append(
             "This channel follows no courses yet, so there is nothing to summarise: "
-            "subscribe a course first with `/conferences subscribe <course>`."
+            "subscribe a course first with `/conferences subscribe &lt;course&gt;`."
         )
     return blocks.simple("\n".join(lines))
 

@@ -146,7 +146,7 @@ class ChannelCommands:
             ).all()
         if not rows:
             return blocks.simple(
-                "This channel follows no course. A teacher can run `/conferences subscribe <course>`."
+                "This channel follows no course. A teacher can run `/conferences subscribe &lt;course&gt;`."
             )
         lines = "\n".join(f"• *{escape(s.course_name)}* ({s.course_id})" for s in rows[:100])
         return blocks.simple(f"This channel follows:\n{lines}")

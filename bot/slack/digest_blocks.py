@@ -184,7 +184,7 @@ def digest_message(content: DigestContent, now: datetime) -> Message:
         names = ", ".join(escape(c.course_name.strip() or "Unknown course") for c in quiet)
         tail.append(_context(f"No conferences in: {names}"))
     if not content.courses:
-        tail.append(_section("This channel follows no courses. Use `/conferences subscribe <course>`."))
+        tail.append(_section("This channel follows no courses. Use `/conferences subscribe &lt;course&gt;`."))
     elif not active:
         tail.append(_section("No conferences since the last digest."))
     body = _fit_courses(active, now, MAX_MESSAGE_BLOCKS - len(head) - len(tail))
