@@ -102,7 +102,9 @@ def test_teacher_subscribes_channel_one_post_despite_twenty_students(
 
     gone = slash(bot, slack, "UTEACH", "unlink", channel_id="CBIO")["text"]
     assert "1 channel subscription(s) you set up were removed" in gone
-    assert "follows no course" in slash(bot, slack, "USTU1", "subscriptions", channel_id="CBIO")["text"]
+    nothing = slash(bot, slack, "USTU1", "subscriptions", channel_id="CBIO")["text"]
+    assert "follows no course" in nothing
+    assert "&lt;course&gt;" in nothing and "<course>" not in nothing, "Slack would read <course> as a link"
 
 
 def test_muted_course_sends_no_dm(canvas: CanvasWorld, slack: SlackWorld, bot: BotProcess) -> None:
