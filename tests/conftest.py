@@ -10,6 +10,7 @@ import pytest
 from bot.sandbox.canvas import create_canvas_app
 from bot.sandbox.server import start_in_thread
 from bot.sandbox.slack import create_slack_app
+from tests.faults import FaultProxy
 from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, fernet_key
 
 
@@ -49,6 +50,46 @@ def bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotP
             "SLACK_BOT_TOKEN": slack.bot_token,
             "TOKEN_ENCRYPTION_KEYS": fernet_key(),
             "POLL_INTERVAL_SECONDS": "1",
+        },
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def canvas_faults(canvas_sandbox: Sandbox) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the sandbox Canvas (point the bot at `.url`)."""
+    proxy = FaultProxy(canvas_sandbox.url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def slack_faults(slack_sandbox: Sandbox) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the sandbox Slack (point the bot at `.url + "/api/"`)."""
+    proxy = FaultProxy(slack_sandbox.url)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def faulty_bot(
+    tmp_path: Path,
+    canvas: CanvasWorld,
+    slack: SlackWorld,
+    canvas_faults: FaultProxy,
+    slack_faults: FaultProxy,
+) -> Iterator[BotProcess]:
+    """`confbot run` reaching Canvas and Slack only through the fault proxies."""
+    process = BotProcess(
+        workdir=tmp_path,
+        env={
+            "CANVAS_BASE_URL": canvas_faults.url,
+            "SLACK_API_URL": slack_faults.url + "/api/",
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
+            "POLL_INTERVAL_SECONDS": "1",
+            "CANVAS_TIMEOUT_SECONDS": "2",
         },
     )
     yield process
