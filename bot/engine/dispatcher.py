@@ -1,7 +1,10 @@
 """Drain the outbox into Slack: post alerts, edit them when conferences end, DM relink prompts.
 
 Each message is committed as sent right after Slack accepts it; a 429 waits for Retry-After, other
-failures back off and give up after MAX_ATTEMPTS with the reason kept on the row.
+failures back off and give up after MAX_ATTEMPTS with the reason kept on the row. Every failure of a
+delivery is classified and recorded on its row (nothing escapes a delivery to be re-leased uncounted):
+Slack's answers by their error code, network failures (aiohttp, timeouts, OS errors) as retryable, an
+event this version cannot deliver as failed for good, and anything else logged and retried.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -95,22 +99,30 @@ class Dispatcher:
         return 0.0
 
     async def _deliver(self, message: OutboxMessage) -> bool:
+        handler = self._handlers().get(message.event)
+        if handler is None:  # written by a newer version, or corrupted: no retry can deliver it
+            log.error("outbox %s has an event this version cannot deliver: %r", message.id, message.event)
+            await self._finish(message, status="failed", error=f"unknown event {message.event!r}"[:255])
+            return False
         wait = self._paced(message)
         if wait:
             await self._retry(message, "paced", wait, count_attempt=False)
             return False
         async with self._semaphore:
-            client = await self._slack.for_team(message.team_id)
-            if client is None:
-                await self._finish(message, status="failed", error="no Slack installation for this team")
-                return False
             try:
-                handler = self._handlers()[message.event]
+                client = await self._slack.for_team(message.team_id)
+                if client is None:
+                    await self._finish(message, status="failed", error="no Slack installation for this team")
+                    return False
                 return await handler(client, message)
             except SlackApiError as error:
                 await self._failed(message, error)
-            except (TimeoutError, OSError) as error:
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                # ServerDisconnectedError and other aiohttp errors are not OSErrors.
                 await self._retry(message, f"network: {type(error).__name__}", None)
+            except Exception as error:  # a bug or bad data: count it, keep the row's history, go on
+                log.exception("outbox %s (%s) failed", message.id, message.event)
+                await self._retry(message, f"error: {type(error).__name__}: {error}", None)
             return False
 
     def _handlers(self) -> dict[str, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
