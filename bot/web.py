@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
+from slack_bolt.async_app import AsyncBoltRequest
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.body_limit import BodyLimitMiddleware
 from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
@@ -21,6 +25,38 @@ from bot.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
+
+_SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+"""What Slack sends in X-Slack-Request-Timestamp: Unix seconds in ASCII digits.
+
+slack_sdk's verifier calls int() on the header, which raises on "abc" (a 500) and accepts what Slack
+never sends (" 12", "1_0", Arabic-Indic digits, and over 4,300 digits raises again)."""
+
+
+def _bolt_request(request: Request, body: bytes) -> AsyncBoltRequest | Response:
+    """Bolt's request for a POST body, or the 4xx for one Bolt would crash on.
+
+    Bolt decodes and parses the body before it verifies the signature, so a body that is not UTF-8, not
+    JSON where JSON is due (`payload=...`), or JSON that is not an object raises inside Bolt (a 500 and a
+    traceback for an unauthenticated sender). Those are refused here; a well-formed body, signed or not,
+    goes on to Bolt, whose signature check answers 401 as before.
+    """
+    timestamp = request.headers.get("x-slack-request-timestamp")
+    if timestamp is not None and not _SLACK_TIMESTAMP.fullmatch(timestamp):
+        return PlainTextResponse("invalid request", status_code=401)
+    try:
+        text_body = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return PlainTextResponse("request body is not UTF-8", status_code=400)
+    try:
+        bolt_request = AsyncBoltRequest(
+            body=text_body, query=request.url.query, headers=dict(request.headers)
+        )
+    except (ValueError, TypeError, AttributeError):  # json.JSONDecodeError is a ValueError
+        return PlainTextResponse("request body is not a Slack payload", status_code=400)
+    if not isinstance(bolt_request.body, dict):
+        return PlainTextResponse("request body is not a Slack payload", status_code=400)
+    return bolt_request
 
 
 def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
@@ -30,6 +66,14 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:
+        """POST: Slack's commands, interactivity and events, parsed safely (see `_bolt_request`)."""
+        parsed = _bolt_request(request, await request.body())
+        if isinstance(parsed, Response):
+            return parsed
+        return to_starlette_response(await bolt.async_dispatch(parsed))
+
+    async def slack_oauth(request: Request) -> Response:
+        """GET: Slack's install and OAuth redirect pages (Bolt's OAuth flow, no body)."""
         return await slack_handler.handle(request)
 
     async def healthz(_request: Request) -> Response:
@@ -69,15 +113,18 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
                 await socket.close()
             await runtime.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/slack/install", slack_events, methods=["GET"]),
-            Route("/slack/oauth_redirect", slack_events, methods=["GET"]),
+            Route("/slack/install", slack_oauth, methods=["GET"]),
+            Route("/slack/oauth_redirect", slack_oauth, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route(START_PATH, link_flow.start, methods=["GET"]),
             Route(CALLBACK_PATH, link_flow.callback, methods=["GET"]),
         ],
+        # every route, POST or not, sits behind the body cap: no handler reads an unbounded body
+        middleware=[Middleware(BodyLimitMiddleware)],
         lifespan=lifespan,
     )
+    return app
