@@ -21,6 +21,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+# An href gets the bot's own link rule: a message shown here is attacker-shaped, and a `javascript:` or
+# `data:` href would run in this page.
+from bot.slack.mrkdwn import safe_link_url
+
 JSON = dict[str, Any]
 
 # --- mrkdwn -> spans -------------------------------------------------------------------------------------
@@ -122,10 +126,6 @@ def _styles(open_close: Callable[[str, str], str]) -> Callable[[str], str]:
     return apply
 
 
-def is_web_url(url: str) -> bool:
-    return url.lower().startswith(("http://", "https://"))
-
-
 # --- HTML ------------------------------------------------------------------------------------------------
 
 _HTML_TAGS = {"code": "code", "bold": "strong", "italic": "em", "strike": "del"}
@@ -140,10 +140,9 @@ def mrkdwn_html(text: str, names: Mapping[str, str] | None = None) -> str:
     """mrkdwn -> safe HTML: escape first, then wrap escaped text in our own tags only."""
     out: list[str] = []
     for span in parse_mrkdwn(text, names):
-        if span.kind == "link" and is_web_url(span.url):
-            out.append(
-                f'<a href="{_e(span.url)}" target="_blank" rel="noopener noreferrer">{_e(span.text)}</a>'
-            )
+        href = safe_link_url(span.url) if span.kind == "link" else None
+        if href is not None:
+            out.append(f'<a href="{_e(href)}" target="_blank" rel="noopener noreferrer">{_e(span.text)}</a>')
         elif span.kind == "mention":
             out.append(f'<span class="mention">{_e(span.text)}</span>')
         else:
@@ -165,9 +164,9 @@ def _element_html(element: Any, names: Mapping[str, str]) -> str:
     if kind == "button":
         label = _e(str((element.get("text") or {}).get("text") or ""))
         style = " primary" if element.get("style") == "primary" else ""
-        url = str(element.get("url") or "")
-        if is_web_url(url):
-            return f'<a class="button{style}" href="{_e(url)}" target="_blank" rel="noopener">{label}</a>'
+        href = safe_link_url(str(element.get("url") or ""))
+        if href is not None:
+            return f'<a class="button{style}" href="{_e(href)}" target="_blank" rel="noopener">{label}</a>'
         return f'<span class="button{style}">{label}</span>'
     if kind in ("mrkdwn", "plain_text"):
         return f"<span>{_text_html(element, names)}</span>"

@@ -128,13 +128,6 @@ class Conference(_CanvasModel):
             return False
         return self.ended_at is None or self.ended_at > now
 
-    def browser_join_url(self, canvas_root: str) -> str:
-        """A link a person can click: `join_url` when a server fills it (Canvas' API never does)."""
-        if self.join_url:
-            return self.join_url
-        segment = "groups" if self.context_type.lower() == "group" else "courses"
-        return f"{canvas_root.rstrip('/')}/{segment}/{self.context_id}/conferences/{self.id}/join"
-
 
 class ConferenceList(_CanvasModel):
     """The `{"conferences": [...]}` envelope every conferences index answers with."""

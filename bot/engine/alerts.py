@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.engine.diff import Event
+from bot.slack.mrkdwn import safe_link_url
 
 
 def dedup_key(team_id: str, destination: str, conference_id: int, started_at: datetime, event: str) -> str:
@@ -70,10 +71,22 @@ def post_row(
     )
 
 
-def join_url(canvas_root: str, context_type: str, context_id: int, conference_id: int) -> str:
-    """Canvas API answers always carry join_url null; the browser route below is what users open."""
-    segment = "groups" if context_type == "Group" else "courses"
-    return f"{canvas_root}/{segment}/{context_id}/conferences/{conference_id}/join"
+def join_url(
+    canvas_root: str, context_type: str, context_id: int, conference_id: int, *, served: str | None = None
+) -> str:
+    """The link a person clicks to join: the one place every alert, list and digest gets it from.
+
+    ``served`` is the conference's ``join_url`` as the server sent it. Canvas' API always sends null, but a
+    server that fills it chooses its text freely, so it is used only when it is a safe http(s) link
+    (:func:`safe_link_url`); otherwise, as when absent, the link is Canvas' own browser route
+    ``{CANVAS_BASE_URL}/courses|groups/:id/conferences/:id/join``. ``context_type`` is compared without
+    case ("Group" and "group" both mean a group).
+    """
+    safe = safe_link_url(served)
+    if safe is not None:
+        return safe
+    segment = "groups" if context_type.lower() == "group" else "courses"
+    return f"{canvas_root.rstrip('/')}/{segment}/{context_id}/conferences/{conference_id}/join"
 
 
 def outbox_row(
@@ -86,8 +99,12 @@ def outbox_row(
     now: datetime,
 ) -> dict[str, Any]:
     conference = event.conference
-    url = (conference.join_url if conference else None) or join_url(
-        canvas_root, event.context_type, event.context_id, event.conference_id
+    url = join_url(
+        canvas_root,
+        event.context_type,
+        event.context_id,
+        event.conference_id,
+        served=conference.join_url if conference else None,
     )
     ended_at = event.ended_at or (now if event.kind == "ended" else None)
     payload: dict[str, Any] = {

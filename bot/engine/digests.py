@@ -33,6 +33,7 @@ from bot.canvas.models import Conference
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.digest_schedule import Schedule, local_label, next_slot, parse_hhmm, previous_slot
+from bot.engine.recordings import playable_url
 from bot.slack import blocks, commands
 from bot.slack.blocks import Message
 from bot.slack.digest_blocks import (
@@ -77,7 +78,8 @@ def summarize_course(
     created in the period, or of a conference held in it when Canvas gives no creation time."""
 
     def card(c: Conference) -> DigestConference:
-        return DigestConference(c.id, c.title, c.started_at, c.ended_at, c.browser_join_url(canvas_root))
+        url = alerts.join_url(canvas_root, c.context_type, c.context_id, c.id, served=c.join_url)
+        return DigestConference(c.id, c.title, c.started_at, c.ended_at, url)
 
     def newest_first(c: Conference) -> datetime:
         return c.started_at or datetime.min.replace(tzinfo=UTC)
@@ -94,7 +96,7 @@ def summarize_course(
     )
     held_ids = {c.id for c in held}
     recordings = [
-        DigestRecording(r.title or "", c.title, r.best_url, r.duration_minutes)
+        DigestRecording(r.title or "", c.title, playable_url(r), r.duration_minutes)
         for c in sorted(conferences, key=newest_first, reverse=True)
         for r in c.recordings
         if (since < r.created_at <= now if r.created_at is not None else c.id in held_ids)

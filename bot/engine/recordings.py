@@ -13,11 +13,12 @@ from sqlalchemy import delete, select
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
-from bot.canvas.models import Conference
+from bot.canvas.models import Conference, Recording
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, StoredToken
 from bot.slack import blocks
 from bot.slack.blocks import RecordingLink
+from bot.slack.mrkdwn import safe_link_url
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import LinkedUser, RecordingWatch, utcnow
@@ -52,13 +53,26 @@ def watch_row(
     }
 
 
+def playable_url(recording: Recording) -> str | None:
+    """Where to watch a recording: its playback URL, else the first format URL, that may be a link.
+
+    Canvas (or a BigBlueButton server behind it) fills these; one that is not a safe http(s) URL
+    (``javascript:``, a disguised mention...) is skipped for the next, and with none the recording is
+    shown by its title alone.
+    """
+    candidates = [recording.playback_url, *(fmt.url for fmt in recording.playback_formats)]
+    return next((safe for url in candidates if (safe := safe_link_url(url)) is not None), None)
+
+
 def recording_links(conference: Conference) -> tuple[RecordingLink, ...]:
-    links = []
-    for recording in conference.recordings:
-        url = recording.best_url
-        if url:
-            links.append(RecordingLink(recording.title or "Recording", url, recording.duration_minutes))
-    return tuple(links)
+    """The recordings Canvas has a playback address for (published ones), each with a safe URL or ""."""
+    return tuple(
+        RecordingLink(
+            recording.title or "Recording", playable_url(recording) or "", recording.duration_minutes
+        )
+        for recording in conference.recordings
+        if recording.best_url
+    )
 
 
 class RecordingWatcher:

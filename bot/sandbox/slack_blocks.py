@@ -7,6 +7,7 @@ rendering bug ship.  Errors mimic Slack's `invalid_blocks` details (a message pl
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 MESSAGE_MAX_BLOCKS = 50
 VIEW_MAX_BLOCKS = 100
@@ -89,6 +90,19 @@ class _Checker:
         elif len(value) > limit:
             self.fail(pointer, f"must be less than {limit + 1} characters")
 
+    def url(self, value: Any, pointer: str) -> None:
+        """A link button's ``url``: Slack refuses one that is not an absolute http(s) URL or is over 3000
+        characters with ``invalid_blocks``, so the sandbox does too (a renderer slip must fail here)."""
+        self.string(value, pointer, limit=3000)
+        if not isinstance(value, str) or len(value) > 3000:
+            return
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed "[" IPv6 host
+            parts = urlsplit("")
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            self.fail(pointer, "must be a valid http or https URL")
+
     def element(self, element: Any, pointer: str) -> None:
         if not isinstance(element, dict) or element.get("type") not in _ELEMENT_TYPES:
             self.fail(pointer, "must be a valid block element")
@@ -96,7 +110,7 @@ class _Checker:
         self.string(element.get("action_id"), f"{pointer}/action_id", limit=255)
         if element["type"] == "button":
             self.text(element.get("text"), f"{pointer}/text", limit=75, plain_only=True)
-            self.string(element.get("url"), f"{pointer}/url", limit=3000)
+            self.url(element.get("url"), f"{pointer}/url")
             self.string(element.get("value"), f"{pointer}/value", limit=2000)
             style = element.get("style")
             if style is not None and style not in ("primary", "danger"):

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
 
-from bot.slack.mrkdwn import bare_link, escape, link, plain_text, safe_url, slack_length, truncate
+from bot.slack.mrkdwn import (
+    MAX_LINK_URL,
+    bare_link,
+    escape,
+    link,
+    plain_text,
+    safe_link_url,
+    slack_length,
+    truncate,
+)
 
 Block = dict[str, Any]
 
@@ -34,7 +43,7 @@ MAX_SURFACE_BLOCKS = 100  # App Home and modals
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_TEXT = 75
-MAX_BUTTON_URL = 3000
+MAX_BUTTON_URL = MAX_LINK_URL
 MAX_CONTEXT_ELEMENTS = 10
 MAX_MODAL_TITLE = 24
 # Not a Slack limit: keeps notification text short enough to read in a banner.
@@ -139,11 +148,12 @@ def button_element(
 def link_button(
     text: str, action_id: str, url: str, *, value: str | None = None, primary: bool = True
 ) -> Block | None:
-    """A link button, or None when the URL cannot be sent (empty, relative, or over Slack's limit)."""
-    url = url.strip()
-    if not url.startswith(("https://", "http://")) or len(url) > MAX_BUTTON_URL:
+    """A link button, or None when the URL may not be a link (see :func:`safe_link_url`: not absolute
+    http(s), a mention or script in disguise, or over Slack's 3000 characters)."""
+    safe = safe_link_url(url, max_length=MAX_BUTTON_URL)
+    if safe is None:
         return None
-    return button_element(text, action_id, url=url, value=value, primary=primary)
+    return button_element(text, action_id, url=safe, value=value, primary=primary)
 
 
 def _message(text: str, blocks: list[Block]) -> Message:
@@ -254,7 +264,10 @@ def live_alert(card: ConferenceCard, now: datetime) -> Message:
     body = f"*{_course_md(card, 1000)}* · {escape(type_label(card.conference_type))}\n"
     started = _started_phrase(card, now)
     body += started[:1].upper() + started[1:]
-    text = f"{escape(title)} is live in {escape(card.context_name)} — join: {bare_link(card.join_url)}"
+    text = f"{escape(title)} is live in {escape(card.context_name)}"
+    join = bare_link(card.join_url)
+    if join:
+        text += f" — join: {join}"
     blocks = [
         header_block(f"🔴 Live now: {title}"),
         section_block(body),
@@ -276,8 +289,7 @@ def ended_alert(card: ConferenceCard, now: datetime) -> Message:
 
 def _recording_line(index: int, recording: RecordingLink) -> str:
     label = recording.title.strip() or f"Recording {index}"
-    url = recording.url.strip()
-    shown = link(url, label) if url and len(safe_url(url)) <= MAX_BUTTON_URL else escape(label)
+    shown = link(recording.url, label)
     if recording.duration_minutes is not None:
         shown += f" · {format_duration(timedelta(minutes=recording.duration_minutes))}"
     return truncate(f"• {shown}", MAX_SECTION_TEXT)

@@ -23,12 +23,14 @@ from bot.slack.blocks import (
     format_duration,
     slack_date,
 )
-from bot.slack.mrkdwn import escape, link, plain_text, safe_url, slack_length, truncate
+from bot.slack.mrkdwn import escape, link, plain_text, safe_link_url, slack_length, truncate
 
 # Per course and per kind of entry; the rest is counted in an "…and N more" line.
 MAX_ITEMS_PER_LIST = 10
 _TITLE_LIMIT = 200
 _COURSE_LIMIT = 300
+# A link longer than this would not leave its line room inside one 3000-character section.
+_URL_LIMIT = MAX_SECTION_TEXT // 2
 UNTITLED = "Untitled conference"
 
 
@@ -85,10 +87,9 @@ def _title_md(title: str) -> str:
 
 def _live_line(conference: DigestConference, now: datetime) -> str:
     title = conference.title.strip() or UNTITLED
-    url = conference.join_url.strip()
-    shown = link(url, truncate(title, _TITLE_LIMIT)) if url.startswith(("https://", "http://")) else None
+    shown = link(conference.join_url, truncate(title, _TITLE_LIMIT), max_url_length=_URL_LIMIT)
     started = f" · started {format_ago(conference.started_at, now)}" if conference.started_at else ""
-    return f"• {shown or _title_md(title)}{started}"
+    return f"• {shown}{started}"
 
 
 def _held_line(conference: DigestConference) -> str:
@@ -103,9 +104,8 @@ def _held_line(conference: DigestConference) -> str:
 
 def _recording_line(recording: DigestRecording) -> str:
     label = recording.title.strip() or recording.conference_title.strip() or "Recording"
-    url = (recording.url or "").strip()
-    if url.startswith(("https://", "http://")) and len(safe_url(url)) <= MAX_SECTION_TEXT // 2:
-        shown = link(url, truncate(label, _TITLE_LIMIT))
+    if safe_link_url(recording.url, max_length=_URL_LIMIT):
+        shown = link(recording.url, truncate(label, _TITLE_LIMIT), max_url_length=_URL_LIMIT)
     else:
         shown = f"{truncate(escape(label), _TITLE_LIMIT)} (no playback link yet)"
     if recording.duration_minutes is not None:

@@ -76,7 +76,7 @@ class ConferenceLister:
                 conference_type=c.conference_type,
                 started_at=c.started_at,
                 ended_at=c.ended_at,
-                join_url=c.join_url or join_url(root, c.context_type, c.context_id, c.id),
+                join_url=join_url(root, c.context_type, c.context_id, c.id, served=c.join_url),
             )
             for c in conferences
         ]

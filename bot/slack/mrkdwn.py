@@ -8,9 +8,16 @@ placed in a mrkdwn field.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import unicodedata
+from urllib.parse import urlsplit
 
 ELLIPSIS = "…"
+# Slack refuses a Block Kit button ``url`` longer than this; no link of ours is longer either.
+MAX_LINK_URL = 3000
+# Labels of letters (any script, for IDN hosts), digits, "-" and "_", dot-separated, optional final dot.
+_HOSTNAME = re.compile(r"(?:[^\W_]|[-_])+(?:\.(?:[^\W_]|[-_])+)*\.?")
 
 # Longest entity we emit is "&amp;" (5 chars); anything longer after an "&" cannot be one of ours.
 _MAX_ENTITY_LEN = 5
@@ -34,26 +41,78 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def safe_url(url: str) -> str:
-    """Make a URL safe to embed inside ``<...>`` markup.
+def safe_link_url(url: str | None, *, max_length: int = MAX_LINK_URL) -> str | None:
+    """The one test for "may this become a clickable link": the URL to use, or None.
 
-    ``|`` would end the URL and start the label, ``>`` would close the markup early and let the rest of the
-    string be parsed as mrkdwn; percent-encoding them keeps the URL equivalent for any web server. ``&`` is
-    entity-escaped because Slack entity-decodes the whole message, links included.
+    A URL from Canvas (a server-filled ``join_url``, a recording's playback URL) is attacker-chosen text.
+    Only an absolute ``http``/``https`` URL with a real host is accepted: ``javascript:``, ``data:``, a
+    relative path, ``!channel`` or ``@U0001`` (which Slack would read as a mention once inside ``<...>``)
+    are refused. So are URLs with whitespace or control/format characters (not valid URLs; they hide
+    what is shown), with user-info (``https://canvas.example@evil.example``) and with any character in the
+    host that a hostname cannot hold (``http://x|<!here>``). ``|``, ``<`` and ``>`` elsewhere (path, query,
+    fragment) are percent-encoded, which any web server treats as the same URL and which can no longer end
+    the URL or close Slack's markup. The result is also what a Block Kit button ``url`` may carry; callers
+    placing it in mrkdwn must still entity-escape it (:func:`link` does). ``max_length`` applies to the
+    result (Slack refuses button URLs over 3000 characters).
     """
-    cleaned = "".join(ch for ch in url.strip() if not ch.isspace())
-    cleaned = cleaned.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
-    return cleaned.replace("&", "&amp;")
+    if url is None:
+        return None
+    candidate = url.strip()
+    if not candidate or any(_is_hidden(ch) for ch in candidate):
+        return None
+    try:
+        parts = urlsplit(candidate)
+        parts.port  # noqa: B018 - raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or "@" in parts.netloc:
+        return None
+    if not _valid_host(_host_of(parts.netloc)):
+        return None
+    cleaned = candidate.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return cleaned if len(cleaned) <= max_length else None
 
 
-def link(url: str, label: str) -> str:
-    """A mrkdwn hyperlink ``<url|label>`` whose label is escaped and whose URL cannot break out."""
-    return f"<{safe_url(url)}|{escape(label)}>"
+def _is_hidden(ch: str) -> bool:
+    """Whitespace and control/format/unassigned characters (bidi overrides, zero-width joiners...)."""
+    return ch.isspace() or unicodedata.category(ch)[0] in ("C", "Z")
 
 
-def bare_link(url: str) -> str:
-    """A mrkdwn auto-link ``<url>`` (shows the URL itself, e.g. in notification text)."""
-    return f"<{safe_url(url)}>"
+def _host_of(netloc: str) -> str:
+    """``netloc`` without its port; a bracketed IPv6 literal keeps its brackets."""
+    if netloc.startswith("["):
+        return netloc[: netloc.find("]") + 1]
+    return netloc.partition(":")[0]
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (ASCII or internationalised labels) or a bracketed IPv6 literal; nothing else."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    return bool(_HOSTNAME.fullmatch(host))
+
+
+def link(url: str | None, label: str, *, max_url_length: int = MAX_LINK_URL) -> str:
+    """A mrkdwn hyperlink ``<url|label>``, or just the escaped label when the URL may not be a link.
+
+    The label is escaped; the URL passes :func:`safe_link_url` and is entity-escaped (Slack entity-decodes
+    the whole message, links included), so neither can break out of the markup or become a mention.
+    """
+    safe = safe_link_url(url, max_length=max_url_length)
+    if safe is None:
+        return escape(label)
+    return f"<{escape(safe)}|{escape(label)}>"
+
+
+def bare_link(url: str | None) -> str:
+    """A mrkdwn auto-link ``<url>`` (shows the URL itself, e.g. in notification text); "" when the URL
+    may not be a link."""
+    safe = safe_link_url(url)
+    return f"<{escape(safe)}>" if safe is not None else ""
 
 
 def slack_length(text: str) -> int:

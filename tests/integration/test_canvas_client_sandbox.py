@@ -21,6 +21,7 @@ from bot.canvas import (
     Transient,
     authorize_url,
 )
+from bot.engine.alerts import join_url
 from bot.sandbox.canvas import create_canvas_app
 from bot.sandbox.server import serving
 
@@ -94,7 +95,7 @@ async def test_student_sees_started_conference_as_live(client: CanvasClient, con
     assert conf.title == "Lecture 1"
     assert conf.is_live(datetime.now(UTC))
     assert (
-        conf.browser_join_url(client.base_url)
+        join_url(client.base_url, conf.context_type, conf.context_id, conf.id, served=conf.join_url)
         == f"{client.base_url}/courses/{course}/conferences/{live_id}/join"
     )
 

@@ -107,18 +107,6 @@ def test_is_live_accepts_naive_and_non_utc_now() -> None:
     assert conf.is_live(NOW.astimezone(timezone(timedelta(hours=-5))))
 
 
-def test_browser_join_url_for_course_and_group() -> None:
-    root = "https://canvas.example.edu/"
-    assert conference().browser_join_url(root) == "https://canvas.example.edu/courses/3/conferences/7/join"
-    group_conf = conference(context_type="Group", context_id=12)
-    assert group_conf.browser_join_url(root) == "https://canvas.example.edu/groups/12/conferences/7/join"
-
-
-def test_browser_join_url_uses_join_url_when_server_fills_it() -> None:
-    conf = conference(join_url="https://zoom.example/j/1")
-    assert conf.browser_join_url("https://canvas.example.edu") == "https://zoom.example/j/1"
-
-
 @pytest.mark.parametrize(
     ("enrollment", "manages"),
     [

@@ -10,7 +10,7 @@ from bot.slack.mrkdwn import (
     escape,
     link,
     plain_text,
-    safe_url,
+    safe_link_url,
     slack_length,
     truncate,
     unescape,
@@ -65,8 +65,9 @@ def test_link_url_cannot_break_out_of_markup(url: str) -> None:
     assert "|" not in inner and ">" not in inner and "<" not in inner
 
 
-def test_safe_url_keeps_query_and_drops_whitespace() -> None:
-    assert safe_url(" https://x.test/p?a=1&b=2\n") == "https://x.test/p?a=1&amp;b=2"
+def test_link_url_keeps_query_and_trims_surrounding_whitespace() -> None:
+    assert safe_link_url(" https://x.test/p?a=1&b=2\n") == "https://x.test/p?a=1&b=2"
+    assert link(" https://x.test/p?a=1&b=2\n", "x") == "<https://x.test/p?a=1&amp;b=2|x>"
     assert bare_link("https://x.test/a|b") == "<https://x.test/a%7Cb>"
 
 
