@@ -53,14 +53,49 @@ class Transient(CanvasError):
     """Worth retrying later: 5xx, timeouts, connection errors, redirects, unparseable bodies."""
 
 
+# The token endpoint's answers after which a refresh token can never work again, as Canvas writes them
+# (Canvas::OAuth::RequestError, lib/canvas/oauth/request_error.rb): the grant belongs to another key or
+# is gone (invalid_grant), the developer key itself is unknown or its secret wrong (invalid_client),
+# or the refresh token was deleted or revoked (invalid_request "refresh_token not found").
+DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "invalid_client"})
+DEAD_REFRESH_DESCRIPTION = "refresh_token not found"
+_MAX_OAUTH_ERROR_CHARS = 64
+
+
+def is_dead_grant(error: str, description: str | None) -> bool:
+    """Whether an OAuth2 error answer means the link is dead for good (the user must relink).
+
+    Everything else the token endpoint can say (another `invalid_request`, `invalid_scope`,
+    `unsupported_grant_type`, ...) is not proof the grant is dead, so it must never unlink anyone.
+    """
+    if error in DEAD_GRANT_ERRORS:
+        return True
+    return (
+        error == "invalid_request"
+        and description is not None
+        and DEAD_REFRESH_DESCRIPTION in description.lower()
+    )
+
+
 class OAuthError(CanvasError):
-    """The OAuth2 token endpoint refused (invalid_grant, invalid_request, invalid_client, ...)."""
+    """The token endpoint answered with an OAuth2 error body (`{"error": ..., "error_description": ...}`).
+
+    Only well-formed OAuth2 refusals become this class: throttles, HTML pages from a proxy, 5xx and
+    network failures are `Throttled` / `Transient` instead. `dead_grant` says whether the refusal is
+    final; callers decide on that one property, never on the status code.
+    """
 
     def __init__(self, error: str, description: str | None = None, *, status: int | None = None) -> None:
+        error = error[:_MAX_OAUTH_ERROR_CHARS]
         message = f"{error}: {description}" if description else error
         super().__init__(message, status=status)
         self.error = error
         self.description = description
+
+    @property
+    def dead_grant(self) -> bool:
+        """True when Canvas will never honour this grant again (see `is_dead_grant`)."""
+        return is_dead_grant(self.error, self.description)
 
 
 def strip_json_prefix(body: bytes) -> bytes:

@@ -124,21 +124,38 @@ class CanvasOAuth:
 
     @staticmethod
     def _error(response: httpx.Response) -> CanvasError:
+        """Classify a failed token-endpoint answer by what the caller should do next.
+
+        Only a JSON OAuth2 error body is an `OAuthError` (whose `dead_grant` then says whether the
+        link is over). Canvas' throttle (429, or 403 text/plain "Rate Limit Exceeded") is `Throttled`;
+        anything else without an OAuth2 body (5xx, redirects, HTML pages from a proxy or load
+        balancer, whatever the status) is `Transient`: it says nothing about the grant.
+        """
         status = response.status_code
-        method = response.request.method
-        if status == 429:
+        what = f"{response.request.method} {TOKEN_PATH}: {status}"
+        if status == 429 or (status == 403 and b"Rate Limit Exceeded" in response.content):
             return Throttled(
-                f"{method} {TOKEN_PATH}: 429", status=status, retry_after=throttle_hint(response)
+                f"{what} rate limit exceeded", status=status, retry_after=throttle_hint(response)
             )
         if status >= 500 or 300 <= status < 400 or status == 408:
-            return Transient(f"{method} {TOKEN_PATH}: {status}", status=status)
-        try:
-            body = json.loads(strip_json_prefix(response.content))
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            description = body.get("error_description")
-            return OAuthError(
-                body["error"], description[:200] if isinstance(description, str) else None, status=status
-            )
-        return OAuthError("invalid_response", f"{method} {TOKEN_PATH}: {status}", status=status)
+            return Transient(what, status=status)
+        refusal = _oauth_refusal(response.content)
+        if refusal is None:
+            return Transient(f"{what} without an OAuth2 error body", status=status)
+        error, description = refusal
+        return OAuthError(error, description, status=status)
+
+
+def _oauth_refusal(body: bytes) -> tuple[str, str | None] | None:
+    """`(error, error_description)` from an OAuth2 error body, or None when the body is not one."""
+    try:
+        data = json.loads(strip_json_prefix(body))
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if not isinstance(error, str) or not error:
+        return None
+    description = data.get("error_description")
+    return error, description[:200] if isinstance(description, str) else None

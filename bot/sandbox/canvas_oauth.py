@@ -2,6 +2,12 @@
 
 The "browser user" who approves an authorization is whoever `POST /_sandbox/login` named, or the
 `sandbox_user_id` query parameter; without one a small page lists users to pick from.
+
+Refusals at the token endpoint use Canvas' own errors (Canvas::OAuth::RequestError,
+lib/canvas/oauth/request_error.rb), including the final ones a client must tell apart from a
+passing fault: 401 invalid_client ("unknown client" / "invalid client"), 400 invalid_grant
+("incorrect client": a grant of another developer key) and 400 invalid_request
+"refresh_token not found" (the token was deleted or revoked).
 """
 
 from __future__ import annotations
@@ -150,8 +156,10 @@ async def token(request: Request) -> Response:
     params = await read_params(request)
     client_id, secret = _client_credentials(request, params)
     key = state.developer_keys.get(client_id)
-    if key is None or not secrets.compare_digest(key.client_secret, secret):
-        return _oauth_error(state, "invalid_client", "unknown client or wrong secret", 401)
+    if key is None:
+        return _oauth_error(state, "invalid_client", "unknown client", 401)
+    if not secrets.compare_digest(key.client_secret, secret):
+        return _oauth_error(state, "invalid_client", "invalid client", 401)
     grant = params.get("grant_type")
     if grant == "authorization_code":
         return _exchange_code(state, key, params)
@@ -159,13 +167,19 @@ async def token(request: Request) -> Response:
         return _refresh(state, key, params)
     if not grant:
         return _oauth_error(state, "invalid_request", "grant_type required")
-    return _oauth_error(state, "unsupported_grant_type", f"unsupported grant_type {grant}")
+    return _oauth_error(
+        state, "unsupported_grant_type", "The grant_type you requested is not currently supported"
+    )
 
 
 def _exchange_code(state: CanvasState, key: DeveloperKey, params: dict[str, str]) -> Response:
     code_text = params.get("code")
     if not code_text:
-        return _oauth_error(state, "invalid_request", "code required")
+        return _oauth_error(
+            state,
+            "invalid_request",
+            "You must provide the code parameter when using the authorization_code grant type",
+        )
     code = state.auth_codes.pop(code_text, None)  # single use, even when the exchange then fails
     if code is None or code.client_id != key.client_id:
         return _oauth_error(state, "invalid_grant", "authorization_code not found")
@@ -182,10 +196,16 @@ def _exchange_code(state: CanvasState, key: DeveloperKey, params: dict[str, str]
 def _refresh(state: CanvasState, key: DeveloperKey, params: dict[str, str]) -> Response:
     refresh_text = params.get("refresh_token")
     if not refresh_text:
-        return _oauth_error(state, "invalid_request", "refresh_token required")
+        return _oauth_error(
+            state,
+            "invalid_request",
+            "You must provide the refresh_token parameter when using the refresh_token grant type",
+        )
     record = state.refresh_tokens.get(refresh_text)
-    if record is None or record.client_id != key.client_id:
-        return _oauth_error(state, "invalid_grant", "refresh_token not found")
+    if record is None:
+        return _oauth_error(state, "invalid_request", "refresh_token not found")
+    if record.client_id != key.client_id:
+        return _oauth_error(state, "invalid_grant", "incorrect client")
     state.rotate_access_token(record)
     return json_response(state, _token_body(state, record, with_refresh=False))
 
