@@ -175,6 +175,7 @@ async def create_conference(state: CanvasState, body: Body, request: Request) ->
         user_ids=_int_list(body, "user_ids"),
         long_running=_bool(body, "long_running", False),
         duration=_int(body, "duration", 60),
+        join_url=_opt_str(body, "join_url"),
     )
     return conference_json(conference)
 
@@ -192,12 +193,16 @@ async def add_recording(state: CanvasState, body: Body, request: Request) -> Any
     created_format = _str(body, "created_at_format", "epoch_ms")
     if created_format not in ("epoch_ms", "iso"):
         raise SandboxError("created_at_format must be epoch_ms or iso")
+    playback = body.get("playback_url")
     recording = state.add_recording(
         _path_int(request, "conference_id"),
         str(request.base_url).rstrip("/"),
         title=_opt_str(body, "title"),
         duration_minutes=_int(body, "duration_minutes", 45),
-        with_playback_url=_bool(body, "playback_url", True),
+        # `playback_url`: true/false (the sandbox's own page or null), or the URL text itself.
+        with_playback_url=isinstance(playback, str) or _bool(body, "playback_url", True),
+        playback_url=playback if isinstance(playback, str) else None,
+        format_url=_opt_str(body, "format_url"),
         created_at_iso=created_format == "iso",
     )
     return recording_json(recording)

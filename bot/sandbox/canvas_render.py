@@ -115,7 +115,7 @@ def conference_json(conference: Conference) -> dict[str, Any]:
         "invitees": list(conference.invitees),
         "attendees": list(conference.attendees),
         "url": conference_url(conference),
-        "join_url": None,
+        "join_url": conference.join_url,
     }
 
 

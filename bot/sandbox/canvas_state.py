@@ -144,6 +144,8 @@ class Conference:
     started_at: float | None = None
     ended_at: float | None = None
     recordings: list[Recording] = field(default_factory=list)
+    # Real Canvas always answers null; set, it plays a server that fills it (with any text it likes).
+    join_url: str | None = None
     # Encoded API JSON, dropped on every change: big conferences then cost one string join per request.
     cached_json: str | None = None
 
@@ -378,6 +380,7 @@ class CanvasState:
         user_ids: list[int] | None = None,
         long_running: bool = False,
         duration: int | None = 60,
+        join_url: str | None = None,
     ) -> Conference:
         if context_type == "Course":
             self.course(context_id)
@@ -398,6 +401,7 @@ class CanvasState:
             created_at=self.clock.now(),
             conference_key=secrets.token_hex(10),
             invitees=invitees,
+            join_url=join_url,
         )
         self.conferences[conference.id] = conference
         self.context_conference_ids.setdefault((context_type, context_id), []).append(conference.id)
@@ -445,7 +449,11 @@ class CanvasState:
         duration_minutes: int = 45,
         with_playback_url: bool = True,
         created_at_iso: bool = False,
+        playback_url: str | None = None,
+        format_url: str | None = None,
     ) -> Recording:
+        """A published recording; `playback_url`/`format_url` replace the sandbox's own playback page
+        (a server may put any text there)."""
         conference = self.conference(conference_id)
         now = self.clock.now()
         recording_id = f"{conference.conference_key}-{int(now * 1000)}{len(conference.recordings)}"
@@ -454,8 +462,8 @@ class CanvasState:
             recording_id=recording_id,
             title=title or conference.title,
             duration_minutes=duration_minutes,
-            playback_url=url if with_playback_url else None,
-            format_url=url,
+            playback_url=(playback_url or url) if with_playback_url else None,
+            format_url=format_url or url,
             created_at=now,
             created_at_iso=created_at_iso,
         )
