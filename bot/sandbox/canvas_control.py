@@ -275,7 +275,11 @@ async def advance_clock(state: CanvasState, body: Body, request: Request) -> Any
 
 
 async def request_counts(state: CanvasState, body: Body, request: Request) -> Any:
-    return {"by_token": dict(state.request_counts), "total": state.request_total}
+    """Requests per token; with `?times=1` also each request's arrival time (Unix seconds) per token."""
+    answer: dict[str, Any] = {"by_token": dict(state.request_counts), "total": state.request_total}
+    if request.query_params.get("times"):
+        answer["times_by_token"] = {token: list(times) for token, times in state.request_times.items()}
+    return answer
 
 
 async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any:
@@ -284,6 +288,7 @@ async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any
 
 async def reset_request_counts(state: CanvasState, body: Body, request: Request) -> Any:
     state.request_counts.clear()
+    state.request_times.clear()
     state.request_total = 0
     return {}
 

@@ -224,6 +224,9 @@ class CanvasState:
         self.auth_codes: dict[str, AuthCode] = {}
         self.logged_in_user_id: int | None = None
         self.request_counts: dict[str, int] = {}
+        # Arrival time (time.time(), real seconds: unmoved by `clock.advance`) of every API request per
+        # token, so a benchmark can tell how long each user went between two polls.
+        self.request_times: dict[str, list[float]] = {}
         self.request_total = 0
         self.error_report_seq = 9000
         # Indexes kept in step with every mutation.
@@ -542,6 +545,7 @@ class CanvasState:
         self.request_total += 1
         if token:
             self.request_counts[token] = self.request_counts.get(token, 0) + 1
+            self.request_times.setdefault(token, []).append(time.time())
 
     def next_error_report_id(self) -> int:
         self.error_report_seq += 1
