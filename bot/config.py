@@ -6,21 +6,47 @@ Every name here is a contract (see DESIGN.md): deploy manifests and operators se
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from cryptography.fernet import Fernet
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class ConfigError(Exception):
-    """A setting is missing or wrong; the message is one line an operator can act on."""
+    """A setting is missing or wrong; the message is one line an operator can act on.
+
+    `fields` names the settings whose own value is invalid (empty when the values are fine one by one
+    but their combination is not), so `confbot check` can stand in defaults and still run the rest.
+    """
+
+    def __init__(self, message: str, *, fields: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+MAKE_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class Settings(BaseSettings):
-    """The bot's configuration. Secrets are SecretStr so they never show up in reprs or logs."""
+    """The bot's configuration. Secrets are SecretStr so they never show up in reprs or logs.
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    Every value is checked here, before anything opens a database or a socket: a wrong setting must be
+    one line at start-up, never a traceback from the first component that trips on it.
+    """
+
+    # An empty variable (`SLACK_APP_TOKEN=` in .env) means "unset", not "set to nothing".
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     canvas_base_url: AnyHttpUrl = Field(description="Canvas root URL, e.g. https://canvas.example.edu")
     canvas_client_id: str | None = Field(default=None, description="Canvas developer key id (OAuth linking)")
@@ -54,21 +80,95 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535, description="HTTP port")
     log_level: str = Field(default="INFO", description="Python logging level")
 
+    @field_validator("canvas_base_url")
+    @classmethod
+    def _canvas_root(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if "/api/" in (value.path or "") + "/":
+            raise ValueError("must be the Canvas root (e.g. https://canvas.example.edu), without /api/v1")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
         if value.startswith("postgresql://") or value.startswith("postgres://"):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if value.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        elif value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            shown = f"'{scheme}'" if scheme else "none"
+            raise ValueError(
+                f"must start with sqlite+aiosqlite:/// or postgresql+asyncpg:// (scheme: {shown}), "
+                "e.g. sqlite+aiosqlite:///confbot.db"
+            )
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL; e.g. postgresql+asyncpg://user:pass@host/db") from None
         return value
 
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
+        if not keys or not all(_is_fernet_key(key) for key in keys):
+            # Never echo the value: it is a secret even when it is malformed.
+            raise ValueError(
+                f"must be comma-separated Fernet keys (44 characters each); make one with: {MAKE_KEY}, "
+                "or unset it to have a key generated next to the database"
+            )
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError(
+                "must be the Bot User OAuth Token (starts with xoxb-) from your app's OAuth & Permissions "
+                "page, not a user (xoxp-) or app-level (xapp-) token"
+            )
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "must be an app-level token (starts with xapp-) from Basic Information > App-Level Tokens, "
+                "with the connections:write scope"
+            )
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1")
+        return value.strip()
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
     @model_validator(mode="after")
-    def _slack_mode_is_complete(self) -> Settings:
-        if self.slack_client_id and not self.slack_client_secret:
-            raise ValueError("SLACK_CLIENT_SECRET is required when SLACK_CLIENT_ID is set")
-        if self.canvas_client_id and not self.canvas_client_secret:
-            raise ValueError("CANVAS_CLIENT_SECRET is required when CANVAS_CLIENT_ID is set")
+    def _pairs_are_complete(self) -> Settings:
+        for id_name, secret_name in (
+            ("slack_client_id", "slack_client_secret"),
+            ("canvas_client_id", "canvas_client_secret"),
+        ):
+            has_id, has_secret = getattr(self, id_name) is not None, getattr(self, secret_name) is not None
+            if has_id != has_secret:
+                present, missing = (id_name, secret_name) if has_id else (secret_name, id_name)
+                raise ValueError(
+                    f"{missing.upper()} is required when {present.upper()} is set "
+                    "(both come from the same app credentials page); set both or neither"
+                )
         return self
 
     @property
@@ -100,26 +200,151 @@ class Settings(BaseSettings):
         return None if rest in ("", ":memory:") else Path(rest)
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        name = "_".join(str(p) for p in item["loc"]).upper() or "settings"
-        message = "is required" if item["type"] == "missing" else item["msg"]
-        parts.append(f"{name} {message}")
-    return "; ".join(parts)
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings or raise ConfigError with one readable line (never a pydantic traceback)."""
+def _is_fernet_key(key: str) -> bool:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _problem(item: ErrorDetails) -> tuple[str | None, str]:
+    """(field, "NAME what is wrong and how to fix it") for one pydantic error, values of secrets unshown."""
+    field = str(item["loc"][0]) if item["loc"] else None
+    if field is None:  # a model validator: its message already names the settings
+        return None, item["msg"].removeprefix("Value error, ")
+    name = field.upper()
+    if item["type"] == "missing":
+        return field, f"{name} is required"
+    message = item["msg"].removeprefix("Value error, ")
+    message = message.replace("Input should be", "must be", 1).replace("URL scheme should be", "must use", 1)
+    info = Settings.model_fields.get(field)
+    secret = info is not None and is_secret_annotation(info.annotation)
+    if not secret and field != "database_url" and item["type"] != "value_error":
+        # Show what was read (not for secrets, nor a database URL that may carry a password).
+        message = f"{message} (got {item['input']!r})"
+        if field in _EXAMPLES:
+            message = f"{message}; e.g. {name}={_EXAMPLES[field]}"
+    return field, f"{name} {message}"
+
+
+# What a pydantic type error should point to, so the line carries its fix.
+_EXAMPLES = {
+    "canvas_base_url": "https://canvas.example.edu",
+    "slack_api_url": "https://slack.com/api/",
+    "public_base_url": "https://confbot.example.edu",
+    "poll_interval_seconds": "60",
+    "canvas_timeout_seconds": "15",
+    "poll_concurrency": "200",
+    "port": "3000",
+}
+
+
+def is_secret_annotation(annotation: object) -> bool:
+    """SecretStr or SecretStr | None: a value that must never be printed."""
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    problems = [_problem(item) for item in error.errors()]
+    fields = frozenset(field for field, _ in problems if field is not None)
+    text = "; ".join(message for _, message in problems)
+    return ConfigError(f"configuration error: {text} (see .env.example)", fields=fields)
+
+
+class SlackMode(StrEnum):
+    """How Slack reaches the bot; each mode needs its own set of credentials."""
+
+    HTTP = "HTTP"
+    SOCKET = "Socket Mode"
+    MULTI_WORKSPACE = "multi-workspace"
+
+
+_CREDENTIALS_HELP = (
+    "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP), SLACK_APP_TOKEN and SLACK_BOT_TOKEN "
+    "(Socket Mode), or SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET (multi-workspace)"
+)
+
+
+def slack_mode(settings: Settings) -> SlackMode:
+    """The Slack mode the credentials select, or ConfigError naming what the mode still lacks.
+
+    Multi-workspace wins when a client id is set (each install brings its own bot token), Socket Mode
+    when an app token is set, HTTP otherwise: the same precedence as `Runtime.build` and `web.py`.
+    """
+    if settings.slack_client_id is not None:
+        if settings.slack_bot_token is not None:
+            raise ConfigError(
+                "configuration error: SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set; multi-workspace "
+                "installs bring their own bot tokens: unset SLACK_BOT_TOKEN, or unset SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET for one workspace"
+            )
+        if settings.slack_signing_secret is None:
+            raise ConfigError(
+                "configuration error: SLACK_SIGNING_SECRET is required in multi-workspace mode "
+                "(SLACK_CLIENT_ID is set); copy it from Basic Information > App Credentials"
+            )
+        return SlackMode.MULTI_WORKSPACE
+    if settings.slack_app_token is not None:
+        if settings.slack_bot_token is None:
+            raise ConfigError(
+                "configuration error: SLACK_BOT_TOKEN is required in Socket Mode (SLACK_APP_TOKEN is set); "
+                "install the app and copy the xoxb- Bot User OAuth Token"
+            )
+        return SlackMode.SOCKET
+    if settings.slack_bot_token is None:
+        raise ConfigError(f"configuration error: no Slack credentials; {_CREDENTIALS_HELP}")
+    if settings.slack_signing_secret is None:
+        raise ConfigError(
+            "configuration error: SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set); "
+            "copy it from Basic Information > App Credentials, or set SLACK_APP_TOKEN for Socket Mode"
+        )
+    return SlackMode.HTTP
+
+
+def validate_for_serving(settings: Settings) -> SlackMode:
+    """Everything `confbot run` needs beyond valid values, checked before it touches anything.
+
+    `confbot run` and `confbot check` both call this, so `check` can never pass what `run` refuses.
+    It only reads: the database directory must exist (SQLite would fail deep inside a migration).
+    """
+    mode = slack_mode(settings)
+    path = settings.sqlite_path
+    if path is not None and not path.resolve().parent.is_dir():
+        raise ConfigError(
+            f"configuration error: DATABASE_URL points into {path.resolve().parent}, which does not exist; "
+            "create the directory or fix DATABASE_URL",
+            fields=frozenset({"database_url"}),
+        )
+    return mode
+
+
+def display_database_url(url: str) -> str:
+    """A database URL with its password masked (the URL is otherwise the most useful thing to show)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def load_settings(*, serving: bool = False, **overrides: Any) -> Settings:
+    """Build Settings or raise ConfigError with one readable line (never a pydantic traceback).
+
+    `serving=True` also requires a complete Slack mode and a usable database location (`confbot run`).
+    """
+    try:
+        settings = Settings(**overrides)
     except ValidationError as error:
-        raise ConfigError(f"configuration error: {_describe(error)} (see .env.example)") from None
+        raise _config_error(error) from None
+    if serving:
+        validate_for_serving(settings)
+    return settings
 
 
-def load_settings_or_exit() -> Settings:
+def load_settings_or_exit(*, serving: bool = False) -> Settings:
+    """Settings for a command, or the one-line error on stderr and exit status 2."""
     try:
-        return load_settings()
+        return load_settings(serving=serving)
     except ConfigError as error:
         print(error, file=sys.stderr)
         raise SystemExit(2) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from bot.config import Settings
+from bot.config import Settings, is_secret_annotation
 
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
@@ -30,8 +30,7 @@ def env_name(field_name: str) -> str:
 
 def is_secret(field: FieldInfo) -> bool:
     """A SecretStr field (optional or not): its value must never appear in docs, logs or `confbot check`."""
-    annotation = field.annotation
-    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+    return is_secret_annotation(field.annotation)
 
 
 def _cell(text: str) -> str:

@@ -24,6 +24,7 @@ import httpx
 import yarl
 from pydantic import TypeAdapter, ValidationError
 
+from bot.canvas import network
 from bot.canvas.errors import Transient, error_for_response, strip_json_prefix
 from bot.canvas.models import CanvasUser, Conference, ConferenceList, Course, Group
 
@@ -181,10 +182,10 @@ class CanvasClient:
                     content=body,
                     request=httpx.Request("GET", str(answer.url)),
                 )
-        except TimeoutError:
-            raise Transient(f"GET {path}: timed out") from None
+        except TimeoutError as exc:
+            raise Transient(f"GET {path}: {network.describe(exc)}") from None
         except aiohttp.ClientError as exc:
-            raise Transient(f"GET {path}: {type(exc).__name__}") from None
+            raise Transient(f"GET {path}: {network.describe(exc)}") from None
         raise self._error(failed)
 
     async def _request_httpx(self, url: str, params: dict[str, str] | None, headers: dict[str, str]) -> _Page:

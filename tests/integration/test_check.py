@@ -131,7 +131,8 @@ def test_user_token_instead_of_bot_token_is_named(
     code, lines = check(monkeypatch, env)
 
     assert code == 1
-    assert "xoxb-" in line(lines, "slack")
+    settings_line = line(lines, "settings")
+    assert "SLACK_BOT_TOKEN" in settings_line and "xoxb-" in settings_line
     assert_no_secrets(lines, env)
 
 
