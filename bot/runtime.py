@@ -26,6 +26,7 @@ from bot.engine.recordings import RecordingWatcher
 from bot.engine.scheduler import EngineScheduler
 from bot.metrics import Metrics
 from bot.oauth_state import StateSigner
+from bot.slack.clients import SlackHttp
 from bot.slack.installations import EncryptedInstallationStore, MultiWorkspace
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
@@ -34,17 +35,27 @@ log = logging.getLogger(__name__)
 
 
 class SingleWorkspace:
-    """SLACK_BOT_TOKEN mode: one bot token serves every team id we see."""
+    """SLACK_BOT_TOKEN mode: one bot token serves every team id we see.
 
-    def __init__(self, client: AsyncWebClient | None) -> None:
+    `client` serves interactive calls; `outbox_client` (the same token, no retries below the outbox:
+    bot/slack/clients.py) the dispatcher's posts. Without one, the dispatcher uses `client`."""
+
+    def __init__(self, client: AsyncWebClient | None, outbox_client: AsyncWebClient | None = None) -> None:
         self.client = client
+        self._outbox_client = outbox_client or client
 
     async def for_team(self, team_id: str) -> AsyncWebClient | None:
         return self.client
 
+    async def for_outbox(self, team_id: str) -> AsyncWebClient | None:
+        return self._outbox_client
 
-def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
-    return AsyncWebClient(token=token, base_url=settings.slack_api_root, timeout=15)
+
+def slack_clients(http: SlackHttp, token: str | None) -> SingleWorkspace:
+    """Both clients of the bot token, sharing the process's Slack session."""
+    if not token:
+        return SingleWorkspace(None)
+    return SingleWorkspace(http.client(token), http.client(token, outbox=True))
 
 
 def key_dir(settings: Settings) -> Path:
@@ -73,6 +84,7 @@ class Runtime:
     scheduler: EngineScheduler
     metrics: Metrics = field(init=False)
     installations: EncryptedInstallationStore | None = field(init=False)
+    slack_http: SlackHttp = field(init=False)  # the one Slack session of this process
     link_flow: CanvasLinkFlow = field(init=False)
 
     @classmethod
@@ -97,18 +109,19 @@ class Runtime:
         credentials = Credentials(sessions, cipher, oauth)
         contexts = ContextNames(sessions, canvas)
         installations: EncryptedInstallationStore | None = None
+        slack_http = SlackHttp(settings.slack_api_root)
         slack: SingleWorkspace | MultiWorkspace
         if settings.slack_client_id and settings.slack_client_secret:
             installations = EncryptedInstallationStore(settings.slack_client_id, engine, cipher)
             slack = MultiWorkspace(
                 installations,
-                settings.slack_api_root,
+                slack_http,
                 settings.slack_client_id,
                 settings.slack_client_secret.get_secret_value(),
             )
         else:
             bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-            slack = SingleWorkspace(slack_client(settings, bot_token) if bot_token else None)
+            slack = slack_clients(slack_http, bot_token)
         holder: dict[str, EngineScheduler] = {}
         metrics = Metrics()
         in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
@@ -177,6 +190,7 @@ class Runtime:
         )
         runtime.metrics = metrics
         runtime.installations = installations
+        runtime.slack_http = slack_http
         runtime.link_flow = CanvasLinkFlow(runtime, StateSigner(cipher.derived_secret("canvas-oauth-state")))
         dispatcher.relink_url = runtime.link_flow.start_url
         return runtime
@@ -184,6 +198,7 @@ class Runtime:
     async def close(self) -> None:
         self.scheduler.shutdown()
         await self.canvas.aclose()
+        await self.slack_http.aclose()
         if self.oauth is not None:
             await self.oauth.aclose()
         await self.engine.dispose()

@@ -46,9 +46,10 @@ PERMANENT_ERRORS = {
 
 
 class SlackClients(Protocol):
-    """Which Web API client (bot token) serves a team; one for single-workspace mode."""
+    """Which Web API client (bot token) posts a team's outbox; one for single-workspace mode. It must
+    not retry by itself (bot/slack/clients.py): a repeated chat.postMessage is a duplicate message."""
 
-    async def for_team(self, team_id: str) -> AsyncWebClient | None: ...
+    async def for_outbox(self, team_id: str) -> AsyncWebClient | None: ...
 
 
 class Dispatcher:
@@ -110,7 +111,7 @@ class Dispatcher:
             return False
         async with self._semaphore:
             try:
-                client = await self._slack.for_team(message.team_id)
+                client = await self._slack.for_outbox(message.team_id)
                 if client is None:
                     await self._finish(message, status="failed", error="no Slack installation for this team")
                     return False

@@ -75,7 +75,8 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         else secrets.token_hex(32)
     )
     app = AsyncApp(
-        client=runtime.slack.client or AsyncWebClient(base_url=settings.slack_api_root),
+        # interactive calls: the shared session, a 429 waited out, never a repeat after a broken connection
+        client=runtime.slack.client or runtime.slack_http.client(None),
         signing_secret=signing_secret,
         request_verification_enabled=True,
         oauth_settings=_oauth_settings(runtime),

@@ -1,5 +1,6 @@
 """Multi-workspace installs: slack_sdk's SQLAlchemy installation store with tokens encrypted at rest,
-and per-team Web API clients (with bot token rotation) for the scheduler's messages."""
+and per-team Web API clients (with bot token rotation) for the scheduler's messages, all on the
+process's one Slack session (bot/slack/clients.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.slack.clients import SlackHttp
 from bot.store.crypto import TokenCipher
 
 log = logging.getLogger(__name__)
@@ -95,16 +97,26 @@ class MultiWorkspace:
     """Bot token of each installed team, rotated before it expires when the app uses token rotation."""
 
     def __init__(
-        self, store: EncryptedInstallationStore, base_url: str, client_id: str, client_secret: str
+        self, store: EncryptedInstallationStore, http: SlackHttp, client_id: str, client_secret: str
     ) -> None:
         self._store = store
-        self._base_url = base_url
+        self._http = http
         self._rotator = AsyncTokenRotator(
-            client_id=client_id, client_secret=client_secret, client=AsyncWebClient(base_url=base_url)
+            client_id=client_id, client_secret=client_secret, client=http.client(None)
         )
         self.client: AsyncWebClient | None = None  # Bolt resolves tokens per request from the store
 
     async def for_team(self, team_id: str) -> AsyncWebClient | None:
+        """A client for interactive calls with the team's (fresh) bot token."""
+        token = await self._bot_token(team_id)
+        return self._http.client(token) if token else None
+
+    async def for_outbox(self, team_id: str) -> AsyncWebClient | None:
+        """A client for the dispatcher's posts: no retries below the outbox."""
+        token = await self._bot_token(team_id)
+        return self._http.client(token, outbox=True) if token else None
+
+    async def _bot_token(self, team_id: str) -> str | None:
         bot = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
         if bot is None:
             return None
@@ -115,4 +127,4 @@ class MultiWorkspace:
             if rotated is not None:
                 await self._store.async_save_bot(rotated)
                 bot = rotated
-        return AsyncWebClient(token=bot.bot_token, base_url=self._base_url, timeout=15)
+        return bot.bot_token
