@@ -140,8 +140,11 @@ def only_warm_up_due(db: BenchDb) -> None:
 
 
 async def tick_all(runtime: Runtime) -> int:
-    """One poll tick of every poller Runtime.build made (users and channel subscriptions)."""
-    return sum(await asyncio.gather(*(poller.tick() for poller in runtime.pollers)))
+    """One poll tick of every poller Runtime.build made (users and channel subscriptions), waiting until
+    every poll it started is written (a tick itself returns once the due units are claimed)."""
+    claimed = sum(await asyncio.gather(*(poller.tick() for poller in runtime.pollers)))
+    await asyncio.gather(*(poller.settle() for poller in runtime.pollers))
+    return claimed
 
 
 async def run_bot(

@@ -135,6 +135,7 @@ class Runtime:
                 canvas_root=settings.canvas_root,
                 interval=settings.poll_interval_seconds,
                 semaphore=in_flight,
+                deadline=2 * settings.canvas_timeout_seconds,  # a whole poll: every page, refresh, look-up
                 on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
                 metrics=metrics,
             )
@@ -197,6 +198,8 @@ class Runtime:
 
     async def close(self) -> None:
         self.scheduler.shutdown()
+        for poller in self.pollers:
+            await poller.close()
         await self.canvas.aclose()
         await self.slack_http.aclose()
         if self.oauth is not None:

@@ -10,6 +10,8 @@ The sandboxes answer like Canvas and Slack on a good day; this proxy sits betwee
 - `delay`: wait, then forward (a slow page; Link headers and bodies pass through untouched).
 - `slow_body`: forward, send the headers, then drip the body over `seconds`.
 - `respond`: answer without forwarding: 5xx storms, HTML error pages from a proxy, throttles.
+- `endless_pages`: a page every `seconds`, each with a fresh `rel="next"` link (a Canvas that keeps
+  paginating slowly: no single request is slow enough for a request timeout to catch it).
 
 Rules match on method, a path regular expression and a substring of the Authorization header, and
 apply `times` times (None: until removed) with a probability. Everything is counted so a test can
@@ -24,6 +26,7 @@ import re
 import socket
 import struct
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +36,7 @@ from typing import Literal
 
 import httpx
 
-FaultKind = Literal["reset", "drop", "hang", "delay", "slow_body", "respond"]
+FaultKind = Literal["reset", "drop", "hang", "delay", "slow_body", "respond", "endless_pages"]
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te"}
 MAX_HEADER_BYTES = 64 * 1024
@@ -250,6 +253,13 @@ class FaultProxy:
             headers = [(k, v) for k, v in fault.headers.items()]
             await _write(writer, fault.status, headers, fault.body)
             return True
+        if fault.kind == "endless_pages":
+            await asyncio.sleep(fault.seconds)
+            page = f"http://{request.header('host')}{request.path}?page=bookmark:{uuid.uuid4().hex}"
+            link = f'<{page}>; rel="next"'
+            headers = [("Content-Type", "application/json"), ("Link", link)]
+            await _write(writer, 200, headers, fault.body or b'{"conferences": []}')
+            return True
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             await _write(writer, *await self._forward(request))
@@ -261,9 +271,7 @@ class FaultProxy:
     async def _forward(self, request: _Request) -> tuple[int, list[tuple[str, str]], bytes]:
         """Pass the request on; Host is kept, so the sandbox's Link headers name the proxy."""
         assert self._client is not None
-        headers = [
-            (k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP
-        ]
+        headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP]
         async with self._client.stream(
             request.method, self.upstream + request.target, headers=headers, content=request.body
         ) as response:

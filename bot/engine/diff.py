@@ -98,8 +98,9 @@ def diff(
     - started: a live conference we did not know, or one whose started_at changed (a new session of a
       long-running room; the old session ends first).
     - ended: Canvas reports ended_at (in `current` or in `resolved`, the looked-up details of vanished
-      ones), the 24 h live window ran out, or it has been missing for `grace_polls` polls in a row (a
-      list that flaps for one poll never produces an ended/started pair).
+      ones), the 24 h live window ran out, or it has been missing for `grace_polls` polls in a row with
+      no details to say otherwise (a list that flaps for one poll never produces an ended/started pair;
+      details of the same session with ended_at null keep it live for as long as they say so).
     `live_now` is what Canvas calls live: the `state=live` answer as is (Canvas applied the rule with
     its own clock, so clock skew cannot hide a start), or a course listing filtered by `live_filter`.
     """
@@ -121,11 +122,15 @@ def diff(
         if cid in live:
             continue
         details = resolved.get(cid)
+        same_session = details is not None and details.started_at in (None, before.started_at)
         if details is not None and details.ended_at is not None:
-            same_session = details.started_at in (None, before.started_at)
             result.events.append(_event("ended", before, details, details.ended_at if same_session else None))
         elif before.started_at + LIVE_WINDOW <= now:
             result.events.append(_event("ended", before, details, None))
+        elif same_session:
+            # Canvas's own details say this session has not ended: the live list flapped. Trust the
+            # details, however long the flap lasts (the 24 h window above still ends it).
+            result.keep[cid] = replace(before, missing_polls=before.missing_polls + 1)
         elif before.missing_polls + 1 >= grace_polls:
             result.events.append(_event("ended", before, details, None))
         else:

@@ -1,8 +1,12 @@
-"""Poll due units against Canvas, diff, and write state + outbox rows in one transaction.
+"""Poll due units against Canvas, diff, and write state + outbox rows.
 
-Fetches run concurrently (bounded by a semaphore, over one shared httpx pool) with the database released;
-only the claim and the write-back touch it. The same loop serves linked users and channel subscriptions
-(see poll_units.py for what differs).
+Every unit is polled on its own: a claimed unit's poll runs as a task with a total deadline (all pages,
+refreshes and look-ups together), holding one slot of the shared Canvas budget (the semaphore) with the
+database released. Results are written as they complete, by one writer that takes whatever has finished
+since its last write (so a busy poller still writes in batches), and a write that fails is retried unit by
+unit so one unit's bad data cannot sink the others. A slow or hanging Canvas for one user therefore costs
+that user a slot and a back-off, never anyone else's alert. The same loop serves linked users and channel
+subscriptions (see poll_units.py for what differs).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, InvalidToken, Throttled
+from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
 from bot.canvas.models import Conference
 from bot.engine import alerts
 from bot.engine.contexts import ContextNames, fallback_name
@@ -34,7 +38,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_BACKOFF_FACTOR = 4
-BATCHES_IN_FLIGHT = 2
+CLAIMED_AHEAD = 2
+"""Units claimed at most: this many batches. A claim is a lease, so a claimed unit waiting for a Canvas
+slot must not wait long; two batches keep the slots busy while the next claim runs."""
 
 
 @dataclass(slots=True)
@@ -66,6 +72,7 @@ class Poller:
         canvas_root: str,
         interval: float,
         semaphore: asyncio.Semaphore,
+        deadline: float = 30.0,
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,
         on_enqueued: Callable[[], None] | None = None,
@@ -79,86 +86,166 @@ class Poller:
         self._canvas_root = canvas_root
         self._interval = interval
         self._semaphore = semaphore
+        self._deadline = deadline
         self._batch_size = batch_size
         self._clock = clock
         self._on_enqueued = on_enqueued
         self._metrics = metrics
+        self._in_flight: dict[int, asyncio.Task[None]] = {}  # unit id -> its poll, until written
+        self._finished: list[PollOutcome] = []  # polled, waiting for the writer
+        self._has_finished = asyncio.Event()
+        self._room = asyncio.Event()  # set whenever a unit leaves _in_flight
+        self._writer: asyncio.Task[None] | None = None
 
     def next_poll(self) -> datetime:
         """Spread polls with jitter (downwards only, so no unit waits longer than one interval)."""
         return self._clock() + timedelta(seconds=self._interval * random.uniform(0.85, 1.0))
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
     async def tick(self) -> int:
-        """Poll every due unit; returns how many were polled.
+        """Claim every due unit and start its poll; returns how many were claimed.
 
-        Batches overlap: the next batch is claimed and polled while the previous one is still
-        finishing and being written, so the Canvas budget (the semaphore) never sits idle between
-        batches. At most BATCHES_IN_FLIGHT are claimed ahead; a claim is a lease, so that is safe.
+        It does not wait for the polls: they finish (or hit their deadline) on their own and the writer
+        records them. It claims while units are due and there is room (CLAIMED_AHEAD batches), waiting
+        for room when the poller is full, so a tick lasts as long as there is due work and no longer.
         """
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_finished(), name=f"{self._units.kind}-writer")
+        limit = self._batch_size * CLAIMED_AHEAD
         total = 0
-        running: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                async with self._sessions.begin() as session:
-                    jobs = await self._units.claim(session, self._clock(), self._batch_size, self.next_poll)
-                if jobs:
-                    running.add(asyncio.create_task(self._run_batch(jobs)))
-                    total += len(jobs)
-                if len(jobs) < self._batch_size:
-                    break
-                if len(running) >= BATCHES_IN_FLIGHT:
-                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
-            await asyncio.gather(*running)
-        finally:
-            for task in running:
-                task.cancel()
-        return total
+        while True:
+            room = limit - len(self._in_flight)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            wanted = min(room, self._batch_size)
+            async with self._sessions.begin() as session:
+                jobs = await self._units.claim(session, self._clock(), wanted, self.next_poll)
+            for job in jobs:
+                if job.unit_id in self._in_flight:
+                    continue  # still polling it since the previous lease ran out: one poll at a time
+                self._in_flight[job.unit_id] = asyncio.create_task(self._poll_and_hand_over(job))
+            total += len(jobs)
+            if len(jobs) < wanted:
+                return total
 
-    async def _run_batch(self, jobs: list[PollJob]) -> None:
-        outcomes = await asyncio.gather(*(self._poll(job) for job in jobs))
-        await self._write(outcomes)
-        if self._metrics:
-            for outcome in outcomes:
-                self._metrics.poll_result(self._units.kind, outcome.result_name)
+    async def settle(self) -> None:
+        """Wait until every poll started so far is written (tests, benchmarks, shutdown)."""
+        while self._in_flight:
+            self._room.clear()
+            await self._room.wait()
+
+    async def close(self) -> None:
+        """Stop polling: cancel polls in flight (their units fall due again) and the writer."""
+        tasks = [*self._in_flight.values(), *([self._writer] if self._writer else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._in_flight.clear()
+
+    async def _poll_and_hand_over(self, job: PollJob) -> None:
+        outcome = await self._poll(job)
+        self._finished.append(outcome)
+        self._has_finished.set()
+
+    async def _write_finished(self) -> None:
+        """The one writer: records whatever has finished since its previous write, then lets units go."""
+        while True:
+            await self._has_finished.wait()
+            self._has_finished.clear()
+            while self._finished:
+                batch = self._finished[: self._batch_size]
+                del self._finished[: len(batch)]
+                try:
+                    await self._write_each_alone_on_failure(batch)
+                except Exception:  # the writer must outlive anything; the units are due again anyway
+                    log.exception("writing %d %s poll results failed", len(batch), self._units.kind)
+                for outcome in batch:
+                    self._in_flight.pop(outcome.job.unit_id, None)
+                    if self._metrics:
+                        self._metrics.poll_result(self._units.kind, outcome.result_name)
+                self._room.set()
+
+    async def _write_each_alone_on_failure(self, outcomes: list[PollOutcome]) -> None:
+        """One transaction for the batch; if the database refuses it, each unit alone, so a value that
+        cannot be stored fails only its own unit (recorded as that unit's error, with back-off)."""
+        try:
+            await self._write(outcomes)
+            return
+        except Exception as error:
+            if len(outcomes) == 1:
+                await self._record_unwritable(outcomes[0], error)
+                return
+        for outcome in outcomes:
+            try:
+                await self._write([outcome])
+            except Exception as error:
+                await self._record_unwritable(outcome, error)
+
+    async def _record_unwritable(self, outcome: PollOutcome, error: Exception) -> None:
+        job = outcome.job
+        log.error("could not store the poll of %s %s (%s); backing off", self._units.kind, job.unit_id, error)
+        now = self._clock()
+        failed = Transient(f"result could not be stored: {type(error).__name__}")
+        async with self._sessions.begin() as session:
+            await self._units.record(
+                session,
+                [job.unit_id],
+                consecutive_failures=job.failures + 1,
+                last_error=f"StoreError: {type(error).__name__}"[:255],
+                last_poll_at=now,
+                next_poll_at=self._retry_at(job, failed, now),
+            )
+        outcome.result, outcome.error = None, failed
 
     async def _poll(self, job: PollJob) -> PollOutcome:
         outcome = PollOutcome(job=job)
         async with self._semaphore:
             try:
-                token = await self._credentials.access_token(job.token)
-                try:
-                    current = await self._units.fetch(self._canvas, token, job, self._clock())
-                except InvalidToken:
-                    if not job.token.refreshable:
-                        raise
-                    token = await self._credentials.refresh(job.token)
-                    current = await self._units.fetch(self._canvas, token, job, self._clock())
-                resolved = await self._resolve_vanished(token, job.previous, current)
-                outcome.result = diff(job.previous, current, self._clock(), resolved=resolved)
-                started = {
-                    (e.context_type, e.context_id) for e in outcome.result.events if e.kind == "started"
-                }
-                outcome.names = await self._contexts.lookup(token, started)
+                async with asyncio.timeout(self._deadline):
+                    await self._poll_within_deadline(job, outcome)
             except RelinkNeeded as error:
                 outcome.relink_reason = error.reason
             except InvalidToken as error:
                 outcome.relink_reason = str(error) or "Canvas rejected the token"
             except CanvasError as error:
                 outcome.error = error
-            except Exception as error:  # one unit's surprise must not sink the batch; retried with back-off
+            except TimeoutError:
+                outcome.error = Transient(f"the whole poll took longer than {self._deadline:g}s")
+            except Exception as error:  # one unit's surprise must not sink the others; retried with back-off
                 log.exception("poll of %s %s failed unexpectedly", self._units.kind, job.unit_id)
                 outcome.error = error
         return outcome
 
+    async def _poll_within_deadline(self, job: PollJob, outcome: PollOutcome) -> None:
+        token = await self._credentials.access_token(job.token)
+        try:
+            current = await self._units.fetch(self._canvas, token, job, self._clock())
+        except InvalidToken:
+            if not job.token.refreshable:
+                raise
+            token = await self._credentials.refresh(job.token)
+            current = await self._units.fetch(self._canvas, token, job, self._clock())
+        resolved = await self._resolve_vanished(token, job.previous, current)
+        outcome.result = diff(job.previous, current, self._clock(), resolved=resolved)
+        started = {(e.context_type, e.context_id) for e in outcome.result.events if e.kind == "started"}
+        outcome.names = await self._contexts.lookup(token, started)
+
     async def _resolve_vanished(
         self, token: str, previous: dict[int, Seen], current: list[Conference]
     ) -> dict[int, Conference]:
-        """Look up conferences that just left the live list once, to learn their real ended_at."""
-        first_miss = [seen for seen in vanished(previous, current) if seen.missing_polls == 0]
-        contexts = {(seen.context_type, seen.context_id) for seen in first_miss}
-        wanted = {seen.conference_id for seen in first_miss}
+        """Look up conferences missing from the live list, to learn whether and when they really ended.
+
+        Every poll while one is missing, not only the first: the details decide (see `diff`), and a
+        list that flaps for longer than the grace polls must not end a session Canvas says is running.
+        """
+        missing = vanished(previous, current)
+        contexts = {(seen.context_type, seen.context_id) for seen in missing}
+        wanted = {seen.conference_id for seen in missing}
         resolved: dict[int, Conference] = {}
         for context_type, context_id in contexts:
             try:
@@ -185,9 +272,9 @@ class Poller:
                     succeeded.append(job.unit_id)
                     model = self._units.known_model
                     await repo.replace_known(session, model, job.unit_id, job.previous, outcome.result.keep)
-                    events = self._announced(job, outcome)
+                    events = await self._new_to_slack(session, job, self._announced(job, outcome))
                     rows.extend(self._rows_for(job, outcome, events, now))
-                    watches.extend(self._watches_for(job, events, now))
+                    watches.extend(self._watches_for(job, [e for e, _ in events if e.kind == "ended"], now))
                 elif outcome.relink_reason is not None:
                     await self._dead_token(session, job, outcome.relink_reason, now, rows)
                 elif outcome.error is not None:
@@ -232,13 +319,36 @@ class Poller:
             if event.kind == "ended" or (event.context_type, event.context_id) not in job.muted
         ]
 
+    async def _new_to_slack(self, session: Any, job: PollJob, events: list[Event]) -> list[tuple[Event, str]]:
+        """Each event with the outbox event it becomes, given what this session's card already shows.
+
+        A start of a session whose card was edited to "ended" (Canvas's live list flapped for longer
+        than its details could tell us, or the details were unreachable) is a "reopened" edit back to
+        live; an end of a card already ended adds nothing. Ends and reopenings are numbered so a card
+        can go ended -> live -> ended again, each edit once (keys `ended`, `reopened:1`, `ended:2`...).
+        """
+        edits: list[tuple[Event, str]] = []
+        for event in events:
+            history = await repo.session_history(
+                session, job.team_id, job.destination, event.conference_id, event.started_at
+            )
+            shows_ended = history.ended > history.reopened
+            if event.kind == "started" and not history.started:
+                edits.append((event, "started"))
+            elif event.kind == "started" and shows_ended:
+                edits.append((event, f"reopened:{history.reopened + 1}"))
+            elif event.kind == "ended" and not shows_ended:
+                edits.append((event, "ended" if history.ended == 0 else f"ended:{history.ended + 1}"))
+        return edits
+
     def _rows_for(
-        self, job: PollJob, outcome: PollOutcome, events: list[Event], now: datetime
+        self, job: PollJob, outcome: PollOutcome, events: list[tuple[Event, str]], now: datetime
     ) -> list[dict[str, Any]]:
         """Outbox rows; starts during the user's quiet hours are held for the summary (quiet_summaries.py)."""
         held = job.quiet is not None and job.quiet.active(now)
-        rows = [
-            alerts.outbox_row(
+        rows = []
+        for event, edit in events:
+            row = alerts.outbox_row(
                 event,
                 team_id=job.team_id,
                 destination=job.destination,
@@ -247,15 +357,19 @@ class Poller:
                 canvas_root=self._canvas_root,
                 now=now,
             )
-            for event in events
-        ]
+            if edit != event.kind:  # a numbered edit of a card that changed before
+                row["event"] = edit.split(":", 1)[0]
+                row["dedup_key"] = alerts.dedup_key(
+                    job.team_id, job.destination, event.conference_id, event.started_at, edit
+                )
+            rows.append(row)
         if held:
             for row in rows:
                 if row["event"] == "started":
                     row["status"] = HELD
         return rows
 
-    def _watches_for(self, job: PollJob, events: list[Event], now: datetime) -> list[dict[str, Any]]:
+    def _watches_for(self, job: PollJob, ended: list[Event], now: datetime) -> list[dict[str, Any]]:
         """Every ended alert starts a watch for its recordings (replied in the alert's thread)."""
         return [
             watch_row(
@@ -269,8 +383,7 @@ class Poller:
                 now=now,
                 first_check=timedelta(seconds=self._interval),
             )
-            for event in events
-            if event.kind == "ended"
+            for event in ended
         ]
 
     def _retry_at(self, job: PollJob, error: Exception, now: datetime) -> datetime:

@@ -74,3 +74,12 @@ def test_active_ends_the_outage(canvas_faults: FaultProxy) -> None:
     with canvas_faults.active(outage):
         assert httpx.get(canvas_faults.url + "/_sandbox/requests", timeout=5).status_code == 503
     assert httpx.get(canvas_faults.url + "/_sandbox/requests", timeout=5).status_code == 200
+
+
+def test_endless_pages_keep_linking_to_a_fresh_next_page(canvas_faults: FaultProxy) -> None:
+    canvas_faults.add(Fault("endless_pages", path="/api/v1/conferences", seconds=0.05))
+    first = httpx.get(canvas_faults.url + "/api/v1/conferences", timeout=5)
+    second = httpx.get(first.links["next"]["url"], timeout=5)
+    assert first.json() == second.json() == {"conferences": []}
+    assert first.links["next"]["url"] != second.links["next"]["url"]
+    assert first.links["next"]["url"].startswith(canvas_faults.url)

@@ -84,3 +84,23 @@ def test_live_filter_applies_canvas_rule_to_course_listings() -> None:
 def test_vanished_lists_only_missing_ones() -> None:
     before = {1: seen_from(conf(1)), 2: seen_from(conf(2))}
     assert [s.conference_id for s in vanished(before, [conf(1)])] == [2]
+
+
+def test_details_that_say_not_ended_outweigh_a_long_flap() -> None:
+    """Fails before the fix: two missed polls ended it although Canvas's details said ended_at null."""
+    seen = {1001: seen_from(conf())}
+    details = {1001: conf()}
+    for minute in range(1, 6):
+        result = diff(seen, [], NOW + timedelta(minutes=minute), resolved=details)
+        assert kinds(result) == [], f"poll {minute} of the flap"
+        seen = result.keep
+    assert seen[1001].missing_polls == 5
+    assert kinds(diff(seen, [conf()], NOW + timedelta(minutes=6))) == [], "back in the list: no new alert"
+
+
+def test_details_of_another_session_do_not_keep_the_old_one_live() -> None:
+    seen = {1001: seen_from(conf(started=timedelta(hours=3)))}
+    newer = {1001: conf(started=timedelta(minutes=1))}
+    first = diff(seen, [], NOW, resolved=newer)
+    assert kinds(first) == []
+    assert kinds(diff(first.keep, [], NOW, resolved=newer)) == [("ended", 1001)]
