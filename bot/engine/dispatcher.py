@@ -1,7 +1,9 @@
 """Drain the outbox into Slack: post alerts, edit them when conferences end, DM relink prompts.
 
 Each message is committed as sent right after Slack accepts it; a 429 waits for Retry-After, other
-failures back off and give up after MAX_ATTEMPTS with the reason kept on the row. Every failure of a
+failures back off and give up after MAX_ATTEMPTS with the reason kept on the row, except a live
+conference's alert in an outage (5xx, network): it is retried with back-off capped at a minute for as
+long as its conference is live, and given up, never posted stale, once it has ended. Every failure of a
 delivery is classified and recorded on its row (nothing escapes a delivery to be re-leased uncounted):
 Slack's answers by their error code, network failures (aiohttp, timeouts, OS errors) as retryable, an
 event this version cannot deliver as failed for good, and anything else logged and retried.
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bot.engine.cards import card_from_payload
 from bot.engine.delivery import find_posted, sent_marker
@@ -30,7 +33,26 @@ from bot.store.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
+
+def retry_wait(event: str, attempts: int, *, transient: bool) -> float | None:
+    """Seconds before attempt number `attempts + 1`, or None to give up.
+
+    A conference's "started" alert that failed for a transient reason (Slack or the network down) has
+    no attempt limit: it stays worth sending while the conference is live, which the dispatcher checks
+    before each attempt. Everything else (and an alert Slack refused with an error code) gets
+    MAX_ATTEMPTS.
+    """
+    if event == "started" and transient:
+        return min(2.0 ** min(attempts, 16), LIVE_ALERT_BACKOFF_CAP)
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    return min(2.0**attempts, BACKOFF_CAP)
+
+
 MAX_ATTEMPTS = 8
+BACKOFF_CAP = 300.0
+LIVE_ALERT_BACKOFF_CAP = 60.0  # an outage's end is noticed within a minute
+LIVE_ALERT_MAX_AGE = timedelta(hours=12)  # no "is live" card for a session that started this long ago
 CHANNEL_SPACING = 1.0  # seconds between two messages to one channel from this process
 LEASE = timedelta(seconds=60)  # > the Slack calls one message may need (look-up + post), 15 s each
 PERMANENT_ERRORS = {
@@ -120,7 +142,7 @@ class Dispatcher:
                 await self._failed(message, error)
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 # ServerDisconnectedError and other aiohttp errors are not OSErrors.
-                await self._retry(message, f"network: {type(error).__name__}", None)
+                await self._retry(message, f"network: {type(error).__name__}", None, transient=True)
             except Exception as error:  # a bug or bad data: count it, keep the row's history, go on
                 log.exception("outbox %s (%s) failed", message.id, message.event)
                 await self._retry(message, f"error: {type(error).__name__}: {error}", None)
@@ -136,8 +158,35 @@ class Dispatcher:
 
     async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         return await self._post(
-            client, message, dict(blocks.live_alert(card_from_payload(message.payload), self._clock()))
+            client,
+            message,
+            dict(blocks.live_alert(card_from_payload(message.payload), self._clock())),
+            stale=self._no_longer_live,
         )
+
+    async def _no_longer_live(self, message: OutboxMessage) -> str | None:
+        """Why a "started" alert must not be posted any more, or None while its session is live.
+
+        The session ended when an "ended" row for it exists at the same destination (the poller queues
+        one when Canvas says it ended; same index as the ended edit's look-up of its alert).
+        """
+        if message.conference_id is None or message.started_at is None:
+            return None
+        if self._clock() - message.started_at > LIVE_ALERT_MAX_AGE:
+            return "conference too old to alert"
+        async with self._sessions() as session:
+            ended = await session.scalar(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.team_id == message.team_id,
+                    OutboxMessage.destination == message.destination,
+                    OutboxMessage.conference_id == message.conference_id,
+                    OutboxMessage.started_at == message.started_at,
+                    OutboxMessage.event == "ended",
+                )
+                .limit(1)
+            )
+        return "conference ended before the alert could be sent" if ended is not None else None
 
     async def _edit_ended(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         async with self._sessions() as session:
@@ -186,13 +235,21 @@ class Dispatcher:
             client, message, dict(blocks.relink_prompt(url, str(message.payload.get("reason", ""))))
         )
 
-    async def _post(self, client: AsyncWebClient, message: OutboxMessage, rendered: dict[str, Any]) -> bool:
+    async def _post(
+        self,
+        client: AsyncWebClient,
+        message: OutboxMessage,
+        rendered: dict[str, Any],
+        *,
+        stale: Callable[[OutboxMessage], Awaitable[str | None]] | None = None,
+    ) -> bool:
         """Post once, even if this process dies between Slack accepting the message and our commit.
 
         The row is marked `sending_since` before the call and the message carries its dedup key as
         Slack message metadata; a row found already marked (the previous attempt's outcome is unknown)
         first looks in the conversation for that key and records the message it finds instead of
-        posting again.
+        posting again. `stale` says why a message not yet posted must not be any more (failed with
+        that reason); a message found posted is recorded all the same, so an edit can follow it.
         """
         if message.sending_since is not None:
             found = await find_posted(
@@ -206,6 +263,11 @@ class Dispatcher:
                 log.info("outbox %s had reached Slack before an interruption; not posting again", message.id)
                 await self._finish(message, status="sent", channel=found[0], ts=found[1])
                 return True
+        reason = await stale(message) if stale is not None else None
+        if reason is not None:
+            log.info("outbox %s not posted: %s", message.id, reason)
+            await self._finish(message, status="failed", error=reason)
+            return False
         await self._update(message, {"sending_since": self._clock()})
         response = await client.chat_postMessage(
             channel=message.destination,
@@ -228,16 +290,25 @@ class Dispatcher:
             log.warning("Slack refused outbox %s for good: %s", message.id, code)
             await self._finish(message, status="failed", error=code)
         else:
-            await self._retry(message, code or f"http {status}", None)
+            await self._retry(message, code or f"http {status}", None, transient=status >= 500)
 
     async def _retry(
-        self, message: OutboxMessage, reason: str, delay: float | None, *, count_attempt: bool = True
+        self,
+        message: OutboxMessage,
+        reason: str,
+        delay: float | None,
+        *,
+        count_attempt: bool = True,
+        transient: bool = False,
     ) -> None:
+        """Schedule the next attempt after `delay` (None: back-off by attempts) or give up
+        (retry_wait). `transient`: Slack or the network is down, nothing is wrong with the message."""
         attempts = message.attempts + (1 if count_attempt else 0)
-        if attempts >= MAX_ATTEMPTS:
+        backoff = retry_wait(message.event, attempts, transient=transient) if count_attempt else 0.0
+        if backoff is None:
             await self._finish(message, status="failed", error=reason)
             return
-        wait = delay if delay is not None else min(2.0**attempts, 300.0)
+        wait = delay if delay is not None else backoff
         values: dict[str, Any] = {
             "attempts": attempts,
             "last_error": reason[:255],

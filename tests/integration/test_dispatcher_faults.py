@@ -4,7 +4,7 @@ clock (no sleeps: the test moves time and ticks)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.engine.alerts import outbox_row, queued
 from bot.engine.diff import Event, EventKind
-from bot.engine.dispatcher import Dispatcher
+from bot.engine.dispatcher import LIVE_ALERT_BACKOFF_CAP, MAX_ATTEMPTS, Dispatcher, retry_wait
 from bot.runtime import SingleWorkspace
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
@@ -69,9 +69,14 @@ def proxied_client(slack: SlackWorld, proxy: FaultProxy) -> AsyncWebClient:
 
 
 def alert_row(
-    clock: Clock, conference_id: int, destination: str = "UADA", kind: EventKind = "started"
+    clock: Clock,
+    conference_id: int,
+    destination: str = "UADA",
+    kind: EventKind = "started",
+    started: datetime | None = None,
 ) -> dict[str, Any]:
-    started = clock.now.replace(microsecond=0) - timedelta(minutes=1)
+    """An alert row as the poller queues it; `started` defaults to a minute ago."""
+    started = started or clock.now.replace(microsecond=0) - timedelta(minutes=1)
     event = Event(kind, conference_id, started, f"Talk {conference_id}", "Course", 7)
     return outbox_row(
         event,
@@ -158,3 +163,73 @@ async def test_any_other_failure_is_logged_with_the_outbox_id_and_counted(
         await dispatcher.tick()
     assert (await outbox.row("T0001:UADA:broken")).status == "failed"
     assert slack.dms_to("UADA") == []
+
+
+def test_retry_wait_keeps_a_live_alert_going_with_capped_backoff_and_bounds_the_rest() -> None:
+    waits = [retry_wait("started", attempts, transient=True) for attempts in range(1, 2000)]
+    assert waits[:3] == [2.0, 4.0, 8.0]
+    assert all(wait == LIVE_ALERT_BACKOFF_CAP for wait in waits[6:]), "capped, never given up"
+    assert retry_wait("started", MAX_ATTEMPTS, transient=False) is None, "Slack refused it: bounded"
+    assert retry_wait("ended", MAX_ATTEMPTS, transient=True) is None, "other rows stay bounded"
+    assert retry_wait("relink", MAX_ATTEMPTS - 1, transient=True) == 2.0 ** (MAX_ATTEMPTS - 1)
+
+
+SLACK_DOWN = Fault("respond", path="chat.postMessage", status=503, body=b"upstream unavailable")
+
+
+async def _outage(dispatcher: Dispatcher, outbox: Outbox, proxy: FaultProxy, minutes: float) -> None:
+    """Slack answers chat.postMessage with 503 for `minutes` of the dispatcher's clock."""
+    with proxy.active(replace(SLACK_DOWN)):
+        for _ in range(int(minutes * 6)):
+            await dispatcher.tick()
+            outbox.clock.advance(10)
+
+
+async def test_a_live_conference_alert_outlives_a_six_minute_slack_outage(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    """8 attempts used to be about 4.4 minutes of 5xx: the alert was failed for good mid-conference."""
+    slack.user("UADA")
+    row = alert_row(outbox.clock, 1)
+    await outbox.add(row)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client(slack, slack_faults)), clock=outbox.clock
+    )
+
+    await _outage(dispatcher, outbox, slack_faults, minutes=6.5)
+    during = await outbox.row(row["dedup_key"])
+    assert during.status == "pending" and during.attempts > MAX_ATTEMPTS
+    assert slack_faults.count("respond") > MAX_ATTEMPTS
+    assert slack.dms_to("UADA") == []
+
+    outbox.clock.advance(LIVE_ALERT_BACKOFF_CAP)
+    assert await dispatcher.tick() == 1
+    assert len(slack.dms_to("UADA")) == 1, "the alert arrives after recovery"
+    assert (await outbox.row(row["dedup_key"])).status == "sent"
+
+
+async def test_a_conference_that_ended_during_the_outage_gets_no_live_card(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    slack.user("UADA")
+    started = alert_row(outbox.clock, 1)
+    await outbox.add(started)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client(slack, slack_faults)), clock=outbox.clock
+    )
+
+    await _outage(dispatcher, outbox, slack_faults, minutes=3)
+    ended = alert_row(outbox.clock, 1, kind="ended", started=started["started_at"])
+    await outbox.add(ended)
+    await _outage(dispatcher, outbox, slack_faults, minutes=1)
+    outbox.clock.advance(LIVE_ALERT_BACKOFF_CAP)
+    for _ in range(3):
+        await dispatcher.tick()
+        outbox.clock.advance(LIVE_ALERT_BACKOFF_CAP)
+
+    assert slack.dms_to("UADA") == [], "no stale live card, and nothing to edit"
+    rows = await outbox.rows()
+    assert rows[started["dedup_key"]].status == "failed"
+    assert rows[started["dedup_key"]].last_error == "conference ended before the alert could be sent"
+    assert rows[ended["dedup_key"]].status == "sent" and rows[ended["dedup_key"]].slack_ts is None
+    assert rows[ended["dedup_key"]].last_error == "no alert to edit"
