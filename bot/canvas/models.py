@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     SecretStr,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -65,6 +66,10 @@ def _none_if_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return None
 
 
+CanvasId = Annotated[int, Field(ge=0, lt=2**63)]
+"""Canvas ids are 64-bit (shard * 10**13 + local id): anything outside fits no database column, and a
+listing that carries one is refused here, as the unparseable answer it is, instead of failing the write."""
+
 UtcDatetime = Annotated[datetime, BeforeValidator(_epoch_to_datetime), AfterValidator(_as_utc)]
 NullableList = BeforeValidator(_null_to_empty_list)
 NullableStr = Annotated[str, BeforeValidator(_null_to_empty_str)]
@@ -99,7 +104,7 @@ class Recording(_CanvasModel):
 
 
 class Conference(_CanvasModel):
-    id: int
+    id: CanvasId
     title: NullableStr = ""
     conference_type: str | None = None
     description: str | None = None
@@ -107,12 +112,12 @@ class Conference(_CanvasModel):
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
     context_type: str
-    context_id: int
+    context_id: CanvasId
     long_running: Annotated[bool, BeforeValidator(_null_to_false)] = False
     url: str | None = None
     join_url: str | None = None
     recordings: Annotated[list[Recording], NullableList] = []
-    users: Annotated[list[int], NullableList] = []
+    users: Annotated[list[CanvasId], NullableList] = []
 
     def is_live(self, now: datetime) -> bool:
         """Canvas' own `live` rule: started within the last 24 h and not (yet) ended.
@@ -136,7 +141,7 @@ class ConferenceList(_CanvasModel):
 
 
 class CanvasUser(_CanvasModel):
-    id: int
+    id: CanvasId
     name: NullableStr = ""
     short_name: str | None = None
 
@@ -156,7 +161,7 @@ class Enrollment(_CanvasModel):
 
 
 class Course(_CanvasModel):
-    id: int
+    id: CanvasId
     name: NullableStr = ""
     course_code: str | None = None
     enrollments: Annotated[list[Enrollment], NullableList] = []
@@ -168,9 +173,9 @@ class Course(_CanvasModel):
 
 
 class Group(_CanvasModel):
-    id: int
+    id: CanvasId
     name: NullableStr = ""
-    course_id: int | None = None
+    course_id: CanvasId | None = None
 
 
 class TokenGrant(_CanvasModel):

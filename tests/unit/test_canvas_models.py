@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from bot.canvas import Conference, Course, Group, Recording, TokenGrant
+from bot.canvas.models import ConferenceList
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -146,3 +148,19 @@ def test_token_grant_never_shows_tokens() -> None:
         assert "supersecret" not in text
     assert grant.access_token.get_secret_value() == "1~supersecretaccess"
     assert grant.user is not None and grant.user.id == 42
+
+
+@pytest.mark.parametrize("bad_id", [2**63, 2**64, -1])
+def test_an_id_no_database_column_can_hold_is_refused_at_the_edge(bad_id: int) -> None:
+    """Fails before the change: 2**63 was accepted and then failed the database write of a whole batch."""
+    listing = {"conferences": [{"id": bad_id, "title": "x", "context_type": "Course", "context_id": 1}]}
+    with pytest.raises(ValidationError):
+        ConferenceList.model_validate(listing)
+
+
+def test_the_largest_canvas_id_is_accepted() -> None:
+    largest = 2**63 - 1
+    listing = {
+        "conferences": [{"id": largest, "title": "x", "context_type": "Course", "context_id": largest}]
+    }
+    assert ConferenceList.model_validate(listing).conferences[0].id == largest
