@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.support import Sandbox
+from tests.support import BotProcess, Sandbox
 
 REDIRECT_URI = "https://bot.test/canvas/oauth/callback"
 
@@ -62,3 +62,38 @@ def works(canvas: Sandbox, access_token: str) -> bool:
     """Whether Canvas accepts the access token right now (asked of the sandbox directly)."""
     answer = httpx.get(canvas.url + "/api/v1/users/self", headers={"Authorization": f"Bearer {access_token}"})
     return answer.status_code == 200
+
+
+def link_oauth_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, dict[str, Any]]]) -> None:
+    """Store OAuth grants for Slack users through the real linking code, as the callback does."""
+    import asyncio
+
+    from bot.canvas.client import CanvasClient
+    from bot.canvas.models import CanvasUser
+    from bot.linking import link_with_token
+    from bot.store.crypto import TokenCipher
+    from bot.store.db import create_engine, session_factory, upgrade
+
+    env = bot.full_env()
+    upgrade(env["DATABASE_URL"])
+
+    async def run() -> None:
+        engine = create_engine(env["DATABASE_URL"])
+        cipher = TokenCipher(env["TOKEN_ENCRYPTION_KEYS"].split(","))
+        async with CanvasClient(env["CANVAS_BASE_URL"]) as canvas:
+            for slack_user, grant in links:
+                await link_with_token(
+                    session_factory(engine),
+                    canvas,
+                    cipher,
+                    team_id=team_id,
+                    slack_user_id=slack_user,
+                    token=grant["access_token"],
+                    token_kind="oauth",
+                    refresh_token=grant["refresh_token"],
+                    expires_in=grant["expires_in"],
+                    canvas_user=CanvasUser(id=grant["user"]["id"], name=grant["user"]["name"]),
+                )
+        await engine.dispose()
+
+    asyncio.run(run())
