@@ -22,9 +22,14 @@ from bot.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
 from bot.slack.app import build_bolt_app
 from bot.socket_mode import SocketModeRunner, start_socket_mode
+from bot.store import repo
 from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
+
+MAX_POLL_LAG_INTERVALS = 2
+"""/healthz says "degraded" once the oldest due poll is this many poll intervals late: one interval of
+lateness is normal jitter and batching; two mean the poller is not keeping up or not running at all."""
 
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 """What Slack sends in X-Slack-Request-Timestamp: Unix seconds in ASCII digits.
@@ -76,7 +81,22 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         """GET: Slack's install and OAuth redirect pages (Bolt's OAuth flow, no body)."""
         return await slack_handler.handle(request)
 
+    max_poll_lag = MAX_POLL_LAG_INTERVALS * runtime.settings.poll_interval_seconds
+
+    async def _poll_lag_seconds() -> float | None:
+        """How late the oldest due unit is (0 when none is late), or None when there is nothing to poll."""
+        try:
+            async with runtime.sessions() as session:
+                oldest = await repo.oldest_due_poll(session)
+        except Exception as error:  # the probe reports; it must not fail on its own query
+            log.warning("healthz could not read the poll lag: %s", type(error).__name__)
+            return None
+        if oldest is None:
+            return None
+        return max((utcnow() - oldest).total_seconds(), 0.0)
+
     async def healthz(_request: Request) -> Response:
+        """200 "ok", or 503 "degraded" when the database fails, the scheduler stopped or polling lags."""
         database = "ok"
         try:
             async with runtime.engine.connect() as connection:
@@ -84,8 +104,19 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         except Exception as error:  # any failure means "not healthy"; the kind is enough for a probe
             database = f"error: {type(error).__name__}"
         scheduler = "running" if runtime.scheduler.running else "stopped"
-        healthy = database == "ok" and (scheduler == "running" or not run_engine)
-        body = {"status": "ok" if healthy else "degraded", "database": database, "scheduler": scheduler}
+        lag = await _poll_lag_seconds() if database == "ok" else None
+        polling = "ok" if lag is None or lag <= max_poll_lag else "stalled"
+        engine_ok = not run_engine or (scheduler == "running" and polling == "ok")
+        healthy = database == "ok" and engine_ok
+        body: dict[str, object] = {
+            "status": "ok" if healthy else "degraded",
+            "database": database,
+            "scheduler": scheduler,
+            "polling": polling,
+            "max_poll_lag_seconds": max_poll_lag,
+        }
+        if lag is not None:
+            body["poll_lag_seconds"] = round(lag, 1)
         last = runtime.scheduler.last_poll_tick
         if last is not None:
             body["last_poll_tick"] = last.isoformat()
