@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -307,6 +308,33 @@ async def original_alert(session: AsyncSession, message: OutboxMessage) -> Outbo
     return await alert_for(
         session, message.team_id, message.destination, message.conference_id, message.started_at
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHistory:
+    """What one conference session's card at one destination has been through, from the outbox."""
+
+    started: bool
+    ended: int
+    reopened: int
+
+
+async def session_history(
+    session: AsyncSession, team_id: str, destination: str, conference_id: int, started_at: datetime
+) -> SessionHistory:
+    """Counts of the session's alert, end edits and reopen edits (indexed by ix_outbox_alert)."""
+    rows = await session.execute(
+        select(OutboxMessage.event, func.count())
+        .where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.destination == destination,
+            OutboxMessage.conference_id == conference_id,
+            OutboxMessage.started_at == started_at,
+        )
+        .group_by(OutboxMessage.event)
+    )
+    counts = {str(event): int(count) for event, count in rows.all()}
+    return SessionHistory(counts.get("started", 0) > 0, counts.get("ended", 0), counts.get("reopened", 0))
 
 
 async def oldest_due_poll(session: AsyncSession) -> datetime | None:
