@@ -15,7 +15,7 @@ from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
 from bot.canvas.models import Conference, Recording
 from bot.engine import alerts
-from bot.engine.credentials import Credentials, StoredToken
+from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.slack import blocks
 from bot.slack.blocks import RecordingLink
 from bot.slack.mrkdwn import safe_link_url
@@ -135,7 +135,9 @@ class RecordingWatcher:
             if context_type == "Group":
                 return await self._canvas.group_conferences(token, context_id)
             return await self._canvas.course_conferences(token, context_id)
-        except CanvasError as error:
+        except (CanvasError, RelinkNeeded) as error:
+            # A dead grant is the poller's to report (one relink DM); here it only means "no listing",
+            # and must not abort the tick for every other watch.
             log.info("recording check of %s %s failed (%s)", context_type, context_id, type(error).__name__)
             return []
 

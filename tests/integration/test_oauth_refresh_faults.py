@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Throttled, Transient
 from bot.canvas.models import CanvasUser
 from bot.canvas.oauth import TOKEN_PATH, CanvasOAuth
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.engine.recordings import RecordingWatcher, watch_row
 from bot.linking import link_with_token
+from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
 from bot.store.models import LinkedUser, utcnow
@@ -199,3 +201,39 @@ async def test_a_wrong_client_secret_needs_relink(
             await credentials.refresh(linked.stored)
     assert "invalid_client" in caught.value.reason
     assert works(canvas_sandbox, await linked.credentials.refresh(linked.stored)), "the grant itself is fine"
+
+
+async def test_a_dead_grant_met_by_the_recording_check_does_not_abort_its_tick(
+    linked: Linked, canvas_sandbox: Sandbox, canvas_faults: FaultProxy
+) -> None:
+    """The recording watcher refreshes early too; a dead grant there is "no listing", not a crash."""
+    now = utcnow()
+    async with linked.sessions.begin() as session:
+        await session.execute(
+            update(LinkedUser)
+            .where(LinkedUser.id == linked.stored.user_id)
+            .values(token_expires_at=now + timedelta(minutes=1))  # due for an early refresh
+        )
+        await repo.watch_recordings(
+            session,
+            [
+                watch_row(
+                    team_id="T1",
+                    destination="UADA",
+                    event_conference_id=424242,
+                    started_at=now - timedelta(hours=1),
+                    context_type="Course",
+                    context_id=1,
+                    linked_user_id=linked.stored.user_id,
+                    now=now,
+                    first_check=timedelta(0),
+                )
+            ],
+        )
+    canvas_sandbox.post(f"/_sandbox/tokens/{linked.grant['access_token']}/revoke")
+    async with CanvasClient(canvas_faults.url) as client:
+        watcher = RecordingWatcher(
+            linked.sessions, client, linked.credentials, check_every=timedelta(minutes=5)
+        )
+        assert await watcher.tick() == 0
+    assert canvas_faults.seen(TOKEN_PATH) == 1, "the refresh was tried and refused"
