@@ -71,11 +71,14 @@ def classify(error: BaseException) -> NetworkFailure:
 
 
 def _tls_detail(error: BaseException) -> str:
+    # aiohttp's TLS errors subclass ssl.SSLError without its attributes: read them with defaults.
     for item in _chain(error):
-        if isinstance(item, ssl.SSLCertVerificationError) and item.verify_message:
-            return f"certificate not trusted: {item.verify_message}"
-        if isinstance(item, ssl.SSLError) and item.reason:
-            return str(item.reason)
+        verify = getattr(item, "verify_message", None)
+        if isinstance(item, ssl.SSLCertVerificationError) and verify:
+            return f"certificate not trusted: {verify}"
+        reason = getattr(item, "reason", None)
+        if isinstance(item, ssl.SSLError) and reason:
+            return str(reason)
     return type(error).__name__
 
 
