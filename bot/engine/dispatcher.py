@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.engine.cards import card_from_payload
-from bot.engine.delivery import find_posted, sent_marker
+from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
 from bot.engine.quiet_summaries import HELD, SUMMARIZED
 from bot.metrics import Metrics
 from bot.slack import blocks
@@ -84,6 +84,7 @@ class Dispatcher:
         batch_size: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
+        history: HistoryBudget | None = None,
     ) -> None:
         self._sessions = sessions
         self._slack = slack
@@ -95,6 +96,7 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._next_slot: dict[tuple[str, str], float] = {}
+        self._history = history or HistoryBudget()
 
     async def tick(self) -> int:
         sent = 0
@@ -138,6 +140,10 @@ class Dispatcher:
                     await self._finish(message, status="failed", error="no Slack installation for this team")
                     return False
                 return await handler(client, message)
+            except LookupUnavailable as error:  # whether an interrupted send arrived: look again later
+                await self._retry(
+                    message, error.reason, error.retry_after, count_attempt=error.counts, transient=True
+                )
             except SlackApiError as error:
                 await self._failed(message, error)
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
@@ -258,6 +264,8 @@ class Dispatcher:
                 message.dedup_key,
                 since=message.sending_since,
                 thread_ts=rendered.get("thread_ts"),
+                budget=self._history,
+                now=self._clock(),
             )
             if found is not None:
                 log.info("outbox %s had reached Slack before an interruption; not posting again", message.id)
@@ -283,6 +291,9 @@ class Dispatcher:
         code = str(error.response.get("error", "")) if isinstance(error.response.data, dict) else ""
         if self._metrics:
             self._metrics.slack_errors.labels(error=code or f"http_{status}").inc()
+        if status == 429 or (status == 200 and code):
+            # Slack answered and did not post: the next attempt needs no history look-up (scarce).
+            await self._update(message, {"sending_since": None})
         if status == 429:
             retry_after = float(error.response.headers.get("Retry-After", 1) or 1)
             await self._retry(message, "ratelimited", retry_after, count_attempt=False)

@@ -47,6 +47,14 @@ class ApiError(Exception):
         self.extra = extra
 
 
+class RateLimited(Exception):
+    """HTTP 429 `ratelimited` with Retry-After, as Slack answers a method over its rate tier."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("ratelimited")
+        self.retry_after = retry_after
+
+
 @dataclass
 class Caller:
     team: Team
@@ -241,12 +249,17 @@ def _metadata(raw: Any) -> JSON | None:
 
 
 def _history(state: SlackState, caller: Caller, args: JSON, *, thread_ts: str | None) -> JSON:
-    """conversations.history / .replies: newest first, `oldest` exclusive, metadata only when asked for."""
+    """conversations.history / .replies: newest first, `oldest` exclusive, metadata only when asked for;
+    over `state.history_reads_per_minute` a 429 with Retry-After (and at most 15 messages a page)."""
+    method = "conversations.history" if thread_ts is None else "conversations.replies"
+    retry_after = state.history_retry_after(caller.team.team_id, method)
+    if retry_after is not None:
+        raise RateLimited(retry_after)
     channel = _team_channel(state, caller, args.get("channel"))
     if channel.im_user is None and caller.team.bot_user_id not in channel.members:
         raise ApiError("not_in_channel")
     oldest = float(args.get("oldest") or 0)
-    limit = max(1, min(int(args.get("limit") or 100), 1000))
+    limit = max(1, min(int(args.get("limit") or 100), 15 if state.history_reads_per_minute else 1000))
 
     def in_view(message: Message) -> bool:
         if thread_ts is None:  # history: top-level messages only
@@ -548,5 +561,12 @@ async def web_api(request: Request) -> Response:
             body = {"ok": True, **_dispatch(state, method, parsed)}
     except ApiError as exc:
         body = {"ok": False, "error": exc.error, **exc.extra}
+    except RateLimited as exc:
+        call.update(status=429, ok=False, error="ratelimited")
+        return JSONResponse(
+            {"ok": False, "error": "ratelimited"},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     call.update(status=200, ok=body["ok"], error=body.get("error"))
     return JSONResponse(body)

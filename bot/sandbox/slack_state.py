@@ -212,6 +212,10 @@ class SlackState:
     oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     calls: list[JSON] = field(default_factory=list)
+    # Slack limits distributed non-Marketplace apps to ~1 conversations.history/replies read a minute
+    # per workspace and method; None: unlimited (internal apps' tiers are far above what tests do).
+    history_reads_per_minute: int | None = None
+    history_reads: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _last_ts_us: int = 0
 
     def next_ts(self) -> str:
@@ -268,6 +272,19 @@ class SlackState:
             )
             self.channels[channel_id] = channel
         return channel
+
+    def history_retry_after(self, team_id: str, method: str) -> int | None:
+        """Seconds to wait when this read is over the history limit (a sliding minute), else None
+        (and the read is counted)."""
+        if self.history_reads_per_minute is None:
+            return None
+        now = self.clock()
+        reads = [t for t in self.history_reads.get((team_id, method), []) if t > now - 60]
+        if len(reads) >= self.history_reads_per_minute:
+            self.history_reads[(team_id, method)] = reads
+            return max(1, int(reads[0] + 60 - now + 0.999))
+        self.history_reads[(team_id, method)] = [*reads, now]
+        return None
 
     def take_fault(self, method: str) -> Fault | None:
         """Consume one configured fault matching `method` (or `*`), if any is left."""

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.engine.alerts import outbox_row
-from bot.engine.delivery import sent_marker
+from bot.engine.delivery import HistoryBudget, sent_marker
 from bot.engine.diff import Event
 from bot.engine.dispatcher import Dispatcher
 from bot.runtime import SingleWorkspace
@@ -51,7 +51,7 @@ async def test_interrupted_send_is_found_not_repeated(tmp_path: Path, slack: Sla
     async with sessions.begin() as session:
         await repo.enqueue(session, [reached, lost])
 
-    dispatcher = Dispatcher(sessions, SingleWorkspace(client))
+    dispatcher = Dispatcher(sessions, SingleWorkspace(client), history=HistoryBudget(spacing=0))
     sent, deadline = 0, time.monotonic() + 10
     while sent < 2:  # the second message to the same DM waits for its turn (one a second per channel)
         assert time.monotonic() < deadline, "both rows should be delivered"
