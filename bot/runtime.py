@@ -102,6 +102,7 @@ class Runtime:
                 settings.canvas_root,
                 settings.canvas_client_id or "",
                 settings.canvas_client_secret.get_secret_value() if settings.canvas_client_secret else "",
+                timeout=settings.canvas_timeout_seconds,  # a hung token endpoint holds a poll slot this long
             )
             if settings.canvas_oauth_enabled
             else None
