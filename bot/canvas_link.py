@@ -6,6 +6,7 @@ exchanges the code, stores the tokens encrypted, and DMs the user who clicked th
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from bot.canvas.errors import CanvasError
 from bot.canvas.oauth import authorize_url
 from bot.linking import link_with_token
-from bot.oauth_state import StateError, StateSigner
+from bot.oauth_state import STATE_TTL, StateError, StateSigner
 from bot.slack import blocks
 from bot.slack.mrkdwn import escape
 from bot.store.models import OAuthState, utcnow
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 START_PATH = "/canvas/oauth/start"
 CALLBACK_PATH = "/canvas/oauth/callback"
+BROWSER_COOKIE = "confbot_canvas_link"
+"""Holds the browser nonce of the bound state (see bot.oauth_state): HttpOnly, SameSite=Lax (sent on
+Canvas's top-level redirect back to us), scoped to /canvas/oauth, and no longer-lived than the state."""
+COOKIE_PATH = "/canvas/oauth"
 
 
 def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
@@ -76,13 +81,24 @@ class CanvasLinkFlow:
         if self._rt.oauth is None:
             return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
         try:
-            self._signer.verify(state, utcnow())
+            claims = self._signer.verify(state, utcnow())
         except StateError as error:
             return _page("Link not valid", str(error), 400)
+        bound_state, browser = self._signer.bind(claims)
         target = authorize_url(
-            self._rt.settings.canvas_root, self._rt.oauth.client_id, self.redirect_uri, state
+            self._rt.settings.canvas_root, self._rt.oauth.client_id, self.redirect_uri, bound_state
         )
-        return RedirectResponse(target, status_code=302)
+        response = RedirectResponse(target, status_code=302)
+        response.set_cookie(
+            BROWSER_COOKIE,
+            browser,
+            max_age=int(STATE_TTL.total_seconds()),
+            path=COOKIE_PATH,
+            secure=self._rt.settings.public_root.startswith("https://"),
+            httponly=True,
+            samesite="lax",
+        )
+        return response
 
     async def callback(self, request: Request) -> Response:
         params = request.query_params
@@ -96,6 +112,14 @@ class CanvasLinkFlow:
             claims = self._signer.verify(params.get("state", ""), utcnow())
         except StateError as error:
             return _page("Link not valid", str(error), 400)
+        cookie = request.cookies.get(BROWSER_COOKIE, "")
+        if claims.browser is None or not hmac.compare_digest(cookie.encode(), claims.browser.encode()):
+            return _page(
+                "Open the link in your own browser",
+                "This Canvas link was started in another browser, so nothing was linked. "
+                "Run /conferences link in Slack and open the Connect button yourself.",
+                403,
+            )
         if not await self._consume(claims.nonce, claims.team_id, claims.slack_user_id):
             return _page("Link already used", "This link was used already. Run /conferences link again.", 400)
         try:

@@ -46,21 +46,29 @@ def oauth_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterato
     process.stop()
 
 
-def browser_link(bot: BotProcess, slack: SlackWorld, canvas_user_id: int, slack_user: str) -> str:
-    """Click "Connect Canvas", approve in Canvas, follow the redirect; returns the callback URL used."""
+def connect_link(bot: BotProcess, slack: SlackWorld, slack_user: str) -> str:
+    """The "Connect Canvas" button's URL from `/conferences link`."""
     reply = slash(bot, slack, slack_user, "link")
-    start = next(
-        b["url"] for b in buttons(reply) if b.get("url", "").startswith(bot.url + "/canvas/oauth/start")
+    return str(
+        next(b["url"] for b in buttons(reply) if b.get("url", "").startswith(bot.url + "/canvas/oauth/start"))
     )
-    to_canvas = httpx.get(start)
+
+
+def browser_link(
+    bot: BotProcess, slack: SlackWorld, canvas_user_id: int, slack_user: str, browser: httpx.Client
+) -> str:
+    """Click "Connect Canvas", approve in Canvas, follow the redirect in one `browser` (its cookie jar);
+    returns the callback URL used."""
+    start = connect_link(bot, slack, slack_user)
+    to_canvas = browser.get(start)
     assert to_canvas.status_code == 302
     authorize = to_canvas.headers["location"]
     assert parse_qs(urlsplit(authorize).query)["client_id"] == [CLIENT_ID]
-    back = httpx.get(f"{authorize}&sandbox_user_id={canvas_user_id}")
+    back = browser.get(f"{authorize}&sandbox_user_id={canvas_user_id}")
     assert back.status_code == 302, back.text
     assert back.status_code == 302
     callback = back.headers["location"]
-    page = httpx.get(callback)
+    page = browser.get(callback)
     assert page.status_code == 200, page.text
     assert "Canvas linked" in page.text
     return callback
@@ -74,7 +82,8 @@ def test_oauth_round_trip_links_polls_refreshes_and_rejects_bad_state(
     canvas.enroll(bio["id"], ada["id"])
     slack.user("UADA")
 
-    callback = browser_link(oauth_bot, slack, ada["id"], "UADA")
+    browser = httpx.Client()
+    callback = browser_link(oauth_bot, slack, ada["id"], "UADA", browser)
     wait_for(
         lambda: any("Linked to Canvas as *Ada Lovelace*" in m["text"] for m in slack.dms_to("UADA")),
         timeout=5,
@@ -82,7 +91,7 @@ def test_oauth_round_trip_links_polls_refreshes_and_rejects_bad_state(
     )
     assert "linked as Ada Lovelace" in str(slash(oauth_bot, slack, "UADA", "status"))
 
-    replay = httpx.get(callback)
+    replay = browser.get(callback)
     assert replay.status_code == 400 and "already used" in replay.text
     query = parse_qs(urlsplit(callback).query)
     forged_state = query["state"][0][:-4] + "AAAA"
@@ -182,3 +191,36 @@ def test_canvas_errors_never_unlink(canvas: CanvasWorld, slack: SlackWorld, bot:
     assert not any("stopped working" in m["text"] for m in slack.dms_to("UADA"))
     status = str(slash(bot, slack, "UADA", "status"))
     assert "linked as Ada" in status and "stopped working" not in status
+
+
+def test_a_forwarded_canvas_link_does_not_complete_in_another_browser(
+    canvas: CanvasWorld, slack: SlackWorld, oauth_bot: BotProcess
+) -> None:
+    """The sender opens their Connect link and forwards the Canvas page; the victim approves it there."""
+    victim = canvas.user("Victim Vera")
+    slack.user("UMAL")
+    slack.user("UVERA")
+    sender_browser, victim_browser = httpx.Client(), httpx.Client()
+
+    authorize = sender_browser.get(connect_link(oauth_bot, slack, "UMAL")).headers["location"]
+    assert "confbot_canvas_link" in sender_browser.cookies
+    back = victim_browser.get(f"{authorize}&sandbox_user_id={victim['id']}")
+    assert back.status_code == 302
+    refused = victim_browser.get(back.headers["location"])
+    assert refused.status_code == 403 and "another browser" in refused.text
+    assert "Canvas linked" not in refused.text
+    assert "not linked" in str(slash(oauth_bot, slack, "UMAL", "status"))
+
+    # the Slack link's own state (never bound to a browser) is no good at the callback either
+    unbound = parse_qs(urlsplit(connect_link(oauth_bot, slack, "UMAL")).query)["state"][0]
+    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
+    direct = sender_browser.get(
+        oauth_bot.url + "/canvas/oauth/callback", params={"state": unbound, "code": code}
+    )
+    assert direct.status_code == 403
+    assert "not linked" in str(slash(oauth_bot, slack, "UMAL", "status"))
+
+    # the victim's own link, in the victim's own browser, still works
+    browser_link(oauth_bot, slack, victim["id"], "UVERA", victim_browser)
+    assert "linked as Victim Vera" in str(slash(oauth_bot, slack, "UVERA", "status"))
+    assert "not linked" in str(slash(oauth_bot, slack, "UMAL", "status"))

@@ -34,3 +34,17 @@ def test_expired_state_is_rejected() -> None:
     state, _ = signer.issue("T1", "U1", NOW)
     with pytest.raises(StateError, match="expired"):
         signer.verify(state, NOW + STATE_TTL + timedelta(seconds=1))
+
+
+def test_bind_keeps_the_claims_and_adds_a_fresh_browser_nonce() -> None:
+    signer = StateSigner(b"secret")
+    state, claims = signer.issue("T1", "U1", NOW)
+    assert signer.verify(state, NOW).browser is None
+    bound, browser = signer.bind(claims)
+    again, other_browser = signer.bind(claims)
+    verified = signer.verify(bound, NOW)
+    assert (verified.nonce, verified.team_id, verified.slack_user_id) == (claims.nonce, "T1", "U1")
+    assert verified.browser == browser and browser != other_browser
+    assert signer.verify(again, NOW).browser == other_browser
+    with pytest.raises(StateError, match="not valid"):
+        StateSigner(b"other").verify(bound, NOW)
