@@ -214,3 +214,26 @@ def test_unparseable_database_url_is_named(monkeypatch: pytest.MonkeyPatch, env:
     assert code == 1
     assert "DATABASE_URL" in line(lines, "database")
     assert line(lines, "canvas").startswith("ok")
+
+
+def test_unreachable_canvas_says_dns_or_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    from bot.sandbox.server import free_port
+
+    env["CANVAS_BASE_URL"] = "http://canvas.invalid"
+    _, lines = check(monkeypatch, env)
+    assert "DNS lookup failed" in line(lines, "canvas")
+
+    env["CANVAS_BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+    _, lines = check(monkeypatch, env)
+    assert "connection refused" in line(lines, "canvas")
+
+
+def test_a_key_run_refuses_is_refused_by_check(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    upgrade(env["DATABASE_URL"])
+    env["TOKEN_ENCRYPTION_KEYS"] = "notakey"
+
+    code, lines = check(monkeypatch, env)
+
+    assert code == 1
+    assert "TOKEN_ENCRYPTION_KEYS must be comma-separated Fernet keys" in line(lines, "settings")
+    assert not any("set (hidden)" in item for item in lines if "TOKEN_ENCRYPTION_KEYS" in item)
