@@ -132,7 +132,10 @@ WEEKDAYS: dict[str, int] = {
     "thurs": 3,
 }
 
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})")
+_TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+CANVAS_ID_LIMIT = 2**63
+"""Canvas ids are 64-bit signed integers (and so are our id columns): a larger number names nothing."""
+_CANVAS_ID_RE = re.compile(r"[0-9]{1,19}")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight and curly
 _ECHO_LIMIT = 40
 _TIME_HINT = "use 24-hour HH:MM, e.g. 09:00 or 17:30"
@@ -153,12 +156,34 @@ def _no_args(verb: str, rest: str) -> None:
         raise _Malformed(f"`{verb}` takes no arguments (got `{_shown(rest)}`).")
 
 
+def canvas_id(text: str) -> int | None:
+    """`text` as a Canvas id, or None: ASCII digits only, below 2**63.
+
+    Not `str.isdigit()` + `int()`: isdigit() is True for "²", which int() refuses, and int() takes
+    Arabic-Indic digits, "+5", "1_000" and padding that Canvas would not; past 4,300 digits it raises, and
+    anything of 2**63 or more cannot be a Canvas id or be stored.
+    """
+    if not _CANVAS_ID_RE.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value < CANVAS_ID_LIMIT else None
+
+
 def _course(verb: str, rest: str) -> str:
-    """Course argument exactly as typed (names may contain spaces); matching quotes are removed."""
+    """Course argument exactly as typed (names may contain spaces); matching quotes are removed.
+
+    Something made only of digits must be a valid Canvas id: "²" or a 5,000-digit number is refused here
+    with a clear reason, so what follows can take a digits-only course for an id safely.
+    """
     if len(rest) >= 2 and _QUOTES.get(rest[0]) == rest[-1]:
         rest = rest[1:-1].strip()
     if not rest:
         raise _Malformed(f"`{verb}` needs a course, e.g. `/conferences {verb} 1234` or a course name.")
+    if rest.isdigit() and canvas_id(rest) is None:
+        raise _Malformed(
+            f"`{_shown(rest)}` is not a Canvas course id: use the number in the course's Canvas address "
+            f"(plain digits, e.g. `/conferences {verb} 1234`) or the course name."
+        )
     return rest
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.canvas.models import Course
+from bot.slack.commands import canvas_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +22,9 @@ class NotFound:
 def find_course(query: str, courses: Sequence[Course]) -> Found | NotFound:
     """By id, exact name or course code, then a unique case-insensitive substring of the name."""
     wanted = query.strip()
-    if wanted.isdigit():
-        by_id = [c for c in courses if c.id == int(wanted)]
+    wanted_id = canvas_id(wanted)
+    if wanted_id is not None:
+        by_id = [c for c in courses if c.id == wanted_id]
         return Found(by_id[0]) if by_id else NotFound(f"You are not enrolled in a course with id {wanted}.")
     folded = wanted.casefold()
     exact = [c for c in courses if folded in (c.name.casefold(), (c.course_code or "").casefold())]
