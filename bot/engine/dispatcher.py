@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
 from bot.engine.cards import card_from_payload
 from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
@@ -157,7 +156,8 @@ class Dispatcher:
     def _handlers(self) -> dict[str, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
         return {
             "started": self._post_alert,
-            "ended": self._edit_ended,
+            "ended": self._edit_card,
+            "reopened": self._edit_card,
             "relink": self._post_relink,
             "post": self._post_prerendered,
         }
@@ -173,38 +173,42 @@ class Dispatcher:
     async def _no_longer_live(self, message: OutboxMessage) -> str | None:
         """Why a "started" alert must not be posted any more, or None while its session is live.
 
-        The session ended when an "ended" row for it exists at the same destination (the poller queues
-        one when Canvas says it ended; same index as the ended edit's look-up of its alert).
+        The session ended when its card has more "ended" edits than "reopened" ones at this destination
+        (the poller queues an end when Canvas says it ended, a reopening when the same session is live
+        again; same index as the edits' look-up of their alert).
         """
         if message.conference_id is None or message.started_at is None:
             return None
         if self._clock() - message.started_at > LIVE_ALERT_MAX_AGE:
             return "conference too old to alert"
         async with self._sessions() as session:
-            ended = await session.scalar(
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.team_id == message.team_id,
-                    OutboxMessage.destination == message.destination,
-                    OutboxMessage.conference_id == message.conference_id,
-                    OutboxMessage.started_at == message.started_at,
-                    OutboxMessage.event == "ended",
-                )
-                .limit(1)
+            history = await repo.session_history(
+                session, message.team_id, message.destination, message.conference_id, message.started_at
             )
-        return "conference ended before the alert could be sent" if ended is not None else None
+        if history.ended > history.reopened:
+            return "conference ended before the alert could be sent"
+        return None
 
-    async def _edit_ended(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+    async def _edit_card(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        """An "ended" or "reopened" edit: the card is drawn as the newest edit of its session says.
+
+        Edits can reach Slack out of order (one waits out a 503 while a later one goes through), so each
+        draws the session's latest state rather than its own: whichever lands last, the card is right.
+        """
         async with self._sessions() as session:
             original = await repo.original_alert(session, message)
+            latest = await repo.latest_card_edit(session, message) or message
         if original is None or original.status in ("failed", HELD, SUMMARIZED):
             await self._finish(message, status="sent", error="no alert to edit")
             return False
         if original.status == "pending" or original.slack_ts is None or original.slack_channel is None:
             await self._retry(message, "waiting for the start alert", 1.0, count_attempt=False)
             return False
-        payload = {**original.payload, "ended_at": message.payload.get("ended_at")}
-        rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
+        if latest.event == "reopened":
+            rendered = blocks.live_alert(card_from_payload(original.payload), self._clock())
+        else:
+            payload = {**original.payload, "ended_at": latest.payload.get("ended_at")}
+            rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
         await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
         await self._finish(message, status="sent", channel=original.slack_channel, ts=original.slack_ts)
         return True

@@ -360,3 +360,21 @@ async def oldest_due_poll(session: AsyncSession) -> datetime | None:
     )
     due = [moment for moment in (oldest_user, oldest_subscription) if moment is not None]
     return min(due) if due else None
+
+
+async def latest_card_edit(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
+    """The newest "ended" or "reopened" row of the session `message` belongs to: the card's true state."""
+    if message.conference_id is None or message.started_at is None:
+        return None
+    return await session.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == message.team_id,
+            OutboxMessage.destination == message.destination,
+            OutboxMessage.conference_id == message.conference_id,
+            OutboxMessage.started_at == message.started_at,
+            OutboxMessage.event.in_(("ended", "reopened")),
+        )
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
+    )

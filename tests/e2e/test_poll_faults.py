@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.store.db import create_engine
-from tests.faults import Fault, FaultProxy
+from tests.faults import Fault, FaultProxy, html_page
 from tests.pg import pg_url  # noqa: F401  (fixture)
 from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, link_in_process, wait_for
 
@@ -118,6 +118,42 @@ def test_a_live_list_that_flaps_for_many_polls_does_not_end_a_running_session(
     dm = slack.dms_to("UADA")
     assert len(dm) == 1, "the list's return is not a new session"
     assert "Ended" not in str(dm[0]["blocks"]) and dm[0].get("edits", 0) == 0
+
+
+def test_a_card_ended_by_a_flap_is_shown_live_again_when_the_session_returns(
+    canvas: CanvasWorld, slack: SlackWorld, canvas_faults: FaultProxy, faulty_bot: BotProcess
+) -> None:
+    """Fails before the fix: with the details unreachable the grace rule ended the card, and when the same
+    session came back (same started_at) its dedup key existed already, so the card stayed "Ended"."""
+    course, (ada,) = _course_with(canvas, slack, "Ada")
+    faulty_bot.start()
+    _link(faulty_bot, slack, [ada])
+    canvas.start(canvas.conference(course["id"], "Lecture", [ada["id"]])["id"])
+    wait_for(lambda: slack.dms_to("UADA"), timeout=5 * POLL, what="the alert")
+
+    empty = Fault(
+        "respond",
+        path=LIVE_LIST,
+        token=ada["token"],
+        status=200,
+        body=json.dumps({"conferences": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with canvas_faults.active(empty, html_page(502, path=r"/api/v1/courses/\d+/conferences")):
+        wait_for(
+            lambda: "Ended" in str(slack.dms_to("UADA")[0]["blocks"]),
+            timeout=10 * POLL,
+            what="the grace rule to end the card without details",
+        )
+    wait_for(
+        lambda: "Ended" not in str(slack.dms_to("UADA")[0]["blocks"]),
+        timeout=10 * POLL,
+        what="the card to be shown live again",
+    )
+    dm = slack.dms_to("UADA")
+    assert len(dm) == 1, "the same session: the card is edited back, no second alert"
+    assert dm[0]["edits"] >= 2
+    assert "Lecture" in str(dm[0]["blocks"])
 
 
 @pytest.mark.postgres

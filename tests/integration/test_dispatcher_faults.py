@@ -223,6 +223,7 @@ async def test_a_conference_that_ended_during_the_outage_gets_no_live_card(
     )
 
     await _outage(dispatcher, outbox, slack_faults, minutes=3)
+    outbox.clock.advance(1.5)  # past the destination's pacing
     ended = alert_row(outbox.clock, 1, kind="ended", started=started["started_at"])
     await outbox.add(ended)
     await _outage(dispatcher, outbox, slack_faults, minutes=1)
@@ -322,3 +323,38 @@ async def test_a_429_on_the_look_up_backs_off_and_looks_again(
     await dispatcher.tick()
     assert (await outbox.row(row["dedup_key"])).status == "sent"
     assert len(limited.dms_to("UADA")) == 1
+
+
+async def test_card_edits_that_land_out_of_order_leave_the_card_as_the_newest_edit_says(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    """An "ended" edit that waited out a 503 lands after the "reopened" one: the card must stay live."""
+    slack.user("UADA")
+    started = alert_row(outbox.clock, 1)
+    await outbox.add(started)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client(slack, slack_faults)), clock=outbox.clock
+    )
+    assert await dispatcher.tick() == 1
+
+    outbox.clock.advance(1.5)  # past the destination's pacing
+    ended = alert_row(outbox.clock, 1, kind="ended", started=started["started_at"])
+    await outbox.add(ended)
+    with slack_faults.active(Fault("respond", path="chat.update", status=503, times=1)):
+        await dispatcher.tick()
+    waiting = await outbox.row(ended["dedup_key"])
+    assert waiting.status == "pending" and waiting.last_error == "http 503", "the end edit waits out the 503"
+
+    reopened = dict(ended, event="reopened", dedup_key=ended["dedup_key"].replace(":ended", ":reopened:1"))
+    await outbox.add(reopened)
+    outbox.clock.advance(1.5)  # past the destination's pacing, short of the end edit's 2 s back-off
+    await dispatcher.tick()  # so the reopening lands first
+    rows = await outbox.rows()
+    assert rows[reopened["dedup_key"]].status == "sent" and rows[ended["dedup_key"]].status == "pending"
+    outbox.clock.advance(120)
+    await dispatcher.tick()
+    rows = await outbox.rows()
+    assert rows[ended["dedup_key"]].status == rows[reopened["dedup_key"]].status == "sent"
+    (card,) = slack.dms_to("UADA")
+    assert card["edits"] == 2
+    assert "Ended" not in str(card["blocks"]), "the newest edit reopened the card"
