@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Canvas requests in flight at once (100k users a minute at 100 ms needs ~170)",
     )
+    slack_history_reads_per_minute: float = Field(
+        default=1,
+        gt=0,
+        le=100,
+        description="conversations.history reads a minute (only after an interrupted send): 1 for "
+        "distributed non-Marketplace apps, up to 50 for internal apps",
+    )
     host: str = Field(default="0.0.0.0", description="HTTP bind address")  # noqa: S104 - a server's default
     port: int = Field(default=3000, ge=0, le=65535, description="HTTP port")
     log_level: str = Field(default="INFO", description="Python logging level")
@@ -236,6 +243,7 @@ _EXAMPLES = {
     "poll_interval_seconds": "60",
     "canvas_timeout_seconds": "15",
     "poll_concurrency": "200",
+    "slack_history_reads_per_minute": "1",
     "port": "3000",
 }
 

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.digests import DigestRunner
+from bot.engine.delivery import HistoryBudget
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
@@ -142,7 +143,12 @@ class Runtime:
             )
             for units in (UserUnits(), SubscriptionUnits())
         ]
-        dispatcher = Dispatcher(sessions, slack, metrics=metrics)
+        dispatcher = Dispatcher(
+            sessions,
+            slack,
+            metrics=metrics,
+            history=HistoryBudget(spacing=60 / settings.slack_history_reads_per_minute),
+        )
 
         recordings = RecordingWatcher(
             sessions,
