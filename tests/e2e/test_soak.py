@@ -1,9 +1,23 @@
 """Several `confbot run` replicas on one PostgreSQL database, then a chaos soak.
 
 Each replica reaches the sandboxes through its own URL prefix (`/r0`, `/r1`), so the test can tell which
-replica polled Canvas and which one posted to Slack without any hook inside the bot. Expectations come
-only from what the test itself did in the sandbox Canvas: every participant of every conference session
-gets exactly one DM, and every ended session's DM is edited to "Ended".
+replica polled Canvas and which one posted to Slack without any hook inside the bot. Between the
+replicas and each sandbox sits a `tests.faults.FaultProxy`, which makes the network and server faults
+the sandboxes never produce. Expectations come only from what the test itself did in the sandbox
+Canvas and through the proxies: every participant of every conference session gets exactly one DM,
+and every ended session's DM is edited to "Ended".
+
+The chaos soak (issue 9) runs >= 500 conference sessions with, on top of the sandboxes' own faults
+and one SIGKILL of a replica: resets and drops after Slack accepted a post or an edit, resets and
+drops of Canvas API requests, OAuth-linked users whose access tokens expire while the token endpoint
+throttles (403 text/plain, 429, an HTML 502, a reset after Canvas rotated the token), a slow 1% of
+users (endless slow pages, 10 s answers) and a Slack outage: every Slack Web API call answers 503 for
+OUTAGE seconds in the middle of the run. The issue asks for a 5-minute outage; to keep the suite under
+10 minutes the default is 60 s, and
+
+    CONFBOT_SOAK_OUTAGE_SECONDS=300 .venv/bin/pytest -q -p no:cacheprovider tests/e2e/test_soak.py -k chaos -s
+
+runs the full 5-minute version (about 8 minutes). CONFBOT_SOAK_SEED picks another random workload.
 """
 
 from __future__ import annotations
@@ -29,6 +43,8 @@ from bot.sandbox.canvas import create_canvas_app
 from bot.sandbox.server import RunningServer, start_in_thread
 from bot.sandbox.slack import create_slack_app
 from bot.store.db import create_engine
+from tests.faults import Fault, FaultProxy, canvas_throttle, html_page
+from tests.oauth_support import developer_key, grant_for, link_oauth_in_process
 from tests.pg import pg_url  # noqa: F401  (fixture)
 from tests.support import (
     BotProcess,
@@ -75,6 +91,8 @@ class Fleet:
     slack_doors: ReplicaDoors
     replicas: list[BotProcess]
     database_url: str
+    canvas_proxy: FaultProxy
+    slack_proxy: FaultProxy
     servers: list[RunningServer] = field(default_factory=list)
 
     def polls(self, replica: int) -> int:
@@ -83,19 +101,24 @@ class Fleet:
     def posts(self, replica: int) -> int:
         return self.slack_doors.count(replica, "/api/chat.postMessage")
 
-    def outbox(self) -> dict[str, int]:
-        """Outbox rows by status, read straight from PostgreSQL."""
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """Rows of one SELECT, read straight from PostgreSQL."""
 
-        async def read() -> dict[str, int]:
+        async def read() -> list[tuple[Any, ...]]:
             engine = create_engine(self.database_url)
             try:
                 async with engine.connect() as connection:
-                    rows = await connection.execute(text("SELECT status, count(*) FROM outbox GROUP BY 1"))
-                    return {str(status): int(count) for status, count in rows.all()}
+                    return [tuple(row) for row in (await connection.execute(text(statement))).all()]
             finally:
                 await engine.dispose()
 
         return asyncio.run(read())
+
+    def outbox(self) -> dict[str, int]:
+        """Outbox rows by status."""
+        return {
+            str(status): int(n) for status, n in self.query("SELECT status, count(*) FROM outbox GROUP BY 1")
+        }
 
 
 @pytest.fixture
@@ -103,6 +126,7 @@ def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:  # noqa: F811
     canvas_doors = ReplicaDoors(create_canvas_app())
     slack_doors = ReplicaDoors(create_slack_app())
     canvas_server, slack_server = start_in_thread(canvas_doors), start_in_thread(slack_doors)
+    canvas_proxy, slack_proxy = FaultProxy(canvas_server.url), FaultProxy(slack_server.url)
     slack = SlackWorld(Sandbox(slack_server))
     slack.setup()
     key = fernet_key()
@@ -112,8 +136,8 @@ def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:  # noqa: F811
         workdir.mkdir()
         env = {
             "DATABASE_URL": pg_url,
-            "CANVAS_BASE_URL": f"{canvas_server.url}/r{n}",
-            "SLACK_API_URL": f"{slack_server.url}/r{n}/api/",
+            "CANVAS_BASE_URL": f"{canvas_proxy.url}/r{n}",
+            "SLACK_API_URL": f"{slack_proxy.url}/r{n}/api/",
             "SLACK_BOT_TOKEN": slack.bot_token,
             "TOKEN_ENCRYPTION_KEYS": key,
             "POLL_INTERVAL_SECONDS": "1",
@@ -127,10 +151,14 @@ def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:  # noqa: F811
         slack_doors=slack_doors,
         replicas=replicas,
         database_url=pg_url,
+        canvas_proxy=canvas_proxy,
+        slack_proxy=slack_proxy,
         servers=[canvas_server, slack_server],
     )
     for replica in replicas:
         replica.stop()
+    for proxy in (canvas_proxy, slack_proxy):
+        proxy.stop()
     for server in (canvas_server, slack_server):
         server.stop()
 
@@ -192,17 +220,32 @@ def test_two_replicas_share_polls_and_alert_once(fleet: Fleet) -> None:
 
 # --- chaos soak -----------------------------------------------------------------------------------
 
-SOAK_USERS = 40
+POLL_INTERVAL = 1.0  # POLL_INTERVAL_SECONDS of the replicas (the fleet fixture)
+SOAK_USERS = 40  # linked with personal access tokens
+OAUTH_USERS = 8  # linked through OAuth: their access tokens expire at Canvas and must be refreshed
+SLOW_USERS = 2  # behind a Canvas that pages forever or answers in 10 s; invited to nothing
 SOAK_COURSES = 8
-SOAK_CONFERENCES = 240
-START_WINDOW = 45.0  # seconds over which conferences start
-DURATION = (9.0, 16.0)  # how long each session stays live: longer than a participant's worst poll gap
+SOAK_SESSIONS = 500
+OUTAGE = float(os.environ.get("CONFBOT_SOAK_OUTAGE_SECONDS", "60"))
+BEFORE_OUTAGE = 22.0  # seconds of starts before Slack goes down
+AFTER_OUTAGE = 20.0  # seconds of starts after it is back
+OUTAGE_AT = BEFORE_OUTAGE
+START_WINDOW = BEFORE_OUTAGE + OUTAGE + AFTER_OUTAGE  # seconds over which sessions start
+DURATION = (10.0, 18.0)  # how long each session stays live: longer than a participant's worst poll gap
+# An alert is lost if its conference stayed live this long after Slack recovered and it never arrived.
+LOST_AFTER = 2 * POLL_INTERVAL
+DRAIN = 60.0  # seconds the bot gets, after the last session ended, to send and edit everything
+SETUP = 35.0
 # Replica 1 is SIGKILLed at KILL_AT in the middle of the burst of starts, so it can die between Slack
 # accepting an alert and committing it as sent; the other replica's retry must find that alert (its
 # dedup key rides along as message metadata) instead of posting it again. KILL_CALM > 0 keeps starts
 # away from the kill, to tell that recovery apart from the rest when investigating a failure.
-KILL_AT = 19.0
+KILL_AT = 12.0
 KILL_CALM = float(os.environ.get("CONFBOT_SOAK_KILL_CALM", "0"))
+TOKEN_BURST = 3.0  # seconds the token endpoint misbehaves in each wave of expired OAuth tokens
+TOKEN_LIFETIME = 3600  # the sandbox's OAuth access token lifetime; the clock jumps past it per wave
+CLIENT_ID, CLIENT_SECRET = "10000000000001", "soak-developer-key-secret"
+RELINK_TEXT = "stopped working"
 
 
 @dataclass(order=True)
@@ -218,8 +261,13 @@ class Session:
     title: str
     participants: list[str]
     conference_id: int = 0
-    started: bool = False
-    ended: bool = False
+    started_at: float | None = None  # seconds since the timeline began, when the test started it
+    ended_at: float | None = None
+
+    def live_after(self, moment: float) -> float:
+        """How long it stayed live after `moment` (seconds since the timeline began)."""
+        assert self.started_at is not None and self.ended_at is not None
+        return self.ended_at - max(self.started_at, moment)
 
 
 @dataclass
@@ -229,18 +277,50 @@ class Chaos:
     sessions: list[Session] = field(default_factory=list)
     canvas_faults: Counter[str] = field(default_factory=Counter)
     slack_faults: Counter[str] = field(default_factory=Counter)
+    proxy_faults: dict[str, Fault] = field(default_factory=dict)
     kills: int = 0
+    token_waves: int = 0
+    began: float = 0.0  # time.monotonic() when the timeline began
+    outage: tuple[float, float] | None = None  # (down, up) in seconds since the timeline began
+
+    def now(self) -> float:
+        return time.monotonic() - self.began
 
 
-def _plan(fleet: Fleet, people: list[dict[str, Any]], rng: random.Random, chaos: Chaos) -> list[Step]:
+@dataclass
+class Cast:
+    """Who is in the soak: `invited` get alerts; `slow` are polled (slowly) and invited to nothing."""
+
+    invited: list[dict[str, Any]]
+    slow: list[dict[str, Any]]
+    oauth: list[str]  # Slack ids of the OAuth-linked among `invited`
+
+
+def _cast(fleet: Fleet) -> Cast:
+    """PAT users and slow users through the real linking code; OAuth users from real sandbox grants."""
+    canvas = fleet.canvas
+    developer_key(canvas.canvas, CLIENT_ID, CLIENT_SECRET)
+    pats = [canvas.user(f"Student {n}") | {"slack": f"U{n:04d}"} for n in range(SOAK_USERS)]
+    slow = [canvas.user(f"Slow {n}") | {"slack": f"US{n:03d}"} for n in range(SLOW_USERS)]
+    oauth = [canvas.user(f"OAuth {n}") | {"slack": f"UO{n:03d}"} for n in range(OAUTH_USERS)]
+    for person in pats + slow + oauth:
+        fleet.slack.user(person["slack"])
+    link_in_process(fleet.replicas[0], fleet.slack.team_id, [(u["slack"], u["token"]) for u in pats + slow])
+    grants = [(u["slack"], grant_for(canvas.canvas, u["id"], CLIENT_ID, CLIENT_SECRET)) for u in oauth]
+    link_oauth_in_process(fleet.replicas[0], fleet.slack.team_id, grants)
+    return Cast(invited=pats + oauth, slow=slow, oauth=[u["slack"] for u in oauth])
+
+
+def _plan(fleet: Fleet, cast: Cast, rng: random.Random, chaos: Chaos) -> list[Step]:
     courses = [fleet.canvas.course(f"Course {c}") for c in range(SOAK_COURSES)]
     members: dict[int, list[dict[str, Any]]] = {c["id"]: [] for c in courses}
-    for person in people:
+    for person in cast.invited + cast.slow:
         for course in rng.sample(courses, 2):
             fleet.canvas.enroll(course["id"], person["id"])
-            members[course["id"]].append(person)
+            if person in cast.invited:
+                members[course["id"]].append(person)
     steps: list[Step] = []
-    for n in range(SOAK_CONFERENCES):
+    for n in range(SOAK_SESSIONS):
         course = rng.choice(courses)
         chosen = rng.sample(members[course["id"]], rng.randint(2, 4))
         session = Session(title=f"Soak {n:04d}", participants=[p["slack"] for p in chosen])
@@ -250,25 +330,26 @@ def _plan(fleet: Fleet, people: list[dict[str, Any]], rng: random.Random, chaos:
         begin = rng.uniform(0, START_WINDOW)
         while KILL_AT - KILL_CALM <= begin <= KILL_AT:
             begin = rng.uniform(0, START_WINDOW)
-        steps.append(Step(begin, len(steps), f"start {n}", partial(_start, fleet, session)))
+        steps.append(Step(begin, len(steps), f"start {n}", partial(_start, fleet, session, chaos)))
         end = begin + rng.uniform(*DURATION)
-        steps.append(Step(end, len(steps), f"end {n}", partial(_end, fleet, session)))
-    steps += _faults(fleet, chaos)
+        steps.append(Step(end, len(steps), f"end {n}", partial(_end, fleet, session, chaos)))
+    steps += _faults(fleet, cast, chaos)
     return sorted(steps)
 
 
-def _start(fleet: Fleet, session: Session) -> None:
+def _start(fleet: Fleet, session: Session, chaos: Chaos) -> None:
     fleet.canvas.start(session.conference_id)
-    session.started = True
+    session.started_at = chaos.now()
 
 
-def _end(fleet: Fleet, session: Session) -> None:
+def _end(fleet: Fleet, session: Session, chaos: Chaos) -> None:
     fleet.canvas.end(session.conference_id)
-    session.ended = True
+    session.ended_at = chaos.now()
 
 
-def _faults(fleet: Fleet, chaos: Chaos) -> list[Step]:
+def _faults(fleet: Fleet, cast: Cast, chaos: Chaos) -> list[Step]:
     canvas, slack = fleet.canvas.canvas, fleet.slack.slack
+    canvas_proxy, slack_proxy = fleet.canvas_proxy, fleet.slack_proxy
 
     def canvas_fault(kind: str, count: int, **extra: Any) -> Callable[[], None]:
         def inject() -> None:
@@ -294,23 +375,91 @@ def _faults(fleet: Fleet, chaos: Chaos) -> list[Step]:
 
         return inject
 
+    def named(name: str, fault: Fault) -> Fault:
+        chaos.proxy_faults[name] = fault
+        return fault
+
+    # For the whole run: the slow users' Canvas, and connections lost after the request was sent.
+    canvas_proxy.add(
+        named("slow endless pages", Fault("endless_pages", token=cast.slow[0]["token"], seconds=1.0)),
+        *(
+            named(f"slow 10s {u['slack']}", Fault("delay", token=u["token"], seconds=10.0))
+            for u in cast.slow[1:]
+        ),
+        named("canvas api reset", Fault("reset", path="^/r\\d+/api/v1/", probability=0.003, times=25)),
+        named("canvas api drop", Fault("drop", path="^/r\\d+/api/v1/", probability=0.003, times=25)),
+    )
+    # Each reset of an accepted post costs a conversations.history look-up, which Slack allows about
+    # once a minute: a few of them, not a storm.
+    slack_rules = [
+        named("post reset", Fault("reset", path="chat\\.postMessage$", probability=0.01, times=2)),
+        named("post drop", Fault("drop", path="chat\\.postMessage$", probability=0.01, times=2)),
+        named("update reset", Fault("reset", path="chat\\.update$", probability=0.03, times=15)),
+        named("update drop", Fault("drop", path="chat\\.update$", probability=0.03, times=15)),
+    ]
+    slack_proxy.add(*slack_rules)
+    outage = named("slack outage 503", Fault("respond", path="^/r\\d+/api/", status=503))
+
+    def slack_down() -> None:
+        slack_proxy.remove(*slack_rules)  # the first matching rule applies: nothing gets through
+        slack_proxy.add(outage)
+        chaos.outage = (chaos.now(), chaos.now())
+
+    def slack_up() -> None:
+        slack_proxy.remove(outage)
+        slack_proxy.add(*slack_rules)
+        assert chaos.outage is not None
+        chaos.outage = (chaos.outage[0], chaos.now())
+
+    token_path = "^/r\\d+/login/oauth2/token$"
+
+    def token_wave(name: str, *faults: Fault) -> Callable[[], None]:
+        """Every OAuth access token expires at Canvas while the token endpoint misbehaves."""
+
+        def inject() -> None:
+            for fault in faults:
+                fault.method = "POST"
+                named(f"token {name}", fault)
+            canvas_proxy.add(*faults)
+            canvas.post("/_sandbox/clock", {"advance_seconds": TOKEN_LIFETIME + 100})
+            chaos.token_waves += 1
+            threading.Timer(TOKEN_BURST, canvas_proxy.remove, args=faults).start()
+
+        return inject
+
+    up = OUTAGE_AT + OUTAGE
     timeline: list[tuple[float, str, Callable[[], object]]] = [
-        (4, "canvas 500s", canvas_fault("error_500", 40)),
+        (3, "canvas 500s", canvas_fault("error_500", 40)),
+        (5, "token throttle", token_wave("throttle 403", canvas_throttle(path=token_path))),
         (7, "slack 429s", slack_fault("chat.postMessage", 429, 25)),
         (9, "canvas timeouts", canvas_fault("timeout", 12, seconds=3.0)),
         (KILL_AT, "kill replica 1", lambda: _kill(fleet, chaos)),
         (KILL_AT + 5, "restart replica 1", lambda: _restart(fleet)),
-        (26, "canvas 403 throttle", throttle(403, 40)),
-        (28, "slack 500s", slack_fault("chat.postMessage", 500, 10)),
-        (30, "canvas 429 throttle", throttle(429, 40)),
-        (33, "slack 503s", slack_fault("chat.postMessage", 503, 10)),
-        (35, "canvas 500s again", canvas_fault("error_500", 30)),
-        (37, "canvas timeouts again", canvas_fault("timeout", 8, seconds=3.0)),
-        (39, "slack update 503s", slack_fault("chat.update", 503, 10)),
-        (41, "slack update 429s", slack_fault("chat.update", 429, 20)),
-        (44, "slack update 500s", slack_fault("chat.update", 500, 8)),
+        (18, "canvas 403 throttle", throttle(403, 40)),
+        (20, "slack update 429s", slack_fault("chat.update", 429, 20)),
+        (OUTAGE_AT, "slack outage begins", slack_down),
+        (
+            OUTAGE_AT + 10,
+            "token 429",
+            token_wave("429", Fault("respond", path=token_path, status=429, headers={"Retry-After": "1"})),
+        ),
+        (OUTAGE_AT + 15, "canvas 429 throttle", throttle(429, 40)),
+        (up, "slack outage ends", slack_up),
+        (up + 2, "slack 500s", slack_fault("chat.postMessage", 500, 10)),
+        (
+            up + 4,
+            "token 502 page and reset after rotation",
+            token_wave(
+                "html 502 + reset", Fault("reset", path=token_path, times=2), html_page(502, token_path)
+            ),
+        ),
+        (up + 6, "slack 503s", slack_fault("chat.postMessage", 503, 10)),
+        (up + 8, "canvas 500s again", canvas_fault("error_500", 30)),
+        (up + 10, "canvas timeouts again", canvas_fault("timeout", 8, seconds=3.0)),
+        (up + 12, "slack update 503s", slack_fault("chat.update", 503, 10)),
+        (up + 15, "slack update 500s", slack_fault("chat.update", 500, 8)),
     ]
-    return [Step(at, 10_000 + i, what, run) for i, (at, what, run) in enumerate(timeline)]
+    return [Step(at, FAULT_ORDER + i, what, run) for i, (at, what, run) in enumerate(timeline)]
 
 
 def _kill(fleet: Fleet, chaos: Chaos) -> None:
@@ -323,73 +472,144 @@ def _restart(fleet: Fleet) -> None:
     threading.Thread(target=fleet.replicas[1].start, daemon=True).start()
 
 
-def _run(steps: list[Step]) -> None:
-    """Play the timeline in real time (the pacing is the workload, not a wait for the bot)."""
-    began = time.monotonic()
-    for step in steps:
-        delay = began + step.at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        step.run()
+FAULT_ORDER = 10_000  # Step.order of fault steps: they play on their own thread
+
+
+def _run(steps: list[Step], chaos: Chaos) -> None:
+    """Play the timeline in real time (the pacing is the workload, not a wait for the bot).
+
+    Faults play on a thread of their own so a late conference start (the sandboxes share two cores
+    with the replicas) cannot stretch the outage or move the kill."""
+    chaos.began = time.monotonic()
+
+    def play(part: list[Step]) -> None:
+        for step in part:
+            delay = chaos.began + step.at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            step.run()
+
+    faults = threading.Thread(target=play, args=([s for s in steps if s.order >= FAULT_ORDER],))
+    faults.start()
+    play([s for s in steps if s.order < FAULT_ORDER])
+    faults.join()
+
+
+def _required(session: Session, outage: tuple[float, float]) -> bool:
+    """Whether its participants must have a DM: it ended before Slack went down, or it stayed live
+    LOST_AFTER after Slack came back. Otherwise (it ended inside the outage or just after) a DM is
+    optional, but one that exists must be edited to Ended."""
+    down, up = outage
+    assert session.ended_at is not None
+    return session.ended_at < down or session.live_after(up) >= LOST_AFTER
 
 
 @pytest.mark.soak
-@pytest.mark.timeout(175)
+@pytest.mark.timeout(SETUP + START_WINDOW + DURATION[1] + DRAIN + 30)
 def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None:
     seed = int(os.environ.get("CONFBOT_SOAK_SEED", "20261128"))
     rng = random.Random(seed)
     began = time.monotonic()
-    people = _people(fleet, SOAK_USERS)
+    cast = _cast(fleet)
     chaos = Chaos()
-    steps = _plan(fleet, people, rng, chaos)
+    steps = _plan(fleet, cast, rng, chaos)
     for replica in fleet.replicas:
+        replica.env.update({"CANVAS_CLIENT_ID": CLIENT_ID, "CANVAS_CLIENT_SECRET": CLIENT_SECRET})
+        replica.env["PUBLIC_BASE_URL"] = replica.url
         replica.start()
+    everyone = len(cast.invited) + len(cast.slow)
     wait_for(
-        lambda: all(fleet.polls(n) >= SOAK_USERS for n in range(REPLICAS)),
+        lambda: all(fleet.polls(n) >= everyone for n in range(REPLICAS)),
         timeout=30,
         what="both replicas to poll",
     )
     setup_done = time.monotonic()
 
-    _run(steps)
+    _run(steps, chaos)
     chaos_done = time.monotonic()
+    assert chaos.outage is not None and all(s.started_at is not None and s.ended_at for s in chaos.sessions)
+    outage = chaos.outage
 
-    expected = {(who, s.title) for s in chaos.sessions for who in s.participants}
-    assert all(s.started and s.ended for s in chaos.sessions)
+    titles = {s.title: s for s in chaos.sessions}
+    invited = {(who, s.title) for s in chaos.sessions for who in s.participants}
+    required = {(who, s.title) for s in chaos.sessions if _required(s, outage) for who in s.participants}
+
+    def alerts() -> list[dict[str, Any]]:
+        return [m for m in fleet.slack.messages() if _title(m) in titles]
 
     def quiet() -> list[dict[str, Any]] | None:
-        """No outbox row left to send, and every expected DM exists and was edited to Ended."""
+        """No outbox row left to send, every required DM exists, and every DM was edited to Ended."""
         if fleet.outbox().get("pending", 0):
             return None
-        messages = fleet.slack.messages()
+        messages = alerts()
         ended = {(m["user"], _title(m)) for m in messages if "Ended" in str(m["blocks"])}
-        return messages if expected <= ended else None
+        delivered = {(m["user"], _title(m)) for m in messages}
+        return messages if required <= ended and delivered <= ended else None
 
-    messages = wait_for(quiet, timeout=110, interval=1.0, what="every alert sent and every edit made")
-    assert messages is not None
+    try:
+        drained = wait_for(quiet, timeout=DRAIN, interval=1.0, what="every alert sent and every edit made")
+    except AssertionError:
+        drained = None  # report what is missing below rather than a bare timeout
+    messages = drained if drained is not None else alerts()
     quiet_done = time.monotonic()
 
-    by_pair: Counter[tuple[str, str]] = Counter()
-    for message in messages:
-        by_pair[(message["user"], _title(message))] += 1
-    missing = sorted(expected - set(by_pair))
+    by_pair: Counter[tuple[str, str]] = Counter((m["user"], _title(m)) for m in messages)
+    lost = sorted(required - set(by_pair))
     duplicated = sorted(pair for pair, count in by_pair.items() if count > 1)
-    unexpected = sorted(set(by_pair) - expected)
-    not_ended = sorted((m["user"], m["text"][:40]) for m in messages if "Ended" not in str(m["blocks"]))
+    unexpected = sorted(set(by_pair) - invited)
+    stale = sorted((m["user"], _title(m)) for m in messages if "Ended" not in str(m["blocks"]))
+    relink_dms = [m for m in fleet.slack.messages() if RELINK_TEXT in str(m["text"])]
+    unlinked = fleet.query("SELECT slack_user_id, relink_reason FROM linked_users WHERE needs_relink")
+    failed = fleet.query(
+        "SELECT id, event, destination, conference_id, attempts, last_error FROM outbox"
+        " WHERE status = 'failed'"
+    )
+    by_conference = {s.conference_id: s for s in chaos.sessions}
+    unexplained_failed = [
+        row
+        for row in failed
+        if not (
+            row[1] == "started"
+            and row[3] in by_conference
+            and not _required(by_conference[row[3]], outage)
+            and "ended" in str(row[5])
+        )
+    ]
+    outbox = fleet.outbox()
+    waiting = fleet.query(
+        "SELECT event, left(coalesce(last_error, '-'), 40), (sending_since IS NOT NULL), count(*)"
+        " FROM outbox WHERE status = 'pending' GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 6"
+    )
+    proxy_faults = {name: fault.applied for name, fault in chaos.proxy_faults.items()}
+    starts = sum(1 for s in chaos.sessions if s.started_at is not None)
     report = (
-        f"seed={seed} sessions={len(chaos.sessions)} dms_expected={len(expected)} dms={len(messages)} "
-        f"canvas_faults={dict(chaos.canvas_faults)} slack_faults={dict(chaos.slack_faults)} "
-        f"kills={chaos.kills} polls={[fleet.polls(n) for n in range(REPLICAS)]} "
-        f"posts={[fleet.posts(n) for n in range(REPLICAS)]} outbox={fleet.outbox()} "
-        f"setup={setup_done - began:.0f}s chaos={chaos_done - setup_done:.0f}s "
-        f"drain={quiet_done - chaos_done:.0f}s"
+        f"seed={seed} outage={outage[1] - outage[0]:.0f}s starts={starts} dms_required={len(required)} "
+        f"dms_optional={len(invited - required)} dms_delivered={len(set(by_pair))} "
+        f"proxy_faults={proxy_faults} proxy_by_kind=canvas:{dict(fleet.canvas_proxy.applied)},"
+        f"slack:{dict(fleet.slack_proxy.applied)} sandbox_canvas_faults={dict(chaos.canvas_faults)} "
+        f"sandbox_slack_faults={dict(chaos.slack_faults)} token_waves={chaos.token_waves} "
+        f"token_requests={fleet.canvas_proxy.seen('/login/oauth2/token')} kills={chaos.kills} "
+        f"duplicates={len(duplicated)} lost={len(lost)} stale={len(stale)} unexpected={len(unexpected)} "
+        f"unlinks={len(unlinked)} relink_dms={len(relink_dms)} failed={len(failed)} "
+        f"unexplained_failed={len(unexplained_failed)} outbox={outbox} "
+        f"pending_by_event_error_sending={waiting} unlinked={unlinked} "
+        f"failed_unexplained={unexplained_failed[:3]} "
+        f"polls={[fleet.polls(n) for n in range(REPLICAS)]} "
+        f"posts={[fleet.posts(n) for n in range(REPLICAS)]} setup={setup_done - began:.0f}s "
+        f"chaos={chaos_done - setup_done:.0f}s drain={quiet_done - chaos_done:.0f}s"
     )
     print(report)
-    assert not missing, f"missed DMs {missing[:10]} ({report})"
+    lost_detail = [
+        (who, t, round(titles[t].started_at or 0, 1), round(titles[t].ended_at or 0, 1)) for who, t in lost
+    ]
     assert not duplicated, f"duplicate DMs {duplicated[:10]} ({report})"
+    assert not lost, f"lost alerts (who, title, started, ended) {lost_detail[:10]} ({report})"
+    assert not stale, f"DMs never edited to Ended {stale[:10]} ({report})"
     assert not unexpected, f"DMs nobody should get {unexpected[:10]} ({report})"
-    assert not not_ended, f"DMs never edited to Ended {not_ended[:10]} ({report})"
-    assert fleet.outbox().get("failed", 0) == 0, report
+    assert not unlinked and not relink_dms, f"wrongful unlinks {unlinked} ({report})"
+    assert outbox.get("pending", 0) == 0, report
+    assert not unexplained_failed, f"failed outbox rows {unexplained_failed[:10]} ({report})"
+    assert all(fault.applied > 0 for name, fault in chaos.proxy_faults.items() if "drop" not in name), report
     assert all(fleet.polls(n) > 0 and fleet.posts(n) > 0 for n in range(REPLICAS)), report
     restarted = fleet.replicas[1]
     assert restarted.starts == 2 and restarted.process is not None and restarted.process.poll() is None
