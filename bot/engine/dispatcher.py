@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 def retry_wait(event: str, attempts: int, *, transient: bool) -> float | None:
     """Seconds before attempt number `attempts + 1`, or None to give up.
 
-    A conference's "started" alert that failed for a transient reason (Slack or the network down) has
-    no attempt limit: it stays worth sending while the conference is live, which the dispatcher checks
-    before each attempt. Everything else (and an alert Slack refused with an error code) gets
-    MAX_ATTEMPTS.
+    A conference's card (its "started" alert, and the "ended"/"reopened" edits of it) that failed for a
+    transient reason (Slack or the network down) has no attempt limit: an alert stays worth sending while
+    the conference is live, which the dispatcher checks before each attempt, and an edit left undone
+    would leave a card saying "live" for good. Everything else (and a card Slack refused with an error
+    code) gets MAX_ATTEMPTS.
     """
-    if event == "started" and transient:
+    if event in CARD_EVENTS and transient:
         return min(2.0 ** min(attempts, 16), LIVE_ALERT_BACKOFF_CAP)
     if attempts >= MAX_ATTEMPTS:
         return None
@@ -49,6 +50,11 @@ def retry_wait(event: str, attempts: int, *, transient: bool) -> float | None:
 
 
 MAX_ATTEMPTS = 8
+CARD_EVENTS = frozenset({"started", "ended", "reopened"})
+TRANSIENT_REASONS = ("http 5", "network: ")  # last_error prefixes of rows backing off from an outage
+NOT_PROCESSED = frozenset({502, 503})
+"""Statuses of an edge that did not hand the request to Slack's servers: nothing was posted, so the retry
+needs no history look-up (scarce: SLACK_HISTORY_READS_PER_MINUTE)."""
 BACKOFF_CAP = 300.0
 LIVE_ALERT_BACKOFF_CAP = 60.0  # an outage's end is noticed within a minute
 LIVE_ALERT_MAX_AGE = timedelta(hours=12)  # no "is live" card for a session that started this long ago
@@ -96,6 +102,7 @@ class Dispatcher:
         self._metrics = metrics
         self._next_slot: dict[tuple[str, str], float] = {}
         self._history = history or HistoryBudget()
+        self._outage_seen = False  # a 5xx or network failure since the last delivery that went through
 
     async def tick(self) -> int:
         sent = 0
@@ -106,8 +113,19 @@ class Dispatcher:
                 return sent
             results = await asyncio.gather(*(self._deliver(message) for message in claimed))
             sent += sum(results)
+            if any(results) and self._outage_seen:
+                await self._after_outage()
             if len(claimed) < self._batch_size:
                 return sent
+
+    async def _after_outage(self) -> None:
+        """Slack answers again: rows backing off from the outage (up to LIVE_ALERT_BACKOFF_CAP) are due now,
+        so a live conference's alert does not wait out the rest of its back-off after Slack recovered."""
+        self._outage_seen = False
+        async with self._sessions.begin() as session:
+            woken = await repo.wake_backed_off(session, self._clock(), TRANSIENT_REASONS)
+        if woken:
+            log.info("Slack answers again: %d delayed outbox messages are due now", woken)
 
     def _paced(self, message: OutboxMessage) -> float:
         """Seconds to wait before this destination may get another message (Slack: ~1 a second per
@@ -147,6 +165,9 @@ class Dispatcher:
                 await self._failed(message, error)
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 # ServerDisconnectedError and other aiohttp errors are not OSErrors.
+                if isinstance(error, aiohttp.ClientConnectorError):  # never connected: nothing was sent
+                    await self._update(message, {"sending_since": None})
+                self._outage_seen = True
                 await self._retry(message, f"network: {type(error).__name__}", None, transient=True)
             except Exception as error:  # a bug or bad data: count it, keep the row's history, go on
                 log.exception("outbox %s (%s) failed", message.id, message.event)
@@ -202,7 +223,9 @@ class Dispatcher:
             await self._finish(message, status="sent", error="no alert to edit")
             return False
         if original.status == "pending" or original.slack_ts is None or original.slack_channel is None:
-            await self._retry(message, "waiting for the start alert", 1.0, count_attempt=False)
+            # Try again when the alert is next tried (not every second: that churn starves newer rows).
+            wait = max(1.0, (original.next_attempt_at - self._clock()).total_seconds())
+            await self._retry(message, "waiting for the start alert", wait, count_attempt=False)
             return False
         if latest.event == "reopened":
             rendered = blocks.live_alert(card_from_payload(original.payload), self._clock())
@@ -295,7 +318,7 @@ class Dispatcher:
         code = str(error.response.get("error", "")) if isinstance(error.response.data, dict) else ""
         if self._metrics:
             self._metrics.slack_errors.labels(error=code or f"http_{status}").inc()
-        if status == 429 or (status == 200 and code):
+        if status == 429 or status in NOT_PROCESSED or (status == 200 and code):
             # Slack answered and did not post: the next attempt needs no history look-up (scarce).
             await self._update(message, {"sending_since": None})
         if status == 429:
@@ -305,6 +328,7 @@ class Dispatcher:
             log.warning("Slack refused outbox %s for good: %s", message.id, code)
             await self._finish(message, status="failed", error=code)
         else:
+            self._outage_seen = self._outage_seen or status >= 500
             await self._retry(message, code or f"http {status}", None, transient=status >= 500)
 
     async def _retry(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -275,7 +275,9 @@ async def claim_outbox(
         await session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id)
+            # By due time, not id: a row put back for a second (paced, waiting for its alert) queues behind
+            # rows that were due before it, instead of being claimed first on every tick.
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -378,3 +380,17 @@ async def latest_card_edit(session: AsyncSession, message: OutboxMessage) -> Out
         .order_by(OutboxMessage.id.desc())
         .limit(1)
     )
+
+
+async def wake_backed_off(session: AsyncSession, now: datetime, reasons: Sequence[str]) -> int:
+    """Make pending rows backing off for one of `reasons` (last_error prefixes) due now; how many."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at > now,
+            or_(*(OutboxMessage.last_error.startswith(reason) for reason in reasons)),
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -169,12 +169,17 @@ async def test_any_other_failure_is_logged_with_the_outbox_id_and_counted(
     assert slack.dms_to("UADA") == []
 
 
-def test_retry_wait_keeps_a_live_alert_going_with_capped_backoff_and_bounds_the_rest() -> None:
+def test_retry_wait_keeps_a_card_going_with_capped_backoff_and_bounds_the_rest() -> None:
     waits = [retry_wait("started", attempts, transient=True) for attempts in range(1, 2000)]
     assert waits[:3] == [2.0, 4.0, 8.0]
     assert all(wait == LIVE_ALERT_BACKOFF_CAP for wait in waits[6:]), "capped, never given up"
     assert retry_wait("started", MAX_ATTEMPTS, transient=False) is None, "Slack refused it: bounded"
-    assert retry_wait("ended", MAX_ATTEMPTS, transient=True) is None, "other rows stay bounded"
+    for edit in ("ended", "reopened"):
+        assert retry_wait(edit, 1000, transient=True) == LIVE_ALERT_BACKOFF_CAP, (
+            "an undone edit leaves a live card"
+        )
+        assert retry_wait(edit, MAX_ATTEMPTS, transient=False) is None
+    assert retry_wait("post", MAX_ATTEMPTS, transient=True) is None, "other rows stay bounded"
     assert retry_wait("relink", MAX_ATTEMPTS - 1, transient=True) == 2.0 ** (MAX_ATTEMPTS - 1)
 
 
@@ -358,3 +363,28 @@ async def test_card_edits_that_land_out_of_order_leave_the_card_as_the_newest_ed
     (card,) = slack.dms_to("UADA")
     assert card["edits"] == 2
     assert "Ended" not in str(card["blocks"]), "the newest edit reopened the card"
+
+
+async def test_when_slack_answers_again_alerts_backing_off_from_the_outage_go_at_once(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    """Fails before: after recovery a live alert still waited out its back-off (up to a minute) and a
+    503 left it 'maybe sent', so its retry spent a scarce history read first."""
+    for user in ("UADA", "UBOB"):
+        slack.user(user)
+    early = alert_row(outbox.clock, 1, destination="UADA")
+    await outbox.add(early)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client(slack, slack_faults)), clock=outbox.clock
+    )
+    await _outage(dispatcher, outbox, slack_faults, minutes=3)
+    waiting = await outbox.row(early["dedup_key"])
+    assert waiting.status == "pending" and waiting.sending_since is None, "a 503 posted nothing"
+    assert waiting.next_attempt_at > outbox.clock.now + timedelta(seconds=10), "backing off"
+
+    await outbox.add(alert_row(outbox.clock, 2, destination="UBOB"))  # a fresh alert goes through...
+    await dispatcher.tick()
+    await dispatcher.tick()
+    assert (await outbox.row(early["dedup_key"])).status == "sent", "...and wakes the one that waited"
+    assert len(slack.dms_to("UADA")) == 1 and len(slack.dms_to("UBOB")) == 1
+    assert slack.calls("conversations.history") == [], "no look-up: nothing had been posted"
