@@ -1,6 +1,10 @@
-"""Canvas access tokens for polling: decrypt, refresh OAuth tokens before they expire or after a 401.
+"""The one credentials path: every Canvas caller gets its token through `Credentials.call`.
 
-Canvas sends no new refresh_token on refresh, so the stored one is kept. Only a final refusal
+The poller, the slash commands (lists, channel subscriptions, mutes), App Home, digests and the
+recording watcher all hand `call` what they want to do with a token. `call` refreshes an OAuth token
+that expires within a few minutes, and on a 401 (`InvalidToken`) refreshes once and runs the operation
+again, so an expired token never asks a user to relink. Canvas sends no new refresh_token on refresh,
+so the stored one is kept. Only a final refusal
 (`OAuthError.dead_grant`: invalid_grant, invalid_client, invalid_request "refresh_token not found")
 means the user must relink. Anything else at the token endpoint (its throttle, 5xx, a proxy's HTML
 page, a reset, a timeout) raises `Throttled` / `Transient`, so callers back off and keep the link.
@@ -8,15 +12,16 @@ page, a reset, a timeout) raises `Throttled` / `Transient`, so callers back off 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, select, update
 
-from bot.canvas.errors import OAuthError, Throttled, Transient
+from bot.canvas.errors import InvalidToken, OAuthError, Throttled, Transient
 from bot.canvas.oauth import CanvasOAuth
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
@@ -25,6 +30,8 @@ from bot.store.models import LinkedUser, utcnow
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=5)
+
+T = TypeVar("T")
 
 
 class RelinkNeeded(Exception):
@@ -56,6 +63,13 @@ class StoredToken:
 
 
 class Credentials:
+    """Hands out Canvas tokens: refreshed before they expire and after a 401, relinking only on a dead grant.
+
+    Refreshes of one user are serialised in this process, and a refresh first looks whether another
+    caller (or replica) already stored a newer token: Canvas invalidates the previous access token on
+    every refresh, so two racing refreshes would otherwise leave one caller with a dead token.
+    """
+
     def __init__(
         self,
         sessions: SessionFactory,
@@ -68,6 +82,28 @@ class Credentials:
         self._cipher = cipher
         self._oauth = oauth
         self._clock = clock
+        self._refreshing: dict[int, asyncio.Lock] = {}
+
+    async def call(self, stored: StoredToken, operation: Callable[[str], Awaitable[T]]) -> T:
+        """Run `operation(token)` with a usable token; on a 401, refresh once and run it again.
+
+        `operation` may run twice, so it must not have done anything it cannot repeat before Canvas
+        answered 401. Raises `RelinkNeeded` when the token is rejected and cannot be refreshed (a personal
+        access token, OAuth not configured), when Canvas says the grant is dead, or when even a freshly
+        refreshed token is rejected. Any other `CanvasError` (a throttled or failing token endpoint
+        included) propagates unchanged: it says nothing about the link, so callers back off.
+        """
+        token = await self.access_token(stored)
+        try:
+            return await operation(token)
+        except InvalidToken as error:
+            if not (stored.refreshable and self._oauth is not None):
+                raise RelinkNeeded(str(error) or "Canvas rejected the access token") from None
+        token = await self.refresh(stored, rejected=token)
+        try:
+            return await operation(token)
+        except InvalidToken:
+            raise RelinkNeeded("Canvas rejected the access token even after refreshing it") from None
 
     async def access_token(self, stored: StoredToken) -> str:
         """A usable token, refreshed first when it expires within a few minutes.
@@ -91,16 +127,48 @@ class Credentials:
             )
             return self._cipher.decrypt(stored.access_enc)
 
-    async def refresh(self, stored: StoredToken) -> str:
+    async def refresh(self, stored: StoredToken, *, rejected: str | None = None) -> str:
         """A new access token, stored; `RelinkNeeded` only when Canvas says the grant is dead.
 
-        Raises `Throttled` / `Transient` (CanvasErrors, which the poller backs off on) for every other
-        failure, including an OAuth2 error that is not final.
+        If a newer token than `stored` holds was stored meanwhile (another poll, command or replica
+        refreshed), that one is adopted instead of refreshing again, unless it is `rejected`, the
+        token Canvas just refused. Raises `Throttled` / `Transient` (CanvasErrors, which the poller
+        backs off on) for every other failure, including an OAuth2 error that is not final.
         """
         if stored.refresh_enc is None or self._oauth is None:
             raise RelinkNeeded("Canvas rejected the access token")
+        lock = self._refreshing.setdefault(stored.user_id, asyncio.Lock())
+        async with lock:
+            newer = await self._newer_token(stored, rejected)
+            if newer is not None:
+                return newer
+            return await self._refresh_at_canvas(stored, stored.refresh_enc)
+
+    async def _newer_token(self, stored: StoredToken, rejected: str | None) -> str | None:
+        """The token stored for this user since `stored` was read, adopting it into `stored`; else None."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(LinkedUser.access_token_enc, LinkedUser.token_expires_at).where(
+                        LinkedUser.id == stored.user_id
+                    )
+                )
+            ).first()
+        if row is None or row.access_token_enc == stored.access_enc:
+            return None
+        token = self._cipher.decrypt(row.access_token_enc)
+        if token == rejected:
+            return None
+        expires_at = row.token_expires_at
+        if expires_at is not None and expires_at - REFRESH_MARGIN <= self._clock():
+            return None  # stored meanwhile, but itself about to expire: refresh anyway
+        stored.access_enc, stored.expires_at = row.access_token_enc, expires_at
+        return token
+
+    async def _refresh_at_canvas(self, stored: StoredToken, refresh_enc: bytes) -> str:
+        assert self._oauth is not None
         try:
-            grant = await self._oauth.refresh(self._cipher.decrypt(stored.refresh_enc))
+            grant = await self._oauth.refresh(self._cipher.decrypt(refresh_enc))
         except OAuthError as error:
             if error.dead_grant:
                 raise RelinkNeeded(f"Canvas refused to refresh the link ({error.error})") from None

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, Forbidden, InvalidToken, NotFound
+from bot.canvas.errors import CanvasError, Forbidden, NotFound
 from bot.canvas.models import Conference
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
@@ -230,7 +230,7 @@ class DigestRunner:
         async with self._semaphore:
             try:
                 conferences = await self._fetch(source)
-            except (RelinkNeeded, InvalidToken):
+            except RelinkNeeded:
                 return CourseDigest(source.course_name, problem=_RELINK)
             except NotFound:
                 return CourseDigest(source.course_name, problem="Canvas no longer knows this course.")
@@ -244,14 +244,12 @@ class DigestRunner:
         return summarize_course(source.course_name, conferences, job.since, self._clock(), self._canvas_root)
 
     async def _fetch(self, source: _Source) -> list[Conference]:
-        token = await self._credentials.access_token(source.token)
-        try:
+        """The course's conferences with the subscriber's token (refreshed before expiry and on a 401)."""
+
+        async def course_conferences(token: str) -> list[Conference]:
             return await self._canvas.course_conferences(token, source.course_id)
-        except InvalidToken:
-            if not source.token.refreshable:
-                raise
-            token = await self._credentials.refresh(source.token)
-            return await self._canvas.course_conferences(token, source.course_id)
+
+        return await self._credentials.call(source.token, course_conferences)
 
     async def _write(self, job: _Job, content: DigestContent, now: datetime) -> bool:
         """Queue the post and move the schedule on, together; skip if the digest changed meanwhile."""

@@ -222,18 +222,16 @@ class Poller:
         return outcome
 
     async def _poll_within_deadline(self, job: PollJob, outcome: PollOutcome) -> None:
-        token = await self._credentials.access_token(job.token)
-        try:
+        """Poll with the token `Credentials.call` gives: a 401 anywhere refreshes once and polls again."""
+
+        async def poll_with(token: str) -> tuple[Diff, dict[tuple[str, int], str]]:
             current = await self._units.fetch(self._canvas, token, job, self._clock())
-        except InvalidToken:
-            if not job.token.refreshable:
-                raise
-            token = await self._credentials.refresh(job.token)
-            current = await self._units.fetch(self._canvas, token, job, self._clock())
-        resolved = await self._resolve_vanished(token, job.previous, current)
-        outcome.result = diff(job.previous, current, self._clock(), resolved=resolved)
-        started = {(e.context_type, e.context_id) for e in outcome.result.events if e.kind == "started"}
-        outcome.names = await self._contexts.lookup(token, started)
+            resolved = await self._resolve_vanished(token, job.previous, current)
+            result = diff(job.previous, current, self._clock(), resolved=resolved)
+            started = {(e.context_type, e.context_id) for e in result.events if e.kind == "started"}
+            return result, await self._contexts.lookup(token, started)
+
+        outcome.result, outcome.names = await self._credentials.call(job.token, poll_with)
 
     async def _resolve_vanished(
         self, token: str, previous: dict[int, Seen], current: list[Conference]
@@ -254,7 +252,7 @@ class Poller:
                 else:
                     listed = await self._canvas.course_conferences(token, context_id)
             except InvalidToken:
-                raise
+                raise  # Credentials.call's to answer: refresh once and poll again, or relink
             except CanvasError:
                 continue  # the grace-poll rule still ends it; an exact time is a nicety
             resolved.update({c.id: c for c in listed if c.id in wanted})

@@ -130,11 +130,15 @@ class RecordingWatcher:
         return len(ready)
 
     async def _listing(self, stored: StoredToken, context_type: str, context_id: int) -> list[Conference]:
-        try:
-            token = await self._credentials.access_token(stored)
+        """The context's conferences with the owner's token (refreshed before expiry and on a 401)."""
+
+        async def conferences(token: str) -> list[Conference]:
             if context_type == "Group":
                 return await self._canvas.group_conferences(token, context_id)
             return await self._canvas.course_conferences(token, context_id)
+
+        try:
+            return await self._credentials.call(stored, conferences)
         except (CanvasError, RelinkNeeded) as error:
             # A dead grant is the poller's to report (one relink DM); here it only means "no listing",
             # and must not abort the tick for every other watch.

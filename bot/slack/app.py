@@ -81,7 +81,7 @@ def build_bolt_app(runtime: Runtime) -> AsyncApp:
         request_verification_enabled=True,
         oauth_settings=_oauth_settings(runtime),
     )
-    handler = CommandHandler(runtime)
+    handler = CommandHandler(runtime, runtime.credentials)
 
     @app.event("app_uninstalled")
     async def uninstalled(context: dict[str, Any]) -> None:

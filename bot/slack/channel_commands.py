@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot.canvas.errors import CanvasError, InvalidToken
+from bot.canvas.errors import CanvasError
 from bot.canvas.models import Course
+from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.slack import blocks, commands
 from bot.slack.blocks import Message
 from bot.slack.course_lookup import Found, find_course
@@ -33,13 +34,16 @@ def _in_channel(caller: Caller) -> bool:
 
 
 class ChannelCommands:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
         self._rt = runtime
+        self._credentials = credentials
 
     async def _courses(self, user: LinkedUser) -> list[Course] | Message:
+        """The user's courses (with enrollments), their token from `Credentials`: an expired OAuth token
+        is refreshed silently; only a dead link asks the user to relink."""
         try:
-            return await self._rt.canvas.courses(self._rt.cipher.decrypt(user.access_token_enc))
-        except InvalidToken:
+            return await self._credentials.call(StoredToken.of(user), self._rt.canvas.courses)
+        except RelinkNeeded:
             return blocks.simple("Canvas rejected your link. Run `/conferences link` to relink.")
         except CanvasError:
             return blocks.simple("Canvas is not answering right now. Try again in a minute.")

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
-from bot.canvas.errors import CanvasError, InvalidToken, NotFound, Throttled
+from bot.canvas.errors import CanvasError, NotFound, Throttled
 from bot.canvas.models import Conference
 from bot.engine.alerts import join_url
 from bot.engine.contexts import fallback_name
-from bot.engine.credentials import RelinkNeeded, StoredToken
+from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.digests import configure_digest
 from bot.linking import unlink
 from bot.runtime import Runtime
@@ -32,10 +32,12 @@ class Caller:
 
 
 class ConferenceLister:
-    """A linked user's conferences as cards, with their token (refreshed when Canvas says it expired)."""
+    """A linked user's conferences as cards, with their token from `Credentials` (refreshed before it
+    expires and when Canvas says it expired; `RelinkNeeded` only when the link is dead)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
         self._rt = runtime
+        self._credentials = credentials
 
     async def live_cards(self, user: LinkedUser) -> list[ConferenceCard]:
         """Canvas applied the live rule with its own clock: trust `state=live` as is."""
@@ -53,16 +55,10 @@ class ConferenceLister:
     async def _fetch(
         self, user: LinkedUser, fetch: Callable[[str], Awaitable[list[Conference]]]
     ) -> list[ConferenceCard]:
-        stored = StoredToken.of(user)
-        token = await self._rt.credentials.access_token(stored)
-        try:
-            conferences = await fetch(token)
-        except InvalidToken:
-            if not stored.refreshable:
-                raise
-            token = await self._rt.credentials.refresh(stored)
-            conferences = await fetch(token)
-        return await self._cards(token, conferences)
+        async def cards(token: str) -> list[ConferenceCard]:
+            return await self._cards(token, await fetch(token))
+
+        return await self._credentials.call(StoredToken.of(user), cards)
 
     async def _cards(self, token: str, conferences: Sequence[Conference]) -> list[ConferenceCard]:
         names = await self._rt.contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
@@ -83,10 +79,10 @@ class ConferenceLister:
 
 
 class CommandHandler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
         self._rt = runtime
-        self._channels = ChannelCommands(runtime)
-        self.lister = ConferenceLister(runtime)
+        self._channels = ChannelCommands(runtime, credentials)
+        self.lister = ConferenceLister(runtime, credentials)
 
     async def handle(self, command: commands.Command, caller: Caller) -> Message:
         match command:
@@ -143,7 +139,7 @@ class CommandHandler:
                 cards = await self.lister.all_cards(user)
             else:
                 return blocks.live_list(await self.lister.live_cards(user), utcnow())
-        except (InvalidToken, RelinkNeeded):
+        except RelinkNeeded:
             return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token")
         except NotFound:
             return blocks.simple("Canvas does not know that course.")

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bot.canvas.errors import CanvasError, InvalidToken
+from bot.canvas.errors import CanvasError
+from bot.engine.credentials import RelinkNeeded
 from bot.engine.quiet_hours import QuietHours
 from bot.slack.blocks import ConferenceCard
 from bot.slack.home import HomeState, home_view
@@ -55,7 +56,7 @@ class HomeService:
         if not user.needs_relink:
             try:
                 live = tuple(await self._lister.live_cards(user))
-            except InvalidToken:
+            except RelinkNeeded:
                 error = "Canvas rejected the link; relink it."
             except CanvasError:
                 error = "Canvas is not answering right now."
