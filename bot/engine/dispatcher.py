@@ -72,6 +72,14 @@ PERMANENT_ERRORS = {
 }
 
 
+class Paced(Exception):
+    """This destination had a message less than CHANNEL_SPACING ago: try the row again after `wait`."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"paced for {wait:.2f}s")
+        self.wait = wait
+
+
 class SlackClients(Protocol):
     """Which Web API client (bot token) posts a team's outbox; one for single-workspace mode. It must
     not retry by itself (bot/slack/clients.py): a repeated chat.postMessage is a duplicate message."""
@@ -127,28 +135,25 @@ class Dispatcher:
         if woken:
             log.info("Slack answers again: %d delayed outbox messages are due now", woken)
 
-    def _paced(self, message: OutboxMessage) -> float:
-        """Seconds to wait before this destination may get another message (Slack: ~1 a second per
-        channel). Claims the slot when it is free, so concurrent rows for one channel go one by one."""
+    def _take_slot(self, message: OutboxMessage) -> None:
+        """Claim this destination's next posting slot (Slack: ~1 message a second per channel), or raise
+        Paced with the wait. Called right before the post or edit, not on claiming the row: a row that
+        turns out to need no Slack call (a stale alert, an edit of an alert that never went out) must
+        not hold up the destination's real messages behind it, as it did after an outage's backlog."""
         key = (message.team_id, message.destination)
         now = self._clock().timestamp()
         free_at = self._next_slot.get(key, 0.0)
         if free_at > now:
-            return free_at - now
+            raise Paced(free_at - now)
         self._next_slot[key] = now + CHANNEL_SPACING
         if len(self._next_slot) > 10_000:
             self._next_slot = {k: t for k, t in self._next_slot.items() if t > now}
-        return 0.0
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         handler = self._handlers().get(message.event)
         if handler is None:  # written by a newer version, or corrupted: no retry can deliver it
             log.error("outbox %s has an event this version cannot deliver: %r", message.id, message.event)
             await self._finish(message, status="failed", error=f"unknown event {message.event!r}"[:255])
-            return False
-        wait = self._paced(message)
-        if wait:
-            await self._retry(message, "paced", wait, count_attempt=False)
             return False
         async with self._semaphore:
             try:
@@ -157,6 +162,8 @@ class Dispatcher:
                     await self._finish(message, status="failed", error="no Slack installation for this team")
                     return False
                 return await handler(client, message)
+            except Paced as paced:
+                await self._retry(message, "paced", paced.wait, count_attempt=False)
             except LookupUnavailable as error:  # whether an interrupted send arrived: look again later
                 await self._retry(
                     message, error.reason, error.retry_after, count_attempt=error.counts, transient=True
@@ -232,6 +239,7 @@ class Dispatcher:
         else:
             payload = {**original.payload, "ended_at": latest.payload.get("ended_at")}
             rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
+        self._take_slot(message)
         await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
         await self._finish(message, status="sent", channel=original.slack_channel, ts=original.slack_ts)
         return True
@@ -303,6 +311,7 @@ class Dispatcher:
             log.info("outbox %s not posted: %s", message.id, reason)
             await self._finish(message, status="failed", error=reason)
             return False
+        self._take_slot(message)
         await self._update(message, {"sending_since": self._clock()})
         response = await client.chat_postMessage(
             channel=message.destination,

@@ -388,3 +388,36 @@ async def test_when_slack_answers_again_alerts_backing_off_from_the_outage_go_at
     assert (await outbox.row(early["dedup_key"])).status == "sent", "...and wakes the one that waited"
     assert len(slack.dms_to("UADA")) == 1 and len(slack.dms_to("UBOB")) == 1
     assert slack.calls("conversations.history") == [], "no look-up: nothing had been posted"
+
+
+async def test_alerts_that_need_no_slack_call_do_not_hold_up_the_destinations_real_one(
+    outbox: Outbox, slack: SlackWorld
+) -> None:
+    """Fails before: each stale alert took the destination's one-a-second slot before finding it had
+    nothing to post, so after an outage the live alert queued behind every stale one."""
+    slack.user("UADA")
+    ended_sessions = [alert_row(outbox.clock, n) for n in (1, 2, 3)]
+    ends = [
+        alert_row(outbox.clock, n, kind="ended", started=row["started_at"])
+        for n, row in zip((1, 2, 3), ended_sessions, strict=True)
+    ]
+    live = alert_row(outbox.clock, 4)
+    await outbox.add(*ended_sessions, *ends, live)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client_direct(slack)), clock=outbox.clock
+    )
+
+    await dispatcher.tick()  # one tick, the clock standing still: one slot for UADA
+    rows = await outbox.rows()
+    assert rows[live["dedup_key"]].status == "sent"
+    assert [rows[r["dedup_key"]].last_error for r in ended_sessions] == [
+        "conference ended before the alert could be sent"
+    ] * 3
+    (dm,) = slack.dms_to("UADA")
+    assert "Talk 4" in dm["text"]
+
+
+def proxied_client_direct(slack: SlackWorld) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=slack.bot_token, base_url=slack.slack.url + "/api/", timeout=5, retry_handlers=[]
+    )
