@@ -5,27 +5,26 @@ pool) and the token travels per call in the Authorization header. It does not re
 sleep: it classifies each failure precisely (see `errors`) and the scheduler decides when
 to try again. It never sends a token to any host other than `base_url`.
 
-Requests go out on aiohttp's pool directly: building httpx request/response objects for
-every poll cost more CPU than the rest of a poll together (bench/RESULTS.md). Answers
-that are not a success are turned into an `httpx.Response` so one error mapping serves
-every path; a caller may also hand in an `httpx.AsyncClient` (tests mock it with respx).
+Requests go out on aiohttp's pool directly, in production and in the tests alike: building
+httpx request/response objects for every poll cost more CPU than the rest of a poll together
+(bench/RESULTS.md). A failed answer goes to `errors.error_for_answer` as status, headers and
+body, the same pure mapping the httpx-based OAuth client uses.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar
 
 import aiohttp
-import httpx
 import yarl
 from pydantic import TypeAdapter, ValidationError
 
 from bot.canvas import network
-from bot.canvas.errors import Transient, error_for_response, strip_json_prefix
+from bot.canvas.errors import Transient, error_for_answer, strip_json_prefix
 from bot.canvas.models import CanvasUser, Conference, ConferenceList, Course, Group
 
 logger = logging.getLogger(__name__)
@@ -42,7 +41,8 @@ def _conferences(body: bytes) -> list[Conference]:
     return ConferenceList.model_validate_json(body).conferences
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port (the scheme's default when none is written), as a token's boundary."""
     return (url.scheme, url.host, url.port)
 
 
@@ -61,14 +61,12 @@ class CanvasClient:
         self,
         base_url: str,
         *,
-        http: httpx.AsyncClient | None = None,
         timeout: float = 15.0,
         max_connections: int = 100,
         user_agent: str = "confbot/0.1",
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._origin = _origin(httpx.URL(self.base_url))
-        self._http = http
+        self._origin = _origin(yarl.URL(self.base_url))
         self._session: aiohttp.ClientSession | None = None
         self._timeout = timeout
         self._max_connections = max_connections
@@ -83,7 +81,7 @@ class CanvasClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close our connection pool; an `http` client handed in belongs to the caller."""
+        """Close the connection pool (a later request opens a new one)."""
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -155,7 +153,8 @@ class CanvasClient:
             url, page_params = next_url, None
 
     def _next_url(self, current: str, link: str, path: str) -> str:
-        target = httpx.URL(current).join(link)
+        """The next page's URL, resolved against the current one without re-quoting anything."""
+        target = yarl.URL(current, encoded=True).join(yarl.URL(link, encoded=True))
         if _origin(target) != self._origin:
             # The token rides along on every page request: never hand it to another host.
             raise Transient(f"GET {path}: next page link points at another host")
@@ -163,8 +162,6 @@ class CanvasClient:
 
     async def _request(self, token: str, url: str, params: dict[str, str] | None) -> _Page:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
-        if self._http is not None:
-            return await self._request_httpx(url, params, headers)
         path = url.split("?", 1)[0].removeprefix(self.base_url)
         try:
             # A next link is sent exactly as Canvas wrote it (encoded=True: no re-quoting of bookmarks).
@@ -174,32 +171,14 @@ class CanvasClient:
             ) as answer:
                 body = await answer.read()
                 if 200 <= answer.status < 300:
-                    link = answer.headers.get("Link")
-                    return _Page(body, _next_link(answer.links) if link else None)
-                failed = httpx.Response(
-                    answer.status,
-                    headers=list(answer.raw_headers),
-                    content=body,
-                    request=httpx.Request("GET", str(answer.url)),
-                )
+                    return _Page(body, next_link(answer.headers.getall("Link", ())))
+                error = error_for_answer(answer.status, answer.headers, body, f"GET {path}")
         except TimeoutError as exc:
             raise Transient(f"GET {path}: {network.describe(exc)}") from None
         except aiohttp.ClientError as exc:
             raise Transient(f"GET {path}: {network.describe(exc)}") from None
-        raise self._error(failed)
-
-    async def _request_httpx(self, url: str, params: dict[str, str] | None, headers: dict[str, str]) -> _Page:
-        assert self._http is not None
-        try:
-            response = await self._http.get(url, params=params, headers=headers, follow_redirects=False)
-        except httpx.TimeoutException as exc:
-            raise Transient(f"GET {httpx.URL(url).path}: timed out ({type(exc).__name__})") from None
-        except httpx.RequestError as exc:
-            raise Transient(f"GET {httpx.URL(url).path}: {type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
-        link = response.links.get("next", {}).get("url")
-        return _Page(response.content, link or None)
+        logger.debug("canvas %s", error)
+        raise error
 
     def _pool(self) -> aiohttp.ClientSession:
         """Created on first use, inside the running event loop (aiohttp requires it)."""
@@ -212,12 +191,6 @@ class CanvasClient:
         return self._session
 
     @staticmethod
-    def _error(response: httpx.Response) -> Exception:
-        error = error_for_response(response, f"GET {response.request.url.path}")
-        logger.debug("canvas %s", error)
-        return error
-
-    @staticmethod
     def _parse(page: _Page, path: str, parse: Callable[[bytes], T]) -> T:
         try:
             return parse(strip_json_prefix(page.body))
@@ -226,10 +199,18 @@ class CanvasClient:
             raise Transient(f"GET {path}: unparseable body ({count} problem(s))", status=200) from None
 
 
-def _next_link(links: object) -> str | None:
-    """aiohttp's parsed Link header -> the `next` URL as written (relative or absolute)."""
-    try:
-        url = links["next"]["url"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return None
-    return str(url) if url else None
+def next_link(link_headers: Iterable[str]) -> str | None:
+    """The `rel="next"` target of Link header values, exactly as written (relative or absolute).
+
+    Canvas joins links with "," (`<url>; rel="current",<url>; rel="next"`); a URL cannot hold
+    a bare "<" or ">", so each link is the text between them. Nothing is unquoted or re-quoted:
+    bookmarks are opaque and go back to Canvas byte for byte.
+    """
+    for value in link_headers:
+        for entry in value.split("<")[1:]:
+            target, _, params = entry.partition(">")
+            for param in params.split(";"):
+                name, _, relation = param.partition("=")
+                if name.strip().lower() == "rel" and "next" in relation.strip().strip('"').lower().split():
+                    return target.strip() or None
+    return None

@@ -5,13 +5,17 @@ The scheduler never inspects status codes itself: it reacts to the exception cla
 `Transient` means try again later, `Forbidden`/`NotFound` mean the resource is not for
 this user. Messages are built from Canvas' own error text plus the request path, never
 from headers or query strings, so a token cannot leak into a log line.
+
+`error_for_answer` is the one mapping from an answer (status, headers, body) to one of these
+classes. It is pure, so it serves the API client (aiohttp) and the OAuth client (httpx) alike
+without either building the other's response objects, and it is tested without a server.
 """
 
 from __future__ import annotations
 
 import json
-
-import httpx
+from collections.abc import Mapping
+from enum import Enum
 
 # Canvas' leaky bucket (RequestThrottle): each request is charged this much up front and
 # the bucket drains at this rate per second. Used to turn X-Rate-Limit-Remaining into a wait.
@@ -126,15 +130,18 @@ def canvas_message(body: bytes) -> str | None:
     return None
 
 
-def throttle_hint(response: httpx.Response) -> float | None:
-    """Seconds to wait: `Retry-After` if given, else enough drain for one more request."""
-    retry_after = response.headers.get("Retry-After")
+def throttle_hint(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: `Retry-After` if given, else enough drain for one more request.
+
+    `headers` must look names up case-insensitively, as aiohttp's and httpx's headers both do.
+    """
+    retry_after = headers.get("Retry-After")
     if retry_after is not None:
         try:
             return max(0.0, float(retry_after))
         except ValueError:
             pass  # an HTTP-date; fall through to the bucket estimate
-    remaining = response.headers.get("X-Rate-Limit-Remaining")
+    remaining = headers.get("X-Rate-Limit-Remaining")
     if remaining is None:
         return None
     try:
@@ -145,30 +152,65 @@ def throttle_hint(response: httpx.Response) -> float | None:
     return min(_MAX_HINT_SECONDS, max(1.0, wait))
 
 
-def error_for_response(response: httpx.Response, what: str) -> CanvasError:
-    """Map a non-2xx Canvas API answer to the exception the caller should react to.
+class Endpoint(Enum):
+    """Which kind of Canvas endpoint answered: the same status means different things on each.
 
-    `what` names the request (method and path, no query) for the message.
+    On the REST API a 401 or 404 is about the token or the resource. The token endpoint speaks
+    OAuth2: only a JSON `{"error": ...}` body is a refusal there, and any other failure (an HTML
+    401 from a proxy, a WAF's 403) says nothing about the grant, so it must not end a link.
     """
-    status = response.status_code
-    body = response.content
-    detail = canvas_message(body)
+
+    API = "api"
+    TOKEN = "token"
+
+
+def error_for_answer(
+    status: int, headers: Mapping[str, str], body: bytes, what: str, endpoint: Endpoint = Endpoint.API
+) -> CanvasError:
+    """Map a non-2xx Canvas answer to the exception the caller should react to.
+
+    `what` names the request (method and path, no query) for the message; `headers` must look
+    names up case-insensitively (aiohttp's and httpx's do). Rules shared by both endpoints come
+    first: a redirect, 5xx or 408 is worth retrying, and Canvas' throttle (429, or 403 text
+    "Rate Limit Exceeded") means back off, never unlink.
+    """
+    detail = canvas_message(body) if endpoint is Endpoint.API else None
 
     def msg(default: str) -> str:
         return f"{what}: {status} {detail or default}"
 
     if 300 <= status < 400:
         return Transient(msg("redirect instead of JSON (is web conferencing configured?)"), status=status)
+    if status >= 500 or status == 408:
+        return Transient(msg("server error"), status=status)
+    if status == 429 or (status == 403 and b"Rate Limit Exceeded" in body):
+        return Throttled(msg("rate limit exceeded"), status=status, retry_after=throttle_hint(headers))
+    if endpoint is Endpoint.TOKEN:
+        refusal = oauth_refusal(body)
+        if refusal is None:
+            return Transient(msg("without an OAuth2 error body"), status=status)
+        return OAuthError(*refusal, status=status)
     if status == 401:
-        if "WWW-Authenticate" in response.headers:
+        if "WWW-Authenticate" in headers:
             return InvalidToken(msg("invalid access token"), status=status)
         return Forbidden(msg("unauthorized"), status=status)
-    if status == 429 or (status == 403 and b"Rate Limit Exceeded" in body):
-        return Throttled(msg("rate limit exceeded"), status=status, retry_after=throttle_hint(response))
     if status == 403:
         return Forbidden(msg("forbidden"), status=status)
     if status == 404:
         return NotFound(msg("not found"), status=status)
-    if status >= 500 or status == 408:
-        return Transient(msg("server error"), status=status)
     return CanvasError(msg("unexpected answer"), status=status)
+
+
+def oauth_refusal(body: bytes) -> tuple[str, str | None] | None:
+    """`(error, error_description)` from an OAuth2 error body, or None when the body is not one."""
+    try:
+        data = json.loads(strip_json_prefix(body))
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if not isinstance(error, str) or not error:
+        return None
+    description = data.get("error_description")
+    return error, description[:_MAX_MESSAGE_CHARS] if isinstance(description, str) else None

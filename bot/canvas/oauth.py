@@ -7,7 +7,6 @@ one passed in, so callers may store the grant as-is; keeping the old one is equa
 
 from __future__ import annotations
 
-import json
 import logging
 from types import TracebackType
 from typing import Self
@@ -16,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from bot.canvas.errors import CanvasError, OAuthError, Throttled, Transient, strip_json_prefix, throttle_hint
+from bot.canvas.errors import CanvasError, Endpoint, Transient, error_for_answer, strip_json_prefix
 from bot.canvas.models import TokenGrant
 
 logger = logging.getLogger(__name__)
@@ -129,33 +128,10 @@ class CanvasOAuth:
         Only a JSON OAuth2 error body is an `OAuthError` (whose `dead_grant` then says whether the
         link is over). Canvas' throttle (429, or 403 text/plain "Rate Limit Exceeded") is `Throttled`;
         anything else without an OAuth2 body (5xx, redirects, HTML pages from a proxy or load
-        balancer, whatever the status) is `Transient`: it says nothing about the grant.
+        balancer, whatever the status) is `Transient`: it says nothing about the grant. The rules
+        live in `error_for_answer`, the one mapping the API client uses too.
         """
-        status = response.status_code
-        what = f"{response.request.method} {TOKEN_PATH}: {status}"
-        if status == 429 or (status == 403 and b"Rate Limit Exceeded" in response.content):
-            return Throttled(
-                f"{what} rate limit exceeded", status=status, retry_after=throttle_hint(response)
-            )
-        if status >= 500 or 300 <= status < 400 or status == 408:
-            return Transient(what, status=status)
-        refusal = _oauth_refusal(response.content)
-        if refusal is None:
-            return Transient(f"{what} without an OAuth2 error body", status=status)
-        error, description = refusal
-        return OAuthError(error, description, status=status)
-
-
-def _oauth_refusal(body: bytes) -> tuple[str, str | None] | None:
-    """`(error, error_description)` from an OAuth2 error body, or None when the body is not one."""
-    try:
-        data = json.loads(strip_json_prefix(body))
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    error = data.get("error")
-    if not isinstance(error, str) or not error:
-        return None
-    description = data.get("error_description")
-    return error, description[:200] if isinstance(description, str) else None
+        what = f"{response.request.method} {TOKEN_PATH}"
+        return error_for_answer(
+            response.status_code, response.headers, response.content, what, Endpoint.TOKEN
+        )
