@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
@@ -45,24 +46,28 @@ def shipped_concurrency() -> int:
 
 
 def cli_gc_calls() -> list[tuple[str, tuple[int, ...]]]:
-    """The `gc.<name>(literal, ...)` calls `confbot run` (bot.cli._run) makes after start-up, in order.
+    """The `gc.<name>(literal, ...)` calls the `bot.cli` module makes (`confbot run`, after start-up).
 
-    Read from the source rather than copied, so the bench process runs with whatever the CLI ships:
-    a copy of the numbers would silently go stale when the CLI's change.
+    Read from the module's source rather than copied, so the bench process runs with whatever the CLI
+    ships: a copy of the numbers would silently go stale when the CLI's change. The CLI has no public
+    function for these calls, so the module (a public one) is read as a whole, in source order.
     """
-    tree = ast.parse(inspect.getsource(bot.cli._run))
+    tree = ast.parse(inspect.getsource(bot.cli))
     calls: list[tuple[str, tuple[int, ...]]] = []
-    for node in ast.walk(tree):  # breadth-first: source order among _run's top-level statements
+    nodes = sorted(
+        (node for node in ast.walk(tree) if isinstance(node, ast.Call)),
+        key=lambda node: (node.lineno, node.col_offset),
+    )
+    for node in nodes:
         if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
+            isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Name)
             and node.func.value.id == "gc"
         ):
             args = tuple(ast.literal_eval(arg) for arg in node.args)
             calls.append((node.func.attr, args))
     if not calls:
-        raise RuntimeError("bot.cli._run makes no gc calls any more: update bench.common.apply_cli_gc")
+        raise RuntimeError("bot.cli makes no gc calls any more: update bench.common.apply_cli_gc")
     return calls
 
 
@@ -346,7 +351,7 @@ def bot_settings(
     signing_secret: str | None = None,
 ) -> Settings:
     """The Settings `confbot run` would read from the environment, for the sandbox on loopback."""
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         "canvas_base_url": canvas_url,
         "database_url": db.url,
         "token_encryption_keys": db.key,
@@ -385,3 +390,65 @@ def bot_env(settings: Settings, *, host: str, port: int) -> dict[str, str]:
         if secret is not None:
             env[name] = secret.get_secret_value()
     return env
+
+
+def loadavg() -> str:
+    """/proc/loadavg as it is: the machine is shared, so every figure carries the load it ran under."""
+    return Path("/proc/loadavg").read_text().strip()
+
+
+@dataclass
+class BotChild:
+    """`confbot run` (`python -m bot.cli run`) in a child process, as production runs it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def confbot_run(db: BenchDb, settings: Settings, *, limit: float = 60.0) -> Iterator[BotChild]:
+    """Start `confbot run` on a free loopback port; yield once /healthz answers (any status: a poller
+    still catching up may rightly say "degraded"); stop it by its own pid on exit."""
+    port = free_port()
+    log_path = db.directory / "bot.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=bot_env(settings, host="127.0.0.1", port=port),
+            cwd=db.directory,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    child = BotChild(process, port, log_path)
+    try:
+        deadline = time.monotonic() + limit
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"confbot run exited with {process.returncode}: {child.log()[-2000:]}")
+            try:
+                httpx.get(child.url + "/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("confbot run did not answer /healthz") from None
+                time.sleep(0.1)
+        yield child
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -5,8 +5,8 @@ WARM_UP users the bot polls once beforehand in the same process (not counted) so
 and pools are warm, as they are in a bot that has been running for a while.
   bot              `Poller.tick()` (built by `Runtime.build`, as `confbot run` does: its CanvasClient
                    sends on its own aiohttp.ClientSession) until all N were polled. Right after
-                   Runtime.build the process applies the gc calls `confbot run` makes (read from
-                   bot.cli._run: gc.freeze and the generation-0 threshold); they stay for later phases.
+                   Runtime.build the process applies the gc calls `confbot run` makes (read from the
+                   bot.cli module: gc.freeze and the generation-0 threshold); they stay for later phases.
   ceiling aiohttp  the bot's HTTP stack with no bot code: a bare aiohttp.ClientSession at the same
                    concurrency, same URL, headers and token per user; reads and discards the body (no
                    decrypt, no parsing, no database).
@@ -18,8 +18,6 @@ and pools are warm, as they are in a bot that has been running for a while.
     python -m bench.poll_throughput --users 10000 --latency 0.1 --variants 500   # a Canvas 100 ms away
 
 --concurrency defaults to POLL_CONCURRENCY's shipped default (bot/config.py).
---proposal NAME (repeatable) runs every bot phase with an EXPERIMENT from bench.proposals
-monkeypatched in (not the shipped bot: the output says so).
 --latency puts every API request of every phase behind a fixed delay (bench.slow_canvas), as a remote
 Canvas is; on plain loopback the sandbox answers at once and only CPU decides throughput.
 """
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
 import pstats
@@ -57,7 +54,6 @@ from bench.common import (
     table,
     verdict,
 )
-from bench.proposals import PROPOSALS
 from bot.canvas.errors import strip_json_prefix
 from bot.canvas.models import ConferenceList
 from bot.runtime import Runtime
@@ -390,13 +386,6 @@ def main(argv: list[str] | None = None) -> None:
         help="other POLL_CONCURRENCY values to run the bot at (none: --variants with no value)",
     )
     parser.add_argument(
-        "--proposal",
-        action="append",
-        default=[],
-        choices=sorted(PROPOSALS),
-        help="monkeypatch this bench.proposals change into the bot phases (repeatable)",
-    )
-    parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the bot phase, write the top functions here"
     )
     args = parser.parse_args(argv)
@@ -405,12 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         profile = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
         sample = args.sequential_sample or (2000 if not args.latency else max(50, int(20 / args.latency)))
-        with contextlib.ExitStack() as patches:
-            for name in args.proposal:
-                patches.enter_context(PROPOSALS[name]())
-            phases = measure(users, args.concurrency, sample, profile, args.variants, args.latency)
-        if args.proposal:
-            print(f"NOT THE SHIPPED BOT: bot phases ran with EXPERIMENTS {', '.join(args.proposal)}")
+        phases = measure(users, args.concurrency, sample, profile, args.variants, args.latency)
         print(report(users, args.concurrency, phases, args.latency))
         print(f"(run took {time.perf_counter() - started:.0f}s; {machine_line()})\n", flush=True)
         if profile is not None:

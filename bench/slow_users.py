@@ -19,6 +19,9 @@ Figures, for the healthy users only (the slow 1% are shown beside them for conte
                  user stalled for the whole window cannot hide by being polled only once.
   alert latency  Slack sandbox's chat.postMessage time minus the moment the start request was sent
                  (both time.time() on this machine); an alert that never came counts as infinite.
+                 Split in two: waiting for the poll (start -> the user's first Canvas request after
+                 it, from the request log) and poll -> Slack (that request -> chat.postMessage: the
+                 poll's own time, the write, the outbox and the dispatcher).
 Target: both p99 <= interval + 2 s.
 
     python -m bench.slow_users                       # 10,000 users, interval 10 s, ~5 min
@@ -35,13 +38,15 @@ import argparse
 import math
 import random
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -159,6 +164,56 @@ def alert_latencies(starts: dict[int, float], calls: list[dict[str, object]]) ->
                 assert isinstance(at, (int, float))
                 found[conference_id] = float(at) - started
     return found
+
+
+def first_request_after(request_times: Sequence[float], at: float) -> float | None:
+    """The first request at or after `at`: the poll whose live list can show a conference started at `at`."""
+    return min((t for t in request_times if t >= at), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSplit:
+    """Where an alert's latency went: waiting for the user's next poll, the poll until its outbox row
+    was committed, and that row until Slack had the DM."""
+
+    wait_for_poll: list[float]
+    poll_to_outbox: list[float]
+    outbox_to_slack: list[float]
+
+
+def alert_split(
+    starts: dict[int, float],
+    latencies: dict[int, float],
+    token_of: dict[int, str],
+    times_by_token: dict[str, list[float]],
+    enqueued: dict[int, float],
+) -> AlertSplit:
+    """Per arrived alert, from its start: the first request of its user after it (the poll that can see
+    it), the outbox row's created_at (`enqueued`, epoch seconds), and the chat.postMessage."""
+    split = AlertSplit([], [], [])
+    for conference_id, latency in latencies.items():
+        started = starts[conference_id]
+        polled = first_request_after(times_by_token.get(token_of[conference_id], []), started)
+        queued = enqueued.get(conference_id)
+        if polled is None or queued is None or not started <= polled <= queued <= started + latency:
+            continue  # not all three moments seen in order: nothing to split
+        split.wait_for_poll.append(polled - started)
+        split.poll_to_outbox.append(queued - polled)
+        split.outbox_to_slack.append(started + latency - queued)
+    return split
+
+
+def enqueued_at(db_path: Path) -> dict[int, float]:
+    """Conference id -> when its "started" outbox row was written (created_at, naive UTC), epoch s."""
+    with sqlite3.connect(db_path, timeout=30) as connection:
+        rows = connection.execute(
+            "SELECT conference_id, min(created_at) FROM outbox WHERE event = 'started' GROUP BY conference_id"
+        ).fetchall()
+    return {
+        int(cid): datetime.fromisoformat(str(at)).replace(tzinfo=UTC).timestamp()
+        for cid, at in rows
+        if cid is not None
+    }
 
 
 # -- the world ----------------------------------------------------------------------------------
@@ -303,6 +358,9 @@ class Outcome:
     warm_up_complete: bool
     cpu: str
     load_during: list[str]
+    token_of: dict[int, str]
+    """Conference id -> the token of the user whose poll should see it start (never printed)."""
+    enqueued: dict[int, float] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -339,6 +397,7 @@ def run(args: argparse.Namespace) -> None:
             port = free_port()
             env = bot_env(settings, host="127.0.0.1", port=port)
             env["CANVAS_TIMEOUT_SECONDS"] = str(args.canvas_timeout)
+            env["LOG_LEVEL"] = args.log_level
             print(where_bot_comes_from(env, db.directory), flush=True)
             print(
                 f"settings: POLL_INTERVAL_SECONDS={args.interval:g}, CANVAS_TIMEOUT_SECONDS="
@@ -376,6 +435,9 @@ def run(args: argparse.Namespace) -> None:
                         process.kill()
                         process.wait(timeout=10)
             errors = tracebacks(log_path.read_bytes()[:running_log].decode(errors="replace"))
+            outcome.enqueued = enqueued_at(db.path)
+            if args.keep_log:
+                shutil.copyfile(log_path, args.keep_log)
     report(args, target, outcome, healthy, slow, errors)
 
 
@@ -437,8 +499,17 @@ def drive(
     times: dict[str, list[float]] = canvas.get("/_sandbox/requests", params={"times": "1"}).json()[
         "times_by_token"
     ]
+    token_of = {conference_of[m.canvas_user_id]: m.token for m in sample}
     return Outcome(
-        (window_start, window_end), times, starts, latencies, warm_up, complete, cpu_line, load_during
+        (window_start, window_end),
+        times,
+        starts,
+        latencies,
+        warm_up,
+        complete,
+        cpu_line,
+        load_during,
+        token_of,
     )
 
 
@@ -504,6 +575,29 @@ def report(
             ],
         )
     )
+    split = alert_split(
+        outcome.starts, outcome.latencies, outcome.token_of, outcome.times_by_token, outcome.enqueued
+    )
+    print()
+    print(
+        table(
+            ["alert latency, split", "alerts", "p50 s", "p99 s", "max s"],
+            [
+                [
+                    name,
+                    len(values),
+                    percentile(values, 50),
+                    percentile(values, 99),
+                    max(values, default=math.nan),
+                ]
+                for name, values in (
+                    ("start -> the user's next poll (Canvas request log)", split.wait_for_poll),
+                    ("that poll -> its outbox row committed (poll, writer)", split.poll_to_outbox),
+                    ("outbox row -> Slack DM (wake, dispatch, post)", split.outbox_to_slack),
+                )
+            ],
+        )
+    )
     period_p99 = percentile(healthy_periods.gaps, 99)
     alert_p99 = percentile(found, 99)
     print()
@@ -539,14 +633,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="1,000 users, 20 alerts, a 60 s window")
+    parser.add_argument(
+        "--quick", action="store_true", help="1,000 users, 20 alerts, a 3-interval window (CI smoke)"
+    )
     parser.add_argument("--users", type=int, help="linked users (default 10,000; --quick 1,000)")
     parser.add_argument("--slow-share", type=float, default=0.01, help="share of users behind a slow Canvas")
     parser.add_argument("--slow-seconds", type=float, default=10.0, help="seconds each slow request takes")
     parser.add_argument("--interval", type=float, default=10.0, help="POLL_INTERVAL_SECONDS")
     parser.add_argument("--canvas-timeout", type=float, default=15.0, help="CANVAS_TIMEOUT_SECONDS")
     parser.add_argument(
-        "--measure", type=float, help="measurement window, s (default 12 intervals; --quick 6)"
+        "--measure", type=float, help="measurement window, s (default 12 intervals; --quick 3)"
     )
     parser.add_argument(
         "--window", type=float, help="conference starts spread over this many s (default half)"
@@ -555,16 +651,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--sample", type=int, help="healthy users whose conference starts (default 100; --quick 20)"
     )
     parser.add_argument(
-        "--alert-wait", type=float, help="wait for alerts after the last start (default 15 intervals)"
+        "--alert-wait",
+        type=float,
+        help="wait for alerts after the last start (default 15 intervals; --quick 3)",
     )
     parser.add_argument("--warm-up-limit", type=float, default=300.0, help="give up the warm-up after this")
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--log-level", default="WARNING", help="the bot's LOG_LEVEL")
+    parser.add_argument("--keep-log", type=Path, help="copy the bot's log here (it never holds a token)")
     args = parser.parse_args(argv)
     args.users = args.users or (1000 if args.quick else 10_000)
-    args.measure = args.measure or args.interval * (6 if args.quick else 12)
+    args.measure = args.measure or args.interval * (3 if args.quick else 12)
     args.window = args.window or args.measure / 2
     args.sample = args.sample or (20 if args.quick else 100)
-    args.alert_wait = args.alert_wait or args.interval * 15
+    args.alert_wait = args.alert_wait or args.interval * (3 if args.quick else 15)
     return args
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.slow_users import alert_latencies, periods, poll_starts, tracebacks, user_gaps
+from bench.slow_users import alert_latencies, alert_split, periods, poll_starts, tracebacks, user_gaps
 
 
 def test_requests_close_together_are_one_poll() -> None:
@@ -55,3 +55,17 @@ def test_each_traceback_in_the_bot_log_is_named_by_its_exception_line() -> None:
         ]
     )
     assert tracebacks(log) == ["TimeoutError: slow"]
+
+
+def test_alert_latency_splits_into_waiting_for_the_poll_the_write_and_the_dispatch() -> None:
+
+    split = alert_split(
+        starts={7: 100.0, 8: 100.0},
+        latencies={7: 6.0, 8: 3.0},
+        token_of={7: "a", 8: "b"},
+        times_by_token={"a": [95.0, 104.0, 104.02], "b": [99.0]},  # b: no request after its start
+        enqueued={7: 104.5, 8: 102.0},
+    )
+    assert split.wait_for_poll == [4.0]
+    assert split.poll_to_outbox == [0.5]
+    assert split.outbox_to_slack == [1.5]
