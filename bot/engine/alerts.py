@@ -1,6 +1,8 @@
 """Turns diff events into outbox rows: the dedup key and the payload the dispatcher renders later.
 
 The payload holds everything needed to render, so a message can be (re)sent after a restart without Canvas.
+Every row is built here from its payload model (bot/engine/outbox.py), the contract rows keep between
+replicas and versions.
 """
 
 from __future__ import annotations
@@ -10,6 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.engine.diff import Event
+from bot.engine.outbox import (
+    CARD_EVENTS,
+    AlertPayload,
+    OutboxEvent,
+    OutboxStatus,
+    PostPayload,
+    RelinkPayload,
+    RenderedMessage,
+    StoredPayload,
+    ThreadOf,
+)
 from bot.slack.mrkdwn import safe_link_url
 
 
@@ -22,22 +35,25 @@ def queued(
     *,
     team_id: str,
     destination: str,
-    event: str,
-    payload: dict[str, Any],
+    event: OutboxEvent,
+    payload: StoredPayload,
     now: datetime,
     conference_id: int | None = None,
     started_at: datetime | None = None,
+    status: OutboxStatus = OutboxStatus.PENDING,
 ) -> dict[str, Any]:
-    """One outbox row, due now; every producer (alerts, digests, summaries, follow-ups) builds it here."""
+    """One outbox row, due now; every producer (alerts, digests, summaries, follow-ups) builds it here.
+
+    Enums are stored as their plain string values (what the column holds and every version reads)."""
     return {
         "dedup_key": key,
         "team_id": team_id,
         "destination": destination,
-        "event": event,
+        "event": event.value,
         "conference_id": conference_id,
         "started_at": started_at,
-        "payload": payload,
-        "status": "pending",
+        "payload": payload.to_stored(),
+        "status": status.value,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -55,15 +71,16 @@ def post_row(
 ) -> dict[str, Any]:
     """A message rendered now and posted as is (event "post"); `thread_of` = (conference id, started_at)
     of the alert to reply under."""
-    payload: dict[str, Any] = {"message": {"text": message["text"], "blocks": message["blocks"]}}
     conference_id, started_at = thread_of or (None, None)
-    if thread_of:
-        payload["thread_of"] = {"conference_id": conference_id, "started_at": thread_of[1].isoformat()}
+    payload = PostPayload(
+        message=RenderedMessage(text=message["text"], blocks=message["blocks"]),
+        thread_of=ThreadOf(conference_id=thread_of[0], started_at=thread_of[1]) if thread_of else None,
+    )
     return queued(
         key,
         team_id=team_id,
         destination=destination,
-        event="post",
+        event=OutboxEvent.POST,
         payload=payload,
         now=now,
         conference_id=conference_id,
@@ -97,7 +114,22 @@ def outbox_row(
     context_name: str,
     canvas_root: str,
     now: datetime,
+    edit: OutboxEvent | None = None,
+    occurrence: int | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
+    """The row for one diff event: by default the event as it is ("started" posts the card, "ended" edits it).
+
+    `edit` is what the row does to the card when that differs from the event (a start of a session whose
+    card shows "ended" is a "reopened" edit) and `occurrence` numbers a repeated edit of one card, so a
+    card can go ended -> live -> ended again with each edit queued once (dedup keys `ended`,
+    `reopened:1`, `ended:2`; None keeps the unnumbered key of a first edit). `quiet`: the user is in quiet
+    hours, so a start is held for the summary (quiet_summaries.py); edits are never held, the
+    dispatcher or the summary reads them.
+    """
+    row_event = edit or OutboxEvent(event.kind)
+    if row_event not in CARD_EVENTS:
+        raise ValueError(f"a diff event becomes a card row, not {row_event!r}")
     conference = event.conference
     url = join_url(
         canvas_root,
@@ -106,25 +138,27 @@ def outbox_row(
         event.conference_id,
         served=conference.join_url if conference else None,
     )
-    ended_at = event.ended_at or (now if event.kind == "ended" else None)
-    payload: dict[str, Any] = {
-        "conference_id": event.conference_id,
-        "title": event.title,
-        "context_name": context_name,
-        "conference_type": conference.conference_type if conference else None,
-        "started_at": event.started_at.isoformat(),
-        "ended_at": ended_at.isoformat() if ended_at else None,
-        "join_url": url,
-    }
+    payload = AlertPayload(
+        conference_id=event.conference_id,
+        title=event.title,
+        context_name=context_name,
+        conference_type=conference.conference_type if conference else None,
+        started_at=event.started_at,
+        ended_at=event.ended_at or (now if event.kind == "ended" else None),
+        join_url=url,
+    )
+    key_event = row_event.value if occurrence is None else f"{row_event.value}:{occurrence}"
+    held = quiet and row_event is OutboxEvent.STARTED
     return queued(
-        dedup_key(team_id, destination, event.conference_id, event.started_at, event.kind),
+        dedup_key(team_id, destination, event.conference_id, event.started_at, key_event),
         team_id=team_id,
         destination=destination,
-        event=event.kind,
+        event=row_event,
         payload=payload,
         now=now,
         conference_id=event.conference_id,
         started_at=event.started_at,
+        status=OutboxStatus.HELD if held else OutboxStatus.PENDING,
     )
 
 
@@ -136,7 +170,7 @@ def relink_row(
         f"{team_id}:{slack_user_id}:relink:{int(linked_at.timestamp())}",
         team_id=team_id,
         destination=slack_user_id,
-        event="relink",
-        payload={"reason": reason},
+        event=OutboxEvent.RELINK,
+        payload=RelinkPayload(reason=reason),
         now=now,
     )

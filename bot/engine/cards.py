@@ -1,24 +1,18 @@
-"""Outbox payload (JSON) -> the renderer's ConferenceCard."""
+"""Outbox alert payload -> the renderer's ConferenceCard."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
+from bot.engine.outbox import AlertPayload
 from bot.slack.blocks import ConferenceCard
 
 
-def _when(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-
-
-def card_from_payload(payload: dict[str, Any]) -> ConferenceCard:
+def card_from_payload(payload: AlertPayload) -> ConferenceCard:
     return ConferenceCard(
-        conference_id=int(payload["conference_id"]),
-        title=str(payload.get("title") or ""),
-        context_name=str(payload.get("context_name") or ""),
-        conference_type=payload.get("conference_type"),
-        started_at=_when(payload.get("started_at")),
-        ended_at=_when(payload.get("ended_at")),
-        join_url=str(payload["join_url"]),
+        conference_id=payload.conference_id,
+        title=payload.title,
+        context_name=payload.context_name,
+        conference_type=payload.conference_type,
+        started_at=payload.started_at,
+        ended_at=payload.ended_at,
+        join_url=payload.join_url,
     )

@@ -23,7 +23,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.cards import card_from_payload
 from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
-from bot.engine.quiet_summaries import HELD, SUMMARIZED
+from bot.engine.outbox import (
+    AlertPayload,
+    OutboxEvent,
+    OutboxStatus,
+    PostPayload,
+    RelinkPayload,
+    UnreadablePayload,
+)
 from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.store import repo
@@ -78,6 +85,10 @@ class Paced(Exception):
     def __init__(self, wait: float) -> None:
         super().__init__(f"paced for {wait:.2f}s")
         self.wait = wait
+
+
+_NOTHING_POSTED = frozenset({OutboxStatus.FAILED, OutboxStatus.HELD, OutboxStatus.SUMMARIZED})
+"""Statuses of a "started" row that left no card in Slack for an edit to change."""
 
 
 class SlackClients(Protocol):
@@ -150,18 +161,24 @@ class Dispatcher:
             self._next_slot = {k: t for k, t in self._next_slot.items() if t > now}
 
     async def _deliver(self, message: OutboxMessage) -> bool:
-        handler = self._handlers().get(message.event)
-        if handler is None:  # written by a newer version, or corrupted: no retry can deliver it
+        event = OutboxEvent.known(message.event)
+        if event is None:  # written by a newer version, or corrupted: no retry can deliver it
             log.error("outbox %s has an event this version cannot deliver: %r", message.id, message.event)
-            await self._finish(message, status="failed", error=f"unknown event {message.event!r}"[:255])
+            await self._finish(message, status=OutboxStatus.FAILED, error=f"unknown event {message.event!r}")
             return False
+        handler = self._handlers()[event]
         async with self._semaphore:
             try:
                 client = await self._slack.for_outbox(message.team_id)
                 if client is None:
-                    await self._finish(message, status="failed", error="no Slack installation for this team")
+                    await self._finish(
+                        message, status=OutboxStatus.FAILED, error="no Slack installation for this team"
+                    )
                     return False
                 return await handler(client, message)
+            except UnreadablePayload as error:  # corrupt, or an incompatible writer: no retry can read it
+                log.error("outbox %s (%s) cannot be delivered: %s", message.id, message.event, error)
+                await self._finish(message, status=OutboxStatus.FAILED, error=str(error))
             except Paced as paced:
                 await self._retry(message, "paced", paced.wait, count_attempt=False)
             except LookupUnavailable as error:  # whether an interrupted send arrived: look again later
@@ -181,20 +198,24 @@ class Dispatcher:
                 await self._retry(message, f"error: {type(error).__name__}: {error}", None)
             return False
 
-    def _handlers(self) -> dict[str, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
+    def _handlers(self) -> dict[OutboxEvent, Callable[[AsyncWebClient, OutboxMessage], Awaitable[bool]]]:
+        """One per event. Each reads its row's payload into the event's model before it renders
+        (UnreadablePayload when it does not fit: the row fails for good with that reason)."""
         return {
-            "started": self._post_alert,
-            "ended": self._edit_card,
-            "reopened": self._edit_card,
-            "relink": self._post_relink,
-            "post": self._post_prerendered,
+            OutboxEvent.STARTED: self._post_alert,
+            OutboxEvent.ENDED: self._edit_card,
+            OutboxEvent.REOPENED: self._edit_card,
+            OutboxEvent.RELINK: self._post_relink,
+            OutboxEvent.POST: self._post_prerendered,
         }
 
     async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         return await self._post(
             client,
             message,
-            dict(blocks.live_alert(card_from_payload(message.payload), self._clock())),
+            dict(
+                blocks.live_alert(card_from_payload(AlertPayload.from_stored(message.payload)), self._clock())
+            ),
             stale=self._no_longer_live,
         )
 
@@ -226,43 +247,53 @@ class Dispatcher:
         async with self._sessions() as session:
             original = await repo.original_alert(session, message)
             latest = await repo.latest_card_edit(session, message) or message
-        if original is None or original.status in ("failed", HELD, SUMMARIZED):
-            await self._finish(message, status="sent", error="no alert to edit")
+        if original is None or original.status in _NOTHING_POSTED:
+            await self._finish(message, status=OutboxStatus.SENT, error="no alert to edit")
             return False
-        if original.status == "pending" or original.slack_ts is None or original.slack_channel is None:
+        if (
+            original.status == OutboxStatus.PENDING
+            or original.slack_ts is None
+            or original.slack_channel is None
+        ):
             # Try again when the alert is next tried (not every second: that churn starves newer rows).
             wait = max(1.0, (original.next_attempt_at - self._clock()).total_seconds())
             await self._retry(message, "waiting for the start alert", wait, count_attempt=False)
             return False
-        if latest.event == "reopened":
-            rendered = blocks.live_alert(card_from_payload(original.payload), self._clock())
+        card = AlertPayload.from_stored(original.payload)
+        if latest.event == OutboxEvent.REOPENED:
+            rendered = blocks.live_alert(card_from_payload(card), self._clock())
         else:
-            payload = {**original.payload, "ended_at": latest.payload.get("ended_at")}
-            rendered = blocks.ended_alert(card_from_payload(payload), self._clock())
+            ended_at = AlertPayload.from_stored(latest.payload).ended_at
+            rendered = blocks.ended_alert(
+                card_from_payload(card.model_copy(update={"ended_at": ended_at})), self._clock()
+            )
         self._take_slot(message)
         await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
-        await self._finish(message, status="sent", channel=original.slack_channel, ts=original.slack_ts)
+        await self._finish(
+            message, status=OutboxStatus.SENT, channel=original.slack_channel, ts=original.slack_ts
+        )
         return True
 
     async def _post_prerendered(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
-        """A message rendered when it was queued (digests, summaries): payload {"message": {text, blocks}}.
+        """A message rendered when it was queued (digests, summaries): PostPayload's text and blocks.
 
-        With payload["thread_of"] = {"conference_id", "started_at"} it replies in the thread of that
-        conference's alert to the same destination (recording-ready follow-ups).
+        With a `thread_of` it replies in the thread of that conference's alert to the same destination
+        (recording-ready follow-ups).
         """
-        rendered = dict(message.payload["message"])
-        thread_of = message.payload.get("thread_of")
+        payload = PostPayload.from_stored(message.payload)
+        rendered: dict[str, Any] = {"text": payload.message.text, "blocks": payload.message.blocks}
+        thread_of = payload.thread_of
         if thread_of:
             async with self._sessions() as session:
                 original = await repo.alert_for(
                     session,
                     message.team_id,
                     message.destination,
-                    int(thread_of["conference_id"]),
-                    datetime.fromisoformat(thread_of["started_at"]),
+                    thread_of.conference_id,
+                    thread_of.started_at,
                 )
-            if original is None or original.status == "failed":
-                await self._finish(message, status="failed", error="no alert to reply to")
+            if original is None or original.status == OutboxStatus.FAILED:
+                await self._finish(message, status=OutboxStatus.FAILED, error="no alert to reply to")
                 return False
             if original.slack_ts is None:
                 await self._retry(message, "waiting for the alert", 1.0, count_attempt=False)
@@ -271,10 +302,9 @@ class Dispatcher:
         return await self._post(client, message, rendered)
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        reason = RelinkPayload.from_stored(message.payload).reason
         url = await self.relink_url(message.team_id, message.destination) if self.relink_url else None
-        return await self._post(
-            client, message, dict(blocks.relink_prompt(url, str(message.payload.get("reason", ""))))
-        )
+        return await self._post(client, message, dict(blocks.relink_prompt(url, reason)))
 
     async def _post(
         self,
@@ -304,12 +334,12 @@ class Dispatcher:
             )
             if found is not None:
                 log.info("outbox %s had reached Slack before an interruption; not posting again", message.id)
-                await self._finish(message, status="sent", channel=found[0], ts=found[1])
+                await self._finish(message, status=OutboxStatus.SENT, channel=found[0], ts=found[1])
                 return True
         reason = await stale(message) if stale is not None else None
         if reason is not None:
             log.info("outbox %s not posted: %s", message.id, reason)
-            await self._finish(message, status="failed", error=reason)
+            await self._finish(message, status=OutboxStatus.FAILED, error=reason)
             return False
         self._take_slot(message)
         await self._update(message, {"sending_since": self._clock()})
@@ -319,7 +349,7 @@ class Dispatcher:
             metadata=sent_marker(message.dedup_key),
             **rendered,
         )
-        await self._finish(message, status="sent", channel=response["channel"], ts=response["ts"])
+        await self._finish(message, status=OutboxStatus.SENT, channel=response["channel"], ts=response["ts"])
         return True
 
     async def _failed(self, message: OutboxMessage, error: SlackApiError) -> None:
@@ -335,7 +365,7 @@ class Dispatcher:
             await self._retry(message, "ratelimited", retry_after, count_attempt=False)
         elif code in PERMANENT_ERRORS:
             log.warning("Slack refused outbox %s for good: %s", message.id, code)
-            await self._finish(message, status="failed", error=code)
+            await self._finish(message, status=OutboxStatus.FAILED, error=code)
         else:
             self._outage_seen = self._outage_seen or status >= 500
             await self._retry(message, code or f"http {status}", None, transient=status >= 500)
@@ -354,7 +384,7 @@ class Dispatcher:
         attempts = message.attempts + (1 if count_attempt else 0)
         backoff = retry_wait(message.event, attempts, transient=transient) if count_attempt else 0.0
         if backoff is None:
-            await self._finish(message, status="failed", error=reason)
+            await self._finish(message, status=OutboxStatus.FAILED, error=reason)
             return
         wait = delay if delay is not None else backoff
         values: dict[str, Any] = {
@@ -368,17 +398,17 @@ class Dispatcher:
         self,
         message: OutboxMessage,
         *,
-        status: str,
+        status: OutboxStatus,
         channel: str | None = None,
         ts: str | None = None,
         error: str | None = None,
     ) -> None:
         now = self._clock()
-        values: dict[str, Any] = {"status": status, "sent_at": now, "last_error": error}
+        values: dict[str, Any] = {"status": status.value, "sent_at": now, "last_error": error and error[:255]}
         if channel:
             values |= {"slack_channel": channel, "slack_ts": ts}
         await self._update(message, values)
-        if status == "sent" and channel and self._metrics:
+        if status is OutboxStatus.SENT and channel and self._metrics:
             self._metrics.alerts.labels(event=message.event).inc()
             if message.event == "started" and message.started_at is not None:
                 self._metrics.alert_latency.observe((now - message.started_at).total_seconds())

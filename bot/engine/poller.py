@@ -26,8 +26,8 @@ from bot.engine import alerts
 from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
 from bot.engine.diff import Diff, Event, Seen, diff, vanished
+from bot.engine.outbox import OutboxEvent
 from bot.engine.poll_units import PollJob, PollUnits
-from bot.engine.quiet_summaries import HELD
 from bot.engine.recordings import watch_row
 from bot.metrics import Metrics
 from bot.store import repo
@@ -343,28 +343,24 @@ class Poller:
         self, job: PollJob, outcome: PollOutcome, events: list[tuple[Event, str]], now: datetime
     ) -> list[dict[str, Any]]:
         """Outbox rows; starts during the user's quiet hours are held for the summary (quiet_summaries.py)."""
-        held = job.quiet is not None and job.quiet.active(now)
+        quiet = job.quiet is not None and job.quiet.active(now)
         rows = []
         for event, edit in events:
-            row = alerts.outbox_row(
-                event,
-                team_id=job.team_id,
-                destination=job.destination,
-                context_name=outcome.names.get((event.context_type, event.context_id))
-                or fallback_name((event.context_type, event.context_id)),
-                canvas_root=self._canvas_root,
-                now=now,
-            )
-            if edit != event.kind:  # a numbered edit of a card that changed before
-                row["event"] = edit.split(":", 1)[0]
-                row["dedup_key"] = alerts.dedup_key(
-                    job.team_id, job.destination, event.conference_id, event.started_at, edit
+            edit_event, _, number = edit.partition(":")  # "ended", "reopened:1", "ended:2" (_new_to_slack)
+            rows.append(
+                alerts.outbox_row(
+                    event,
+                    team_id=job.team_id,
+                    destination=job.destination,
+                    context_name=outcome.names.get((event.context_type, event.context_id))
+                    or fallback_name((event.context_type, event.context_id)),
+                    canvas_root=self._canvas_root,
+                    now=now,
+                    edit=OutboxEvent(edit_event),
+                    occurrence=int(number) if number else None,
+                    quiet=quiet,
                 )
-            rows.append(row)
-        if held:
-            for row in rows:
-                if row["event"] == "started":
-                    row["status"] = HELD
+            )
         return rows
 
     def _watches_for(self, job: PollJob, ended: list[Event], now: datetime) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -12,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import alerts
 from bot.engine.cards import card_from_payload
+from bot.engine.outbox import AlertPayload, OutboxEvent, OutboxStatus, UnreadablePayload
 from bot.engine.quiet_hours import QuietHours
 from bot.slack import blocks
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import OutboxMessage, utcnow
 
-HELD = "held"
-SUMMARIZED = "summarized"
+log = logging.getLogger(__name__)
 
 
 class QuietSummaries:
@@ -40,7 +41,7 @@ class QuietSummaries:
             held = (
                 await session.scalars(
                     select(OutboxMessage)
-                    .where(OutboxMessage.status == HELD)
+                    .where(OutboxMessage.status == OutboxStatus.HELD.value)
                     .order_by(OutboxMessage.id)
                     .with_for_update(skip_locked=True)
                 )
@@ -60,7 +61,7 @@ class QuietSummaries:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_([m.id for m in messages]))
-                    .values(status=SUMMARIZED, sent_at=now)
+                    .values(status=OutboxStatus.SUMMARIZED.value, sent_at=now)
                 )
             await repo.enqueue(session, rows)
         if rows and self._on_enqueued:
@@ -70,17 +71,26 @@ class QuietSummaries:
     async def _summary(
         self, session: AsyncSession, team_id: str, user_id: str, messages: list[OutboxMessage], now: datetime
     ) -> dict[str, Any]:
-        """Held starts as one list; those whose `ended` row is queued too are shown as ended."""
+        """Held starts as one list; those whose `ended` row is queued too are shown as ended. A held row
+        whose payload cannot be read is left out of the list (and marked summarized with the rest)."""
 
         def ended_key(held: OutboxMessage) -> str:
             assert held.conference_id is not None and held.started_at is not None
-            return alerts.dedup_key(team_id, user_id, held.conference_id, held.started_at, "ended")
+            return alerts.dedup_key(team_id, user_id, held.conference_id, held.started_at, OutboxEvent.ENDED)
 
         ended_rows = await session.scalars(
             select(OutboxMessage).where(OutboxMessage.dedup_key.in_([ended_key(m) for m in messages]))
         )
-        ended_at = {row.dedup_key: row.payload.get("ended_at") for row in ended_rows}
-        cards = [card_from_payload({**m.payload, "ended_at": ended_at.get(ended_key(m))}) for m in messages]
+        ended_at = {row.dedup_key: _readable(row) for row in ended_rows}
+        cards = []
+        for held in messages:
+            payload = _readable(held)
+            if payload is None:
+                continue
+            end = ended_at.get(ended_key(held))
+            cards.append(
+                card_from_payload(payload.model_copy(update={"ended_at": end.ended_at if end else None}))
+            )
         return alerts.post_row(
             f"{team_id}:{user_id}:quiet_summary:{messages[0].id}",
             team_id=team_id,
@@ -88,3 +98,11 @@ class QuietSummaries:
             message=blocks.live_list(cards, now, heading="While you were in quiet hours"),
             now=now,
         )
+
+
+def _readable(row: OutboxMessage) -> AlertPayload | None:
+    try:
+        return AlertPayload.from_stored(row.payload)
+    except UnreadablePayload as error:
+        log.error("outbox %s left out of a quiet-hours summary: %s", row.id, error)
+        return None

@@ -17,6 +17,7 @@ from bot.engine.alerts import outbox_row, queued
 from bot.engine.delivery import HistoryBudget, sent_marker
 from bot.engine.diff import Event, EventKind
 from bot.engine.dispatcher import LIVE_ALERT_BACKOFF_CAP, MAX_ATTEMPTS, Dispatcher, retry_wait
+from bot.engine.outbox import OutboxEvent, RelinkPayload
 from bot.runtime import SingleWorkspace
 from bot.sandbox.server import start_in_thread
 from bot.sandbox.slack import create_slack_app
@@ -117,17 +118,22 @@ async def test_a_dropped_connection_counts_an_attempt_and_is_retried(
     assert (await outbox.row(row["dedup_key"])).status == "sent"
 
 
-async def test_an_unknown_event_fails_for_good_with_a_reason(outbox: Outbox, slack: SlackWorld) -> None:
-    slack.user("UADA")
-    unknown = queued(
-        "T0001:UADA:future",
+def relink_prompt(clock: Clock, key: str, **stored: Any) -> dict[str, Any]:
+    """A relink row as this version queues it, with `stored` columns as another writer left them."""
+    row = queued(
+        key,
         team_id="T0001",
         destination="UADA",
-        event="hologram",
-        payload={},
-        now=outbox.clock.now,
+        event=OutboxEvent.RELINK,
+        payload=RelinkPayload(reason="token revoked"),
+        now=clock.now,
     )
-    await outbox.add(unknown)
+    return row | stored
+
+
+async def test_an_unknown_event_fails_for_good_with_a_reason(outbox: Outbox, slack: SlackWorld) -> None:
+    slack.user("UADA")
+    await outbox.add(relink_prompt(outbox.clock, "T0001:UADA:future", event="hologram"))
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.slack.url + "/api/", retry_handlers=[])
     dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
 
@@ -139,29 +145,53 @@ async def test_an_unknown_event_fails_for_good_with_a_reason(outbox: Outbox, sla
     assert await dispatcher.tick() == 0, "not claimed again"
 
 
-async def test_any_other_failure_is_logged_with_the_outbox_id_and_counted(
-    outbox: Outbox, slack: SlackWorld, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("event", "payload", "reason"),
+    [
+        ("post", {}, "unreadable PostPayload: message: Field required"),
+        ("post", {"message": {"text": "hi"}}, "unreadable PostPayload: message.blocks: Field required"),
+        ("relink", ["not", "an", "object"], "unreadable RelinkPayload: payload: Input should be"),
+        ("started", {"title": "Talk"}, "unreadable AlertPayload: conference_id: Field required"),
+    ],
+)
+async def test_a_payload_that_does_not_parse_fails_for_good_with_a_reason(
+    outbox: Outbox, slack: SlackWorld, event: str, payload: object, reason: str
 ) -> None:
-    """A row whose payload the handler cannot read (bad data, a bug) is retried with its attempts
-    counted, so it ends as failed after MAX_ATTEMPTS instead of looping forever."""
+    """Corrupt, or written by an incompatible version: no retry can read it, so it is not retried."""
     slack.user("UADA")
-    broken = queued(
-        "T0001:UADA:broken",
-        team_id="T0001",
-        destination="UADA",
-        event="post",
-        payload={},
-        now=outbox.clock.now,
-    )
-    await outbox.add(broken)
+    await outbox.add(relink_prompt(outbox.clock, "T0001:UADA:corrupt", event=event, payload=payload))
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.slack.url + "/api/", retry_handlers=[])
     dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
 
     assert await dispatcher.tick() == 0
+    row = await outbox.row("T0001:UADA:corrupt")
+    assert row.status == "failed"
+    assert row.last_error is not None and row.last_error.startswith(reason)
+    outbox.clock.advance(3600)
+    assert await dispatcher.tick() == 0, "not claimed again"
+    assert slack.dms_to("UADA") == []
+
+
+async def test_any_other_failure_is_logged_with_the_outbox_id_and_counted(
+    outbox: Outbox, slack: SlackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure nobody classified (a bug) is retried with its attempts counted, so it ends as failed
+    after MAX_ATTEMPTS instead of looping forever."""
+    slack.user("UADA")
+    await outbox.add(relink_prompt(outbox.clock, "T0001:UADA:broken"))
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.slack.url + "/api/", retry_handlers=[])
+    dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
+
+    async def broken_relink_url(team_id: str, user_id: str) -> str | None:
+        raise RuntimeError("relink page unavailable")
+
+    dispatcher.relink_url = broken_relink_url
+
+    assert await dispatcher.tick() == 0
     row = await outbox.row("T0001:UADA:broken")
     assert row.status == "pending" and row.attempts == 1
-    assert row.last_error is not None and row.last_error.startswith("error: KeyError")
-    assert any(f"outbox {row.id} (post) failed" in record.getMessage() for record in caplog.records)
+    assert row.last_error == "error: RuntimeError: relink page unavailable"
+    assert any(f"outbox {row.id} (relink) failed" in record.getMessage() for record in caplog.records)
     for _ in range(20):
         outbox.clock.advance(600)
         await dispatcher.tick()

@@ -19,6 +19,7 @@ from bot.engine import alerts
 from bot.engine.cards import card_from_payload
 from bot.engine.diff import Event
 from bot.engine.digests import summarize_course
+from bot.engine.outbox import AlertPayload
 from bot.engine.recordings import recording_links
 from bot.sandbox.slack_blocks import validate_blocks
 from bot.slack.blocks import ConferenceCard, live_alert, live_list, recording_ready
@@ -151,7 +152,7 @@ def test_alert_for_hostile_join_url_links_to_canvas(served: str) -> None:
     row = alerts.outbox_row(
         event, team_id="T1", destination="U1", context_name="Bio", canvas_root=ROOT, now=NOW
     )
-    message = live_alert(card_from_payload(row["payload"]), NOW)
+    message = live_alert(card_from_payload(AlertPayload.from_stored(row["payload"])), NOW)
     assert_safe(message)
     assert button_urls(message) == [CANVAS_JOIN]
     assert f"<{CANVAS_JOIN}>" in message["text"]
