@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.engine.cards import card_from_payload
 from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
 from bot.engine.outbox import (
+    CARD_EVENTS,
     AlertPayload,
     OutboxEvent,
     OutboxStatus,
@@ -57,7 +58,6 @@ def retry_wait(event: str, attempts: int, *, transient: bool) -> float | None:
 
 
 MAX_ATTEMPTS = 8
-CARD_EVENTS = frozenset({"started", "ended", "reopened"})
 TRANSIENT_REASONS = ("http 5", "network: ")  # last_error prefixes of rows backing off from an outage
 NOT_PROCESSED = frozenset({502, 503})
 """Statuses of an edge that did not hand the request to Slack's servers: nothing was posted, so the retry

@@ -147,11 +147,14 @@ class OutboxMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
     team_id: Mapped[str] = mapped_column(String(32))
     destination: Mapped[str] = mapped_column(String(32))  # Slack user id (DM) or channel id
-    event: Mapped[str] = mapped_column(String(24))  # started | ended | recording_ready | relink
+    # An OutboxEvent value (bot/engine/outbox.py), read as str: a newer version may store one this one does
+    # not know, and the dispatcher fails such a row with a reason instead of the load failing.
+    event: Mapped[str] = mapped_column(String(24))
     conference_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event's payload model, stored (outbox.py)
+    # An OutboxStatus value: pending | sent | failed | held | summarized.
+    status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
