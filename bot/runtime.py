@@ -17,8 +17,8 @@ from bot.canvas_link import CanvasLinkFlow
 from bot.config import Settings
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
-from bot.engine.digests import DigestRunner
 from bot.engine.delivery import HistoryBudget
+from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
