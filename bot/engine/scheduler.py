@@ -45,6 +45,8 @@ class EngineScheduler:
                 self._guarded(job_id, run), "interval", seconds=every, id=job_id, **common
             )
         self.last_poll_tick: datetime | None = None
+        self._dispatching = False
+        self._woken_while_dispatching = False
 
     @property
     def running(self) -> bool:
@@ -58,7 +60,11 @@ class EngineScheduler:
             self._scheduler.shutdown(wait=False)
 
     def wake_dispatcher(self) -> None:
-        if self._scheduler.running:
+        """New outbox rows: dispatch now. A wake during a dispatch pass is kept and served right after it
+        (APScheduler would skip a run while one is going: max_instances=1), not at the next tick."""
+        if self._dispatching:
+            self._woken_while_dispatching = True
+        elif self._scheduler.running:
             self._scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
 
     async def _run_poll(self) -> None:
@@ -79,7 +85,16 @@ class EngineScheduler:
         return guarded
 
     async def _run_dispatch(self) -> None:
+        self._dispatching = True
         try:
-            await self._dispatch()
-        except Exception:
-            log.exception("dispatch tick failed; the next tick retries")
+            while True:
+                self._woken_while_dispatching = False
+                try:
+                    await self._dispatch()
+                except Exception:
+                    log.exception("dispatch tick failed; the next tick retries")
+                    return
+                if not self._woken_while_dispatching:
+                    return
+        finally:
+            self._dispatching = False
