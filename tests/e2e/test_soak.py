@@ -507,7 +507,7 @@ def _required(session: Session, outage: tuple[float, float]) -> bool:
 @pytest.mark.soak
 @pytest.mark.skipif(
     os.environ.get("CONFBOT_SOAK") != "1",
-    reason="the full-fault soak still loses alerts paced behind a post-outage backlog (lost=78 of 610); CONFBOT_SOAK=1 runs it",
+    reason="the full-fault soak loses alerts paced behind a post-outage backlog; CONFBOT_SOAK=1 runs it",
 )
 @pytest.mark.timeout(SETUP + START_WINDOW + DURATION[1] + DRAIN + 30)
 def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None:
