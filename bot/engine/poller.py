@@ -210,8 +210,6 @@ class Poller:
                     await self._poll_within_deadline(job, outcome)
             except RelinkNeeded as error:
                 outcome.relink_reason = error.reason
-            except InvalidToken as error:
-                outcome.relink_reason = str(error) or "Canvas rejected the token"
             except CanvasError as error:
                 outcome.error = error
             except TimeoutError:

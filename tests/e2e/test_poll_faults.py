@@ -43,6 +43,18 @@ def _link(bot: BotProcess, slack: SlackWorld, people: list[dict[str, Any]]) -> N
     link_in_process(bot, slack.team_id, [(p["slack"], p["token"]) for p in people])
 
 
+def _empty_live_list(token: str) -> Fault:
+    """`state=live` answers an empty list for `token` (the course listings still tell the truth)."""
+    return Fault(
+        "respond",
+        path=LIVE_LIST,
+        token=token,
+        status=200,
+        body=json.dumps({"conferences": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+
+
 def _unit_errors(bot: BotProcess) -> dict[str, str | None]:
     with sqlite3.connect(bot.db_path) as db:
         return dict(db.execute("SELECT slack_user_id, last_error FROM linked_users").fetchall())
@@ -98,14 +110,7 @@ def test_a_live_list_that_flaps_for_many_polls_does_not_end_a_running_session(
     canvas.start(canvas.conference(course["id"], "Lecture", [ada["id"]])["id"])
     wait_for(lambda: slack.dms_to("UADA"), timeout=5 * POLL, what="the alert")
 
-    empty = Fault(
-        "respond",
-        path=LIVE_LIST,
-        token=ada["token"],
-        status=200,
-        body=json.dumps({"conferences": []}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+    empty = _empty_live_list(ada["token"])
     with canvas_faults.active(empty):
         wait_for(lambda: empty.applied >= 6, timeout=15 * POLL, what="six polls of the flapping list")
     polls_after = canvas_faults.seen("/api/v1/conferences")
@@ -131,14 +136,7 @@ def test_a_card_ended_by_a_flap_is_shown_live_again_when_the_session_returns(
     canvas.start(canvas.conference(course["id"], "Lecture", [ada["id"]])["id"])
     wait_for(lambda: slack.dms_to("UADA"), timeout=5 * POLL, what="the alert")
 
-    empty = Fault(
-        "respond",
-        path=LIVE_LIST,
-        token=ada["token"],
-        status=200,
-        body=json.dumps({"conferences": []}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+    empty = _empty_live_list(ada["token"])
     with canvas_faults.active(empty, html_page(502, path=r"/api/v1/courses/\d+/conferences")):
         wait_for(
             lambda: "Ended" in str(slack.dms_to("UADA")[0]["blocks"]),
