@@ -89,9 +89,10 @@ class Credentials:
 
         `operation` may run twice, so it must not have done anything it cannot repeat before Canvas
         answered 401. Raises `RelinkNeeded` when the token is rejected and cannot be refreshed (a personal
-        access token, OAuth not configured), when Canvas says the grant is dead, or when even a freshly
-        refreshed token is rejected. Any other `CanvasError` (a throttled or failing token endpoint
-        included) propagates unchanged: it says nothing about the link, so callers back off.
+        access token, OAuth not configured) or when the token endpoint says the grant is dead. A freshly
+        refreshed token that is rejected too is `Transient`, and any other `CanvasError` (a throttled or
+        failing token endpoint included) propagates unchanged: it says nothing about the link, so
+        callers back off.
         """
         token = await self.access_token(stored)
         try:
@@ -103,7 +104,10 @@ class Credentials:
         try:
             return await operation(token)
         except InvalidToken:
-            raise RelinkNeeded("Canvas rejected the access token even after refreshing it") from None
+            # Not proof of a dead link: another replica's refresh may have replaced this token between
+            # our refresh and our call (Canvas keeps only the newest). Only the token endpoint says a
+            # grant is dead; here the caller backs off and the next call refreshes again.
+            raise Transient("Canvas rejected a freshly refreshed token; trying again later") from None
 
     async def access_token(self, stored: StoredToken) -> str:
         """A usable token, refreshed first when it expires within a few minutes.
@@ -138,34 +142,50 @@ class Credentials:
         if stored.refresh_enc is None or self._oauth is None:
             raise RelinkNeeded("Canvas rejected the access token")
         lock = self._refreshing.setdefault(stored.user_id, asyncio.Lock())
-        async with lock:
-            newer = await self._newer_token(stored, rejected)
-            if newer is not None:
-                return newer
-            return await self._refresh_at_canvas(stored, stored.refresh_enc)
-
-    async def _newer_token(self, stored: StoredToken, rejected: str | None) -> str | None:
-        """The token stored for this user since `stored` was read, adopting it into `stored`; else None."""
-        async with self._sessions() as session:
+        async with lock, self._sessions.begin() as session:
+            # The user's row stays locked (PostgreSQL: FOR UPDATE) until the new token is stored, so a
+            # replica refreshing the same user waits and then adopts it instead of refreshing again,
+            # which would kill the token just handed out. The poller's claims skip locked rows.
             row = (
                 await session.execute(
-                    select(LinkedUser.access_token_enc, LinkedUser.token_expires_at).where(
-                        LinkedUser.id == stored.user_id
-                    )
+                    select(LinkedUser.access_token_enc, LinkedUser.token_expires_at)
+                    .where(LinkedUser.id == stored.user_id)
+                    .with_for_update()
                 )
             ).first()
-        if row is None or row.access_token_enc == stored.access_enc:
+            newer = self._newer_token(stored, *(row or (None, None)), rejected=rejected)
+            if newer is not None:
+                return newer
+            token = await self._refresh_at_canvas(stored, stored.refresh_enc)
+            await session.execute(
+                update(LinkedUser)
+                .where(LinkedUser.id == stored.user_id)
+                .values(access_token_enc=stored.access_enc, token_expires_at=stored.expires_at)
+            )
+        log.info("refreshed the Canvas token of linked user %s", stored.user_id)
+        return token
+
+    def _newer_token(
+        self,
+        stored: StoredToken,
+        access_enc: bytes | None,
+        expires_at: datetime | None,
+        *,
+        rejected: str | None,
+    ) -> str | None:
+        """The token stored for this user (`access_enc`) if it is newer than `stored`, adopted into it."""
+        if access_enc is None or access_enc == stored.access_enc:
             return None
-        token = self._cipher.decrypt(row.access_token_enc)
+        token = self._cipher.decrypt(access_enc)
         if token == rejected:
             return None
-        expires_at = row.token_expires_at
         if expires_at is not None and expires_at - REFRESH_MARGIN <= self._clock():
             return None  # stored meanwhile, but itself about to expire: refresh anyway
-        stored.access_enc, stored.expires_at = row.access_token_enc, expires_at
+        stored.access_enc, stored.expires_at = access_enc, expires_at
         return token
 
     async def _refresh_at_canvas(self, stored: StoredToken, refresh_enc: bytes) -> str:
+        """A new access token from the token endpoint, set on `stored` (the caller writes it)."""
         assert self._oauth is not None
         try:
             grant = await self._oauth.refresh(self._cipher.decrypt(refresh_enc))
@@ -179,11 +199,4 @@ class Credentials:
         expires_at = self._clock() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
         stored.access_enc = self._cipher.encrypt(token)
         stored.expires_at = expires_at
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(LinkedUser)
-                .where(LinkedUser.id == stored.user_id)
-                .values(access_token_enc=stored.access_enc, token_expires_at=expires_at)
-            )
-        log.info("refreshed the Canvas token of linked user %s", stored.user_id)
         return token

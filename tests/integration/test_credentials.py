@@ -11,7 +11,7 @@ relink. The recording watcher, which had no refresh on 401, is checked the same 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
 from bot.store.models import LinkedUser, OutboxMessage, utcnow
 from tests.faults import Fault, FaultProxy, html_page
 from tests.oauth_support import developer_key, grant_for, works
+from tests.pg import throwaway_database
 from tests.support import CanvasWorld, Sandbox, fernet_key
 
 CLIENT_ID, CLIENT_SECRET = "10000000000001", "sandbox-developer-key-secret"
@@ -77,10 +78,17 @@ def expire_at_canvas(canvas_sandbox: Sandbox) -> None:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite, or with `indirect` parametrisation "postgresql" a throwaway PostgreSQL database (where
+    replicas meet: row locks are real there)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        with throwaway_database() as url:
+            upgrade(url)
+            yield url
+        return
     url = f"sqlite+aiosqlite:///{tmp_path / 'confbot.db'}"
     upgrade(url)  # runs its own event loop, so not inside an async fixture
-    return url
+    yield url
 
 
 async def _stored(sessions: SessionFactory, slack_user_id: str) -> StoredToken:
@@ -277,3 +285,46 @@ async def test_a_stored_token_another_replica_refreshed_is_adopted(
     assert courses.tokens == [world.teacher_grant["access_token"], theirs]
     assert canvas_faults.seen(TOKEN_PATH) == 0, "this replica asked the token endpoint nothing"
     assert works(canvas_sandbox, theirs)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_replicas_meeting_a_401_at_once_refresh_once_and_nobody_relinks(
+    world: World, canvas_faults: FaultProxy, canvas_sandbox: Sandbox
+) -> None:
+    """Fails before: each replica refreshed (its lock was per process), the second refresh killed the
+    first one's new token at Canvas, and a 401 on the freshly refreshed token asked the user to relink
+    (the chaos soak's wrongful unlink). The user's row is locked while one refreshes; the other adopts."""
+    expire_at_canvas(canvas_sandbox)
+    async with CanvasOAuth(canvas_faults.url, CLIENT_ID, CLIENT_SECRET, timeout=5.0) as other_oauth:
+        replicas = [world.credentials, Credentials(world.sessions, world.cipher, other_oauth)]
+        slow_token_endpoint = Fault("delay", path=f"^{TOKEN_PATH}$", method="POST", seconds=0.5)
+        with canvas_faults.active(slow_token_endpoint):  # both are inside refresh() at the same time
+            results = await asyncio.gather(
+                *(replica.call(replace(world.teacher), Courses(world.client)) for replica in replicas)
+            )
+    assert [[c.id for c in courses] for courses in results] == [[world.course_id]] * 2
+    assert canvas_faults.seen(TOKEN_PATH) == 1, "one refresh at Canvas for both replicas"
+    assert not (await world.row(world.teacher)).needs_relink
+
+
+async def test_a_freshly_refreshed_token_rejected_too_is_transient_not_a_relink(
+    world: World, canvas_faults: FaultProxy, canvas_sandbox: Sandbox
+) -> None:
+    """Only the token endpoint can say a grant is dead: a 401 right after a refresh (another replica
+    refreshed in between) backs off and tries again, and the next call works."""
+    expire_at_canvas(canvas_sandbox)
+    rejected = Fault(
+        "respond",
+        path="^/api/v1/courses",
+        status=401,
+        times=2,  # the expired token, then the one just refreshed
+        body=b'{"errors":[{"message":"Invalid access token."}]}',
+        headers={"WWW-Authenticate": 'Bearer realm="canvas-lms"', "Content-Type": "application/json"},
+    )
+    with canvas_faults.active(rejected), pytest.raises(Transient):
+        await world.credentials.call(world.teacher, Courses(world.client))
+    assert canvas_faults.seen(TOKEN_PATH) == 1
+    assert not (await world.row(world.teacher)).needs_relink
+    courses = await world.credentials.call(world.teacher, Courses(world.client))
+    assert [c.id for c in courses] == [world.course_id]
