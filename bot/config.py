@@ -76,12 +76,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Canvas requests in flight at once (100k users a minute at 100 ms needs ~170)",
     )
-    slack_history_reads_per_minute: float = Field(
-        default=1,
+    slack_history_reads_per_minute: float | None = Field(
+        default=None,
         gt=0,
         le=100,
-        description="conversations.history reads a minute (only after an interrupted send): 1 for "
-        "distributed non-Marketplace apps, up to 50 for internal apps",
+        description="conversations.history reads a minute (only after an interrupted send). Unset: 50 "
+        "with SLACK_BOT_TOKEN (an app built for its own workspace keeps Tier 3), 1 with SLACK_CLIENT_ID "
+        "(a distributed app not in the Marketplace)",
     )
     host: str = Field(default="0.0.0.0", description="HTTP bind address")  # noqa: S104 - a server's default
     port: int = Field(default=3000, ge=0, le=65535, description="HTTP port")
@@ -196,6 +197,16 @@ class Settings(BaseSettings):
     @property
     def canvas_oauth_enabled(self) -> bool:
         return bool(self.canvas_client_id and self.canvas_client_secret)
+
+    @property
+    def history_reads_per_minute(self) -> float:
+        """SLACK_HISTORY_READS_PER_MINUTE, or what Slack allows this kind of app: since 2025-05-29 a
+        commercially distributed app outside the Marketplace (multi-workspace install) gets about one
+        conversations.history read a minute; an internal app (one workspace, its own bot token) keeps
+        Tier 3, about 50."""
+        if self.slack_history_reads_per_minute is not None:
+            return self.slack_history_reads_per_minute
+        return 1.0 if self.slack_client_id is not None else 50.0
 
     @cached_property
     def sqlite_path(self) -> Path | None:

@@ -147,7 +147,7 @@ class Runtime:
             sessions,
             slack,
             metrics=metrics,
-            history=HistoryBudget(spacing=60 / settings.slack_history_reads_per_minute),
+            history=HistoryBudget.for_rate(settings.history_reads_per_minute),
         )
 
         recordings = RecordingWatcher(

@@ -13,11 +13,15 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.engine.pacing import TokenBucket
+from bot.slack.clients import TIMEOUT_SECONDS as SLACK_TIMEOUT_SECONDS
+
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "confbot_message"
 CLOCK_SLACK = timedelta(seconds=30)
 HISTORY_PAGE = 15  # what Slack returns at most to a rate-limited app in one read
+POST_WINDOW = timedelta(seconds=SLACK_TIMEOUT_SECONDS)  # how long after `sending_since` a post can land
 HISTORY_SPACING_SECONDS = 60.0  # ~1 read a minute: Slack's limit for distributed non-Marketplace apps
 
 
@@ -46,27 +50,30 @@ class LookupUnavailable(Exception):
 
 
 class HistoryBudget:
-    """Spacing between this process's conversations.history/replies reads.
+    """This process's conversations.history/replies reads: `per_minute` sustained, `burst` at once.
 
-    Slack allows distributed non-Marketplace apps about one history read a minute (15 messages). The
-    look-up after an interrupted send is the only reader, so it takes turns: a look-up finding the
-    budget spent is told when the next turn is, and its row waits for it.
+    Slack allows distributed non-Marketplace apps about one history read a minute (15 messages), no
+    burst; internal apps keep Tier 3 (about 50 a minute, occasional bursts). The look-up after an
+    interrupted send is the only reader, so it takes turns: a look-up finding the budget spent is told
+    when the next turn is, and its row waits for it.
     """
 
-    def __init__(self, spacing: float = HISTORY_SPACING_SECONDS) -> None:
-        self.spacing = spacing
-        self._next_free = 0.0
+    def __init__(self, per_minute: float = 60 / HISTORY_SPACING_SECONDS, burst: float = 1.0) -> None:
+        self.spacing = 60 / per_minute  # seconds a read costs, sustained
+        self._bucket = TokenBucket(per_minute / 60, burst)
+
+    @classmethod
+    def for_rate(cls, per_minute: float) -> HistoryBudget:
+        """Slack's tiers allow bursts at the higher rates; at one a minute there is none."""
+        return cls(per_minute, burst=max(1.0, per_minute // 10))
 
     def take(self, now: float) -> float:
         """0 when a read may go now (the turn is taken), else seconds until the next free turn."""
-        if now < self._next_free:
-            return self._next_free - now
-        self._next_free = now + self.spacing
-        return 0.0
+        return self._bucket.take(now)
 
     def back_off(self, now: float, seconds: float) -> None:
         """Slack said 429: no read before Retry-After."""
-        self._next_free = max(self._next_free, now + seconds)
+        self._bucket.hold(now + seconds)
 
 
 async def find_posted(
@@ -78,31 +85,51 @@ async def find_posted(
     thread_ts: str | None,
     budget: HistoryBudget,
     now: datetime,
+    searched: dict[str, str] | None = None,
 ) -> tuple[str, str] | None:
     """(channel, ts) of our message with `dedup_key` posted after `since`, or None when it is not there.
 
-    Reads one page of at most HISTORY_PAGE messages (the newest since `since`; an interrupted send is
-    recent). Raises LookupUnavailable when we cannot look now (budget spent, 429, 5xx, network): the
-    caller looks again later. When Slack answers that we may never look here (an error code such as
-    missing_scope or not_in_channel) it returns None: posting again is then the lesser evil than never
-    posting.
+    Our post, if it happened, lies between `since` and the longest a post can take after it (each side
+    widened by CLOCK_SLACK): only that window is read, newest first, HISTORY_PAGE messages a page, older
+    pages until the window is exhausted. A page is one history read: after an outage a DM can hold more
+    than a page of fresh alerts, and stopping at the first page re-posted the one on the next (a
+    duplicate). Where a search must wait for a turn it resumes, not restarts: `searched` keeps, per dedup
+    key, the `latest` bound its next page starts at. Raises LookupUnavailable when we cannot look now
+    (budget spent, 429, 5xx, network): the caller looks again later. When Slack answers that we may never
+    look here (an error code such as missing_scope or not_in_channel) it returns None: posting again is
+    then the lesser evil than never posting.
     """
-    wait = budget.take(now.timestamp())
-    if wait:
-        raise LookupUnavailable("waiting for a history read turn", wait, counts=False)
+    searched = searched if searched is not None else {}
     try:
         channel = destination
-        if destination.startswith(("U", "W")):
-            channel = (await client.conversations_open(users=destination))["channel"]["id"]
         oldest = f"{(since - CLOCK_SLACK).timestamp():.6f}"
-        if thread_ts:
-            answer = await client.conversations_replies(
-                channel=channel, ts=thread_ts, oldest=oldest, include_all_metadata=True, limit=HISTORY_PAGE
-            )
-        else:
-            answer = await client.conversations_history(
-                channel=channel, oldest=oldest, include_all_metadata=True, limit=HISTORY_PAGE
-            )
+        latest = searched.get(dedup_key) or f"{(since + POST_WINDOW + CLOCK_SLACK).timestamp():.6f}"
+        while True:
+            wait = budget.take(now.timestamp())
+            if wait:
+                searched[dedup_key] = latest
+                raise LookupUnavailable("waiting for a history read turn", wait, counts=False)
+            if channel.startswith(("U", "W")):
+                channel = (await client.conversations_open(users=destination))["channel"]["id"]
+            window: dict[str, Any] = {"oldest": oldest, "latest": latest, "limit": HISTORY_PAGE}
+            if thread_ts:
+                answer = await client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, **window
+                )
+            else:
+                answer = await client.conversations_history(
+                    channel=channel, include_all_metadata=True, **window
+                )
+            messages = answer.get("messages") or []
+            for message in messages:
+                if _marked(message, dedup_key):
+                    searched.pop(dedup_key, None)
+                    return channel, str(message["ts"])
+            if not (answer.get("has_more") and messages):
+                searched.pop(dedup_key, None)
+                return None
+            # `latest` is exclusive: the next page is what lies before this page's oldest message.
+            latest = str(min((message["ts"] for message in messages), key=float))
     except SlackApiError as error:
         status = error.response.status_code
         if status == 429:
@@ -119,7 +146,3 @@ async def find_posted(
         raise LookupUnavailable(
             f"history network: {type(error).__name__}", budget.spacing, counts=True
         ) from error
-    for message in answer.get("messages") or []:
-        if _marked(message, dedup_key):
-            return channel, str(message["ts"])
-    return None

@@ -32,6 +32,7 @@ from bot.engine.outbox import (
     RelinkPayload,
     UnreadablePayload,
 )
+from bot.engine.pacing import ChannelPacing
 from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.store import repo
@@ -65,7 +66,6 @@ needs no history look-up (scarce: SLACK_HISTORY_READS_PER_MINUTE)."""
 BACKOFF_CAP = 300.0
 LIVE_ALERT_BACKOFF_CAP = 60.0  # an outage's end is noticed within a minute
 LIVE_ALERT_MAX_AGE = timedelta(hours=12)  # no "is live" card for a session that started this long ago
-CHANNEL_SPACING = 1.0  # seconds between two messages to one channel from this process
 LEASE = timedelta(seconds=60)  # > the Slack calls one message may need (look-up + post), 15 s each
 PERMANENT_ERRORS = {
     "channel_not_found",
@@ -80,7 +80,7 @@ PERMANENT_ERRORS = {
 
 
 class Paced(Exception):
-    """This destination had a message less than CHANNEL_SPACING ago: try the row again after `wait`."""
+    """This destination has used its messages for now (ChannelPacing): try the row again after `wait`."""
 
     def __init__(self, wait: float) -> None:
         super().__init__(f"paced for {wait:.2f}s")
@@ -109,6 +109,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
         history: HistoryBudget | None = None,
+        pacing: ChannelPacing | None = None,
     ) -> None:
         self._sessions = sessions
         self._slack = slack
@@ -119,8 +120,9 @@ class Dispatcher:
         self._batch_size = batch_size or concurrency
         self._clock = clock
         self._metrics = metrics
-        self._next_slot: dict[tuple[str, str], float] = {}
+        self._pacing = pacing or ChannelPacing()
         self._history = history or HistoryBudget()
+        self._searched: dict[str, str] = {}  # where each unfinished look-up resumes (find_posted)
         self._outage_seen = False  # a 5xx or network failure since the last delivery that went through
 
     async def tick(self) -> int:
@@ -147,18 +149,13 @@ class Dispatcher:
             log.info("Slack answers again: %d delayed outbox messages are due now", woken)
 
     def _take_slot(self, message: OutboxMessage) -> None:
-        """Claim this destination's next posting slot (Slack: ~1 message a second per channel), or raise
-        Paced with the wait. Called right before the post or edit, not on claiming the row: a row that
-        turns out to need no Slack call (a stale alert, an edit of an alert that never went out) must
-        not hold up the destination's real messages behind it, as it did after an outage's backlog."""
-        key = (message.team_id, message.destination)
-        now = self._clock().timestamp()
-        free_at = self._next_slot.get(key, 0.0)
-        if free_at > now:
-            raise Paced(free_at - now)
-        self._next_slot[key] = now + CHANNEL_SPACING
-        if len(self._next_slot) > 10_000:
-            self._next_slot = {k: t for k, t in self._next_slot.items() if t > now}
+        """Spend one of this destination's messages (Slack: ~1 a second per channel, short bursts
+        allowed: ChannelPacing), or raise Paced with the wait. Called right before the post or edit, not
+        on claiming the row: a row that turns out to need no Slack call (a stale alert, an edit of an
+        alert that never went out) must not hold up the destination's real messages behind it."""
+        wait = self._pacing.take((message.team_id, message.destination), self._clock().timestamp())
+        if wait:
+            raise Paced(wait)
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         event = OutboxEvent.known(message.event)
@@ -331,6 +328,7 @@ class Dispatcher:
                 thread_ts=rendered.get("thread_ts"),
                 budget=self._history,
                 now=self._clock(),
+                searched=self._searched,
             )
             if found is not None:
                 log.info("outbox %s had reached Slack before an interruption; not posting again", message.id)

@@ -249,8 +249,9 @@ def _metadata(raw: Any) -> JSON | None:
 
 
 def _history(state: SlackState, caller: Caller, args: JSON, *, thread_ts: str | None) -> JSON:
-    """conversations.history / .replies: newest first, `oldest` exclusive, metadata only when asked for;
-    over `state.history_reads_per_minute` a 429 with Retry-After (and at most 15 messages a page)."""
+    """conversations.history / .replies: newest first between `oldest` and `latest` (both exclusive
+    unless `inclusive`), `has_more` when the window holds more than the page, metadata only when asked
+    for; over `state.history_reads_per_minute` a 429 with Retry-After (and at most 15 messages a page)."""
     method = "conversations.history" if thread_ts is None else "conversations.replies"
     retry_after = state.history_retry_after(caller.team.team_id, method)
     if retry_after is not None:
@@ -259,6 +260,8 @@ def _history(state: SlackState, caller: Caller, args: JSON, *, thread_ts: str | 
     if channel.im_user is None and caller.team.bot_user_id not in channel.members:
         raise ApiError("not_in_channel")
     oldest = float(args.get("oldest") or 0)
+    latest = float(args.get("latest") or "inf")
+    inclusive = _truthy(args.get("inclusive"))
     limit = max(1, min(int(args.get("limit") or 100), 15 if state.history_reads_per_minute else 1000))
 
     def in_view(message: Message) -> bool:
@@ -269,7 +272,9 @@ def _history(state: SlackState, caller: Caller, args: JSON, *, thread_ts: str | 
     found = [
         m
         for (channel_id, _), m in state.messages.items()
-        if channel_id == channel.id and float(m.ts) > oldest and in_view(m)
+        if channel_id == channel.id
+        and (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+        and in_view(m)
     ]
     found.sort(key=lambda m: float(m.ts), reverse=True)
     with_metadata = _truthy(args.get("include_all_metadata"))

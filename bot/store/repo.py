@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, delete, func, or_, select, update
+from sqlalchemy import Row, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -270,14 +270,21 @@ async def watch_recordings(session: AsyncSession, rows: Sequence[dict[str, Any]]
 async def claim_outbox(
     session: AsyncSession, now: datetime, *, limit: int, lease: timedelta
 ) -> list[OutboxMessage]:
-    """Pending messages whose time has come, oldest first, leased like poll units."""
+    """Pending messages whose time has come, alerts first, then oldest first; leased like poll units.
+
+    Alerts ("started") go before edits and other posts: after an outage the backlog holds both, and a
+    card for a conference that is live now is worth more than the edit of one that ended a while ago."""
     rows = (
         await session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
             # By due time, not id: a row put back for a second (paced, waiting for its alert) queues behind
             # rows that were due before it, instead of being claimed first on every tick.
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .order_by(
+                case((OutboxMessage.event == "started", 0), else_=1),
+                OutboxMessage.next_attempt_at,
+                OutboxMessage.id,
+            )
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -276,7 +276,7 @@ async def test_a_conference_that_ended_during_the_outage_gets_no_live_card(
 
 
 def test_history_budget_spaces_reads_and_honours_retry_after() -> None:
-    budget = HistoryBudget(spacing=60)
+    budget = HistoryBudget(per_minute=1)
     assert budget.take(1000.0) == 0.0
     assert budget.take(1010.0) == 50.0, "the next turn is a minute after the last read"
     assert budget.take(1060.0) == 0.0
@@ -358,6 +358,35 @@ async def test_a_429_on_the_look_up_backs_off_and_looks_again(
     await dispatcher.tick()
     assert (await outbox.row(row["dedup_key"])).status == "sent"
     assert len(limited.dms_to("UADA")) == 1
+
+
+async def test_a_look_up_reads_past_the_first_page_and_resumes_after_waiting_its_turn(
+    outbox: Outbox,
+    limited: SlackWorld,
+) -> None:
+    """Fails before: after an outage a DM held more than a page (15) of fresh alerts; the look-up read
+    only the newest page, missed the interrupted alert on the next one and posted it again."""
+    row = interrupted(outbox, 1, "UADA")
+    client = _client(limited)
+    await client.chat_postMessage(
+        channel="UADA", text="Talk 1 is live", metadata=sent_marker(row["dedup_key"])
+    )
+    for n in range(2, 22):  # twenty more alerts in the same DM right after it
+        await client.chat_postMessage(channel="UADA", text=f"Talk {n} is live")
+    await outbox.add(row)
+    dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
+
+    await dispatcher.tick()
+    waiting = await outbox.row(row["dedup_key"])
+    assert waiting.status == "pending" and waiting.last_error == "waiting for a history read turn"
+    outbox.clock.advance(60)  # Slack's one read a minute
+    await dispatcher.tick()
+
+    found = await outbox.row(row["dedup_key"])
+    assert found.status == "sent" and found.slack_ts is not None
+    assert [m["text"] for m in limited.dms_to("UADA")].count("Talk 1 is live") == 1, "not posted again"
+    reads = limited.calls("conversations.history")
+    assert len(reads) == 2 and all(r["status"] == 200 for r in reads), "two pages, each in its own minute"
 
 
 async def test_card_edits_that_land_out_of_order_leave_the_card_as_the_newest_edit_says(
@@ -451,3 +480,43 @@ def proxied_client_direct(slack: SlackWorld) -> AsyncWebClient:
     return AsyncWebClient(
         token=slack.bot_token, base_url=slack.slack.url + "/api/", timeout=5, retry_handlers=[]
     )
+
+
+async def test_after_an_outage_a_users_live_alerts_go_at_once_ahead_of_older_edits(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    """Fails before: one message a second per DM, claimed oldest first, so the edit of a card from before
+    the outage went ahead and a student's fourth live alert came four seconds after Slack recovered
+    (the chaos soak lost alerts of sessions that ended in those seconds)."""
+    slack.user("UADA")
+    before = alert_row(outbox.clock, 1)
+    await outbox.add(before)
+    dispatcher = Dispatcher(
+        outbox.sessions,
+        SingleWorkspace(proxied_client(slack, slack_faults)),
+        clock=outbox.clock,
+        batch_size=1,  # one row a claim: the claim order decides who goes first
+    )
+    assert await dispatcher.tick() == 1
+    end_of_before = alert_row(outbox.clock, 1, kind="ended", started=before["started_at"])
+    await outbox.add(end_of_before)
+    live = [alert_row(outbox.clock, n) for n in (2, 3, 4)]
+    outbox.clock.advance(0.1)
+    await outbox.add(*live)  # queued after the edit
+
+    with slack_faults.active(Fault("respond", path="^/api/", status=503)):  # every call, edits too
+        for _ in range(6):
+            await dispatcher.tick()
+            outbox.clock.advance(10)
+    outbox.clock.advance(LIVE_ALERT_BACKOFF_CAP)
+    await dispatcher.tick()  # the clock standing still: everything in this tick went at once
+
+    rows = await outbox.rows()
+    assert [rows[r["dedup_key"]].status for r in live] == ["sent"] * 3
+    delivered = [
+        call["method"]
+        for call in slack.slack.get("/_sandbox/calls")["calls"]
+        if call["method"] in ("chat.postMessage", "chat.update") and call["ok"]
+    ]
+    assert delivered == ["chat.postMessage"] * 4 + ["chat.update"], "the live alerts before the old edit"
+    assert rows[end_of_before["dedup_key"]].status == "sent", "the burst had room for the edit too"

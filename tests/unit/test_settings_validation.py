@@ -99,3 +99,15 @@ def test_a_missing_database_directory_is_refused_for_serving(tmp_path: Path) -> 
     values = {**BASE, "slack_bot_token": "xoxb-1", "slack_signing_secret": "s"}
     with pytest.raises(ConfigError, match=r"DATABASE_URL points into .* which does not exist"):
         load_settings(serving=True, **values, database_url=f"sqlite+aiosqlite:///{tmp_path}/nope/x.db")
+
+
+@pytest.mark.parametrize(
+    ("values", "reads"),
+    [
+        ({"slack_bot_token": "xoxb-1", "slack_signing_secret": "s"}, 50.0),  # internal app: Tier 3
+        ({"slack_client_id": "1.2", "slack_client_secret": "c", "slack_signing_secret": "s"}, 1.0),
+        ({"slack_bot_token": "xoxb-1", "slack_history_reads_per_minute": "20"}, 20.0),  # the operator said
+    ],
+)
+def test_history_reads_follow_what_slack_allows_the_kind_of_app(values: dict[str, str], reads: float) -> None:
+    assert load_settings(**{**BASE, **values}).history_reads_per_minute == reads
