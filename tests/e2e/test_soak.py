@@ -101,14 +101,14 @@ class Fleet:
     def posts(self, replica: int) -> int:
         return self.slack_doors.count(replica, "/api/chat.postMessage")
 
-    def query(self, statement: str) -> list[tuple[Any, ...]]:
-        """Rows of one SELECT, read straight from PostgreSQL."""
+    def query(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of one SELECT (with bound `params`), read straight from PostgreSQL."""
 
         async def read() -> list[tuple[Any, ...]]:
             engine = create_engine(self.database_url)
             try:
                 async with engine.connect() as connection:
-                    return [tuple(row) for row in (await connection.execute(text(statement))).all()]
+                    return [tuple(row) for row in (await connection.execute(text(statement), params)).all()]
             finally:
                 await engine.dispose()
 
@@ -281,6 +281,7 @@ class Chaos:
     kills: int = 0
     token_waves: int = 0
     began: float = 0.0  # time.monotonic() when the timeline began
+    began_wall: float = 0.0  # time.time() then, to place database timestamps on the timeline
     outage: tuple[float, float] | None = None  # (down, up) in seconds since the timeline began
 
     def now(self) -> float:
@@ -480,7 +481,7 @@ def _run(steps: list[Step], chaos: Chaos) -> None:
 
     Faults play on a thread of their own so a late conference start (the sandboxes share two cores
     with the replicas) cannot stretch the outage or move the kill."""
-    chaos.began = time.monotonic()
+    chaos.began, chaos.began_wall = time.monotonic(), time.time()
 
     def play(part: list[Step]) -> None:
         for step in part:
@@ -502,6 +503,25 @@ def _required(session: Session, outage: tuple[float, float]) -> bool:
     down, up = outage
     assert session.ended_at is not None
     return session.ended_at < down or session.live_after(up) >= LOST_AFTER
+
+
+def _alert_row(fleet: Fleet, chaos: Chaos, who: str, conference_id: int) -> tuple[Any, ...]:
+    """What became of a lost alert's outbox row: status, attempts, last error, and when (seconds on the
+    timeline) it was queued and finished."""
+    rows = fleet.query(
+        "SELECT status, attempts, last_error, extract(epoch from created_at), extract(epoch from sent_at)"
+        " FROM outbox WHERE event = 'started' AND destination = :who AND conference_id = :conference",
+        who=who,
+        conference=conference_id,
+    )
+    if not rows:
+        return ("never queued",)
+    status, attempts, error, created, finished = rows[0]
+
+    def at(epoch: Any) -> float | None:
+        return None if epoch is None else round(float(epoch) - chaos.began_wall, 1)
+
+    return (status, attempts, error, at(created), at(finished))
 
 
 @pytest.mark.soak
@@ -604,7 +624,9 @@ def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None
     )
     print(report)
     lost_detail = [
-        (who, t, round(titles[t].started_at or 0, 1), round(titles[t].ended_at or 0, 1)) for who, t in lost
+        (who, t, round(titles[t].started_at or 0, 1), round(titles[t].ended_at or 0, 1), *row)
+        for who, t in lost
+        for row in [_alert_row(fleet, chaos, who, titles[t].conference_id)]
     ]
     assert not duplicated, f"duplicate DMs {duplicated[:10]} ({report})"
     assert not lost, f"lost alerts (who, title, started, ended) {lost_detail[:10]} ({report})"
