@@ -340,7 +340,10 @@ class Dispatcher:
             await self._finish(message, status=OutboxStatus.FAILED, error=reason)
             return False
         self._take_slot(message)
-        await self._update(message, {"sending_since": self._clock()})
+        async with self._sessions.begin() as session:
+            if not await repo.mark_sending(session, message.id, self._clock()):
+                log.info("outbox %s not posted: no longer pending (its conference ended)", message.id)
+                return False
         response = await client.chat_postMessage(
             channel=message.destination,
             unfurl_links=False,

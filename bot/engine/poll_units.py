@@ -54,7 +54,7 @@ class PollUnits(Protocol):
     known_model: repo.KnownModel
 
     async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
     ) -> list[PollJob]: ...
 
     async def fetch(
@@ -73,7 +73,7 @@ class UserUnits:
     known_model: repo.KnownModel = KnownConference
 
     async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
     ) -> list[PollJob]:
         users = await repo.claim_due_users(session, now, limit=limit, next_poll=next_poll)
         if not users:
@@ -119,7 +119,7 @@ class SubscriptionUnits:
     known_model: repo.KnownModel = field(default=SubscriptionKnownConference)
 
     async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[], datetime]
+        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
     ) -> list[PollJob]:
         rows = (
             await session.execute(
@@ -134,7 +134,7 @@ class SubscriptionUnits:
         if not rows:
             return []
         for subscription, _ in rows:
-            subscription.next_poll_at = next_poll()
+            subscription.next_poll_at = next_poll(subscription.next_poll_at)
         known = await repo.load_known(session, SubscriptionKnownConference, [s.id for s, _ in rows])
         return [
             PollJob(

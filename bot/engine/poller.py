@@ -60,6 +60,11 @@ class PollOutcome:
         return type(self.error).__name__
 
 
+def next_due(due: datetime, now: datetime, step: timedelta) -> datetime:
+    """A fixed-rate schedule: `step` after the time the unit was due, or after now when that has passed."""
+    return due + step if due + step > now else now + step
+
+
 class Poller:
     def __init__(
         self,
@@ -97,9 +102,14 @@ class Poller:
         self._room = asyncio.Event()  # set whenever a unit leaves _in_flight
         self._writer: asyncio.Task[None] | None = None
 
-    def next_poll(self) -> datetime:
-        """Spread polls with jitter (downwards only, so no unit waits longer than one interval)."""
-        return self._clock() + timedelta(seconds=self._interval * random.uniform(0.85, 1.0))
+    def next_poll(self, due: datetime) -> datetime:
+        """When a unit claimed now, that was due at `due`, is due next: one interval after `due`.
+
+        Counted from when it was due, not from when it was claimed, so a tick's lag (a busy process, a
+        slow database) delays that one poll but does not stretch every later period by it; a unit
+        claimed more than an interval late starts afresh from now. Jitter spreads polls, downwards only,
+        so no unit waits longer than one interval."""
+        return next_due(due, self._clock(), timedelta(seconds=self._interval * random.uniform(0.85, 1.0)))
 
     @property
     def in_flight(self) -> int:
@@ -334,6 +344,15 @@ class Poller:
             elif event.kind == "started" and shows_ended:
                 edits.append((event, f"reopened:{history.reopened + 1}"))
             elif event.kind == "ended" and not shows_ended:
+                if history.started and await repo.cancel_unsent_alert(
+                    session,
+                    job.team_id,
+                    job.destination,
+                    event.conference_id,
+                    event.started_at,
+                    self._clock(),
+                ):
+                    continue  # its alert never left: nothing to edit, nothing to follow up
                 edits.append((event, "ended" if history.ended == 0 else f"ended:{history.ended + 1}"))
         return edits
 

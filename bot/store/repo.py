@@ -99,6 +99,7 @@ CLAIMED_USER_COLUMNS = (
     LinkedUser.refresh_token_enc,
     LinkedUser.token_expires_at,
     LinkedUser.consecutive_failures,
+    LinkedUser.next_poll_at,
     LinkedUser.alerts_enabled,
     LinkedUser.linked_at,
     LinkedUser.quiet_start,
@@ -108,9 +109,9 @@ CLAIMED_USER_COLUMNS = (
 
 
 async def claim_due_users(
-    session: AsyncSession, now: datetime, *, limit: int, next_poll: Callable[[], datetime]
+    session: AsyncSession, now: datetime, *, limit: int, next_poll: Callable[[datetime], datetime]
 ) -> Sequence[Row[Any]]:
-    """Take up to `limit` due users and move their next_poll_at to `next_poll()` (one each: jitter).
+    """Take up to `limit` due users and move each one's next_poll_at to `next_poll(next_poll_at)`.
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint sets; SQLite ignores it and
     serialises writers anyway. The moved next_poll_at is the lease: a replica that dies mid-poll
@@ -129,7 +130,7 @@ async def claim_due_users(
     if rows:
         # ORM bulk UPDATE by primary key: one executemany.
         await session.execute(
-            update(LinkedUser), [{"id": row.id, "next_poll_at": next_poll()} for row in rows]
+            update(LinkedUser), [{"id": row.id, "next_poll_at": next_poll(row.next_poll_at)} for row in rows]
         )
     return cast(Sequence[Row[Any]], rows)
 
@@ -344,6 +345,44 @@ async def session_history(
     )
     counts = {str(event): int(count) for event, count in rows.all()}
     return SessionHistory(counts.get("started", 0) > 0, counts.get("ended", 0), counts.get("reopened", 0))
+
+
+async def cancel_unsent_alert(
+    session: AsyncSession,
+    team_id: str,
+    destination: str,
+    conference_id: int,
+    started_at: datetime,
+    now: datetime,
+) -> bool:
+    """The session ended before its alert left: fail the alert now, so it needs no edit and no turn of
+    the dispatcher. Only an alert no send has begun on (`sending_since` null: `mark_sending` and this
+    exclude each other row by row); False when there is none, or it may be in Slack already."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.destination == destination,
+            OutboxMessage.conference_id == conference_id,
+            OutboxMessage.started_at == started_at,
+            OutboxMessage.event == "started",
+            OutboxMessage.status == "pending",
+            OutboxMessage.sending_since.is_(None),
+        )
+        .values(status="failed", sent_at=now, last_error="conference ended before the alert could be sent")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_sending(session: AsyncSession, message_id: int, now: datetime) -> bool:
+    """Record that a post of this row begins now; False when the row is no longer pending (cancelled by
+    `cancel_unsent_alert`, or finished elsewhere): then it must not be posted."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
+        .values(sending_since=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def oldest_due_poll(session: AsyncSession) -> datetime | None:

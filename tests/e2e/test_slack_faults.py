@@ -3,6 +3,8 @@ accepted an alert must never become a second alert."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import pytest
 
@@ -43,3 +45,41 @@ def test_a_broken_connection_after_slack_accepted_is_one_alert_not_two(
     assert len(slack.dms_to("UADA")) == 1, "exactly one DM, never two"
     assert slack_faults.seen("conversations.history") >= 1, "the outbox looked before deciding"
     assert len([c for c in slack.calls("chat.postMessage") if c.get("ok")]) == 1
+
+
+def test_a_session_that_starts_and_ends_inside_a_slack_outage_is_cancelled_not_queued(
+    canvas: CanvasWorld, slack: SlackWorld, slack_faults: FaultProxy, faulty_bot: BotProcess
+) -> None:
+    """Its alert never left, so the poll that sees the end cancels it: no stale card after the outage,
+    and no "ended" edit queued behind the live alerts (before, each such pair took dispatcher turns
+    after recovery while alerts of sessions still live waited; the chaos soak lost some that way)."""
+    ada = canvas.user("Ada Lovelace")
+    bio = canvas.course("Biology 101")
+    canvas.enroll(bio["id"], ada["id"])
+    slack.user("UADA")
+    faulty_bot.start()
+    faulty_bot.cli("link", "--slack-user", "UADA", "--team", slack.team_id, "--canvas-token", ada["token"])
+    lecture, seminar = (canvas.conference(bio["id"], title, [ada["id"]]) for title in ("Lecture", "Seminar"))
+
+    with slack_faults.active(Fault("respond", path="chat.postMessage", status=503)):
+        canvas.start(lecture["id"])
+        wait_for(lambda: slack_faults.count("respond") >= 1, timeout=15, what="the alert to meet the outage")
+        canvas.end(lecture["id"])
+        polled = requests_by(canvas, ada["token"])
+        wait_for(
+            lambda: requests_by(canvas, ada["token"]) > polled + 2, timeout=15, what="polls after the end"
+        )
+    canvas.start(seminar["id"])  # Slack is back: the next alert goes out
+    wait_for(lambda: slack.dms_to("UADA"), timeout=20, what="the seminar's alert")
+
+    assert [m["text"].split(" is live")[0] for m in slack.dms_to("UADA")] == ["Seminar"], (
+        "no stale lecture card"
+    )
+    assert slack.calls("chat.update") == [], "nothing to edit: the lecture's alert was cancelled"
+    with sqlite3.connect(faulty_bot.db_path) as db:
+        rows = db.execute(
+            "SELECT event, status, last_error FROM outbox WHERE conference_id = ?", (lecture["id"],)
+        ).fetchall()
+    assert rows == [("started", "failed", "conference ended before the alert could be sent")], (
+        "cancelled by the poll that saw the end, with no edit queued for the dispatcher"
+    )

@@ -520,3 +520,37 @@ async def test_after_an_outage_a_users_live_alerts_go_at_once_ahead_of_older_edi
     ]
     assert delivered == ["chat.postMessage"] * 4 + ["chat.update"], "the live alerts before the old edit"
     assert rows[end_of_before["dedup_key"]].status == "sent", "the burst had room for the edit too"
+
+
+async def test_an_alert_cancelled_because_its_session_ended_is_never_posted_even_if_claimed(
+    outbox: Outbox, slack: SlackWorld
+) -> None:
+    """The poller cancels an alert that never left when Canvas says its session ended (after an outage
+    the backlog held hundreds of those, each costing the dispatcher a turn while live alerts waited).
+    A row already claimed by the dispatcher must then not be posted; one whose send has begun is not
+    cancelled (it may be in Slack, so its card gets the "ended" edit)."""
+    slack.user("UADA")
+    row = alert_row(outbox.clock, 1)
+    await outbox.add(row)
+    async with outbox.sessions.begin() as session:
+        (claimed,) = await repo.claim_outbox(session, outbox.clock.now, limit=1, lease=timedelta(minutes=1))
+        assert await repo.cancel_unsent_alert(
+            session, "T0001", "UADA", 1, row["started_at"], outbox.clock.now
+        ), "its send had not begun"
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.slack.url + "/api/", retry_handlers=[])
+    dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
+    assert await dispatcher._deliver(claimed) is False
+    assert slack.dms_to("UADA") == []
+    cancelled = await outbox.row(row["dedup_key"])
+    assert (
+        cancelled.status == "failed"
+        and cancelled.last_error == "conference ended before the alert could be sent"
+    )
+
+    sending = alert_row(outbox.clock, 2)
+    await outbox.add(sending)
+    async with outbox.sessions.begin() as session:
+        assert await repo.mark_sending(session, (await outbox.row(sending["dedup_key"])).id, outbox.clock.now)
+        assert not await repo.cancel_unsent_alert(
+            session, "T0001", "UADA", 2, sending["started_at"], outbox.clock.now
+        ), "a send that began may have reached Slack: not cancelled"

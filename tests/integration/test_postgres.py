@@ -127,7 +127,7 @@ async def test_concurrent_claimers_get_disjoint_users(sessions: SessionFactory) 
 
     async def replica_a() -> list[int]:
         async with sessions.begin() as session:
-            users = await repo.claim_due_users(session, NOW, limit=8, next_poll=lambda: later)
+            users = await repo.claim_due_users(session, NOW, limit=8, next_poll=lambda due: later)
             a_claimed.set()
             await release_a.wait()
             return [u.id for u in users]
@@ -135,7 +135,7 @@ async def test_concurrent_claimers_get_disjoint_users(sessions: SessionFactory) 
     async def replica_b() -> list[int]:
         await a_claimed.wait()
         async with sessions.begin() as session:
-            users = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda: later)
+            users = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda due: later)
             return [u.id for u in users]
 
     task_a = asyncio.create_task(replica_a())
@@ -146,7 +146,7 @@ async def test_concurrent_claimers_get_disjoint_users(sessions: SessionFactory) 
     assert len(a_ids) == 8 and len(b_ids) == 12
     assert not set(a_ids) & set(b_ids)
     async with sessions() as session:
-        due_again = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda: later)
+        due_again = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda due: later)
     assert due_again == [], "every user was moved to its next poll by exactly one claimer"
 
 
@@ -158,7 +158,7 @@ async def test_racing_claimers_never_share_a_user(sessions: SessionFactory) -> N
         claimed: list[int] = []
         while True:
             async with sessions.begin() as session:
-                users = await repo.claim_due_users(session, NOW, limit=5, next_poll=lambda: later)
+                users = await repo.claim_due_users(session, NOW, limit=5, next_poll=lambda due: later)
             if not users:
                 return claimed
             claimed.extend(u.id for u in users)
