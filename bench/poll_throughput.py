@@ -55,7 +55,7 @@ from bench.common import (
     verdict,
 )
 from bot.canvas.errors import strip_json_prefix
-from bot.canvas.models import ConferenceList
+from bot.domain.models import ConferenceList
 from bot.runtime import Runtime
 from bot.store.crypto import TokenCipher
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, TextIO
 
-from bot import logs
 from bot.config import (
     Settings,
     SlackMode,
@@ -25,7 +24,8 @@ from bot.config import (
     load_settings_or_exit,
     slack_mode,
 )
-from bot.linking import SLACK_TEAM_ID, SLACK_USER_ID
+from bot.engine.linking import SLACK_TEAM_ID, SLACK_USER_ID
+from bot.ops import logs
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules only for the subcommand that needs them
     from bot.runtime import Runtime
@@ -109,7 +109,7 @@ def _run(settings: Settings) -> int:
     import uvicorn
 
     from bot.runtime import Runtime
-    from bot.web import create_app
+    from bot.web.app import create_app
 
     mode = slack_mode(settings)
     _upgrade_or_exit(settings)
@@ -129,7 +129,7 @@ def _run(settings: Settings) -> int:
 
 async def _link(settings: Settings, slack_user: str, team: str | None, token: str) -> int:
     from bot.canvas.errors import CanvasError
-    from bot.linking import describe_link_failure, link_with_token
+    from bot.engine.linking import describe_link_failure, link_with_token
     from bot.runtime import Runtime
 
     runtime = Runtime.build(settings)
@@ -334,11 +334,11 @@ def _main_link(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.demo.run import run_demo
 
         return run_demo(once=args.once, page_port=args.port)
     if args.command == "check":
-        from bot.check import run_check
+        from bot.ops.check import run_check
 
         return run_check()
     settings = load_settings_or_exit(serving=args.command == "run")

@@ -4,59 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
-from bot.canvas_link import CanvasLinkFlow
 from bot.config import Settings
+from bot.domain.models import CanvasUser
+from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.linking import link_with_token
+from bot.engine.oauth_state import StateSigner
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.quiet_summaries import QuietSummaries
 from bot.engine.recordings import RecordingWatcher
 from bot.engine.scheduler import EngineScheduler
-from bot.metrics import Metrics
-from bot.oauth_state import StateSigner
-from bot.slack.clients import SlackHttp
-from bot.slack.installations import EncryptedInstallationStore, MultiWorkspace
+from bot.ops.metrics import Metrics
+from bot.slack.app import build_bolt_app, oauth_settings
+from bot.slack.channel_commands import ChannelCommands
+from bot.slack.handlers import CommandHandler, ConferenceLister
+from bot.slack.home_service import HomeService
+from bot.slackweb.clients import SingleWorkspace, SlackHttp, slack_clients
+from bot.slackweb.installations import EncryptedInstallationStore, MultiWorkspace
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
+from bot.store.teams import forget_team
 
 log = logging.getLogger(__name__)
-
-
-class SingleWorkspace:
-    """SLACK_BOT_TOKEN mode: one bot token serves every team id we see.
-
-    `client` serves interactive calls; `outbox_client` (the same token, no retries below the outbox:
-    bot/slack/clients.py) the dispatcher's posts. Without one, the dispatcher uses `client`."""
-
-    def __init__(self, client: AsyncWebClient | None, outbox_client: AsyncWebClient | None = None) -> None:
-        self.client = client
-        self._outbox_client = outbox_client or client
-
-    async def for_team(self, team_id: str) -> AsyncWebClient | None:
-        return self.client
-
-    async def for_outbox(self, team_id: str) -> AsyncWebClient | None:
-        return self._outbox_client
-
-
-def slack_clients(http: SlackHttp, token: str | None) -> SingleWorkspace:
-    """Both clients of the bot token, sharing the process's Slack session."""
-    if not token:
-        return SingleWorkspace(None)
-    return SingleWorkspace(http.client(token), http.client(token, outbox=True))
 
 
 def key_dir(settings: Settings) -> Path:
@@ -69,8 +52,39 @@ def build_cipher(settings: Settings) -> TokenCipher:
     return TokenCipher(load_or_create_keys(raw, key_dir(settings)))
 
 
+def canvas_oauth(settings: Settings) -> CanvasOAuth | None:
+    """The token endpoint's client, when a developer key is configured."""
+    if not settings.canvas_oauth_enabled:
+        return None
+    return CanvasOAuth(
+        settings.canvas_root,
+        settings.canvas_client_id or "",
+        settings.canvas_client_secret.get_secret_value() if settings.canvas_client_secret else "",
+        timeout=settings.canvas_timeout_seconds,  # a hung token endpoint holds a poll slot this long
+    )
+
+
+def slack_side(
+    settings: Settings, engine: AsyncEngine, cipher: TokenCipher, http: SlackHttp
+) -> tuple[SingleWorkspace | MultiWorkspace, EncryptedInstallationStore | None]:
+    """Which client serves each team: each installation's own (multi-workspace) or the one bot token."""
+    if settings.slack_client_id and settings.slack_client_secret:
+        installations = EncryptedInstallationStore(settings.slack_client_id, engine, cipher)
+        workspaces = MultiWorkspace(
+            installations, http, settings.slack_client_id, settings.slack_client_secret.get_secret_value()
+        )
+        return workspaces, installations
+    bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return slack_clients(http, bot_token), None
+
+
 @dataclass
 class Runtime:
+    """The composition root: every long-lived part of a running bot, built once from Settings.
+
+    Only the CLI and the ASGI entry (bot/web) use it; each part it builds is handed exactly what it
+    uses, never the runtime itself."""
+
     settings: Settings
     engine: AsyncEngine
     sessions: SessionFactory
@@ -79,14 +93,14 @@ class Runtime:
     oauth: CanvasOAuth | None
     credentials: Credentials
     contexts: ContextNames
+    slack_http: SlackHttp  # the one Slack session of this process
     slack: SingleWorkspace | MultiWorkspace
+    installations: EncryptedInstallationStore | None
+    link_flow: CanvasLinkFlow
+    metrics: Metrics
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
-    metrics: Metrics = field(init=False)
-    installations: EncryptedInstallationStore | None = field(init=False)
-    slack_http: SlackHttp = field(init=False)  # the one Slack session of this process
-    link_flow: CanvasLinkFlow = field(init=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -98,110 +112,143 @@ class Runtime:
             max_connections=settings.poll_concurrency,
             timeout=settings.canvas_timeout_seconds,
         )
-        oauth = (
-            CanvasOAuth(
-                settings.canvas_root,
-                settings.canvas_client_id or "",
-                settings.canvas_client_secret.get_secret_value() if settings.canvas_client_secret else "",
-                timeout=settings.canvas_timeout_seconds,  # a hung token endpoint holds a poll slot this long
-            )
-            if settings.canvas_oauth_enabled
-            else None
-        )
+        oauth = canvas_oauth(settings)
         credentials = Credentials(sessions, cipher, oauth)
-        contexts = ContextNames(sessions, canvas)
-        installations: EncryptedInstallationStore | None = None
         slack_http = SlackHttp(settings.slack_api_root)
-        slack: SingleWorkspace | MultiWorkspace
-        if settings.slack_client_id and settings.slack_client_secret:
-            installations = EncryptedInstallationStore(settings.slack_client_id, engine, cipher)
-            slack = MultiWorkspace(
-                installations,
-                slack_http,
-                settings.slack_client_id,
-                settings.slack_client_secret.get_secret_value(),
-            )
-        else:
-            bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-            slack = slack_clients(slack_http, bot_token)
-        holder: dict[str, EngineScheduler] = {}
+        slack, installations = slack_side(settings, engine, cipher, slack_http)
+        link_flow = CanvasLinkFlow(
+            sessions=sessions,
+            canvas=canvas,
+            cipher=cipher,
+            oauth=oauth,
+            slack=slack,
+            signer=StateSigner(cipher.derived_secret("canvas-oauth-state")),
+            canvas_root=settings.canvas_root,
+            public_root=settings.public_root,
+        )
         metrics = Metrics()
+        runtime = cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            cipher=cipher,
+            canvas=canvas,
+            oauth=oauth,
+            credentials=credentials,
+            contexts=ContextNames(sessions, canvas),
+            slack_http=slack_http,
+            slack=slack,
+            installations=installations,
+            link_flow=link_flow,
+            metrics=metrics,
+            pollers=[],
+            dispatcher=Dispatcher(
+                sessions,
+                slack,
+                relink_url=link_flow.start_url,
+                metrics=metrics,
+                history=HistoryBudget.for_rate(settings.history_reads_per_minute),
+            ),
+            # how late a due unit may be claimed: the poll tick
+            scheduler=EngineScheduler(poll_every=min(0.5, settings.poll_interval_seconds / 4)),
+        )
+        runtime._schedule_engine()
+        return runtime
+
+    def _schedule_engine(self) -> None:
+        """The pollers (users, channel subscriptions), recordings, quiet-hour summaries and digests, each
+        waking the dispatcher when it queues a message, and the scheduler's jobs that drive them."""
+        settings, wake = self.settings, self.scheduler.wake_dispatcher
         in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
-        pollers = [
+        self.pollers[:] = [
             Poller(
                 units,
-                sessions,
-                canvas,
-                credentials,
-                contexts,
+                self.sessions,
+                self.canvas,
+                self.credentials,
+                self.contexts,
                 canvas_root=settings.canvas_root,
                 interval=settings.poll_interval_seconds,
                 semaphore=in_flight,
                 deadline=2 * settings.canvas_timeout_seconds,  # a whole poll: every page, refresh, look-up
-                on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
-                metrics=metrics,
+                on_enqueued=wake,
+                metrics=self.metrics,
             )
             for units in (UserUnits(), SubscriptionUnits())
         ]
-        dispatcher = Dispatcher(
-            sessions,
-            slack,
-            metrics=metrics,
-            history=HistoryBudget.for_rate(settings.history_reads_per_minute),
-        )
-
         recordings = RecordingWatcher(
-            sessions,
-            canvas,
-            credentials,
+            self.sessions,
+            self.canvas,
+            self.credentials,
             check_every=timedelta(seconds=max(settings.poll_interval_seconds * 2, 1)),
-            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
+            on_enqueued=wake,
         )
-
-        summaries = QuietSummaries(sessions, on_enqueued=lambda: holder["scheduler"].wake_dispatcher())
+        summaries = QuietSummaries(self.sessions, on_enqueued=wake)
+        digests = DigestRunner(
+            self.sessions, self.canvas, self.credentials, canvas_root=settings.canvas_root, on_enqueued=wake
+        )
 
         async def poll_all() -> int:
             polled = await asyncio.gather(
-                *(poller.tick() for poller in pollers), recordings.tick(), summaries.tick()
+                *(poller.tick() for poller in self.pollers), recordings.tick(), summaries.tick()
             )
             return sum(polled)
 
-        tick = min(0.5, settings.poll_interval_seconds / 4)  # how late a due unit may be claimed
-        digests = DigestRunner(
-            sessions,
-            canvas,
-            credentials,
+        self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic={"digests": (digests.tick, 30.0)})
+
+    def bolt_app(self) -> AsyncApp:
+        """The Bolt app, its listeners built from the parts each one uses (bot/slack/app.py)."""
+        settings = self.settings
+        lister = ConferenceLister(
+            self.canvas, self.contexts, self.credentials, canvas_root=settings.canvas_root
+        )
+        handler = CommandHandler(
+            sessions=self.sessions,
+            slack=self.slack,
+            link_flow=self.link_flow,
+            oauth=self.oauth,
+            cipher=self.cipher,
+            channels=ChannelCommands(self.sessions, self.canvas, self.slack, self.credentials),
+            lister=lister,
+        )
+        oauth = None
+        if self.installations is not None and settings.slack_client_id and settings.slack_client_secret:
+            oauth = oauth_settings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.get_secret_value(),
+                installations=self.installations,
+                engine=self.engine,
+                api_root=settings.slack_api_root,
+                public_root=settings.public_root,
+            )
+
+        async def forget(team_id: str) -> None:
+            await forget_team(self.sessions, team_id)
+            if self.installations is not None:
+                await self.installations.async_delete_all(enterprise_id=None, team_id=team_id)
+
+        async def link_token(team_id: str, slack_user_id: str, token: str) -> CanvasUser:
+            return await link_with_token(
+                self.sessions,
+                self.canvas,
+                self.cipher,
+                team_id=team_id,
+                slack_user_id=slack_user_id,
+                token=token,
+            )
+
+        return build_bolt_app(
+            client=self.slack.client or self.slack_http.client(None),
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+            ),
+            oauth=oauth,
+            handler=handler,
+            home=HomeService(self.sessions, self.slack, self.link_flow, lister),
+            forget_team=forget,
+            link_token=link_token,
             canvas_root=settings.canvas_root,
-            on_enqueued=lambda: holder["scheduler"].wake_dispatcher(),
         )
-        scheduler = EngineScheduler(
-            poll_all,
-            dispatcher.tick,
-            poll_every=tick,
-            dispatch_every=1.0,
-            periodic={"digests": (digests.tick, 30.0)},
-        )
-        holder["scheduler"] = scheduler
-        runtime = cls(
-            settings,
-            engine,
-            sessions,
-            cipher,
-            canvas,
-            oauth,
-            credentials,
-            contexts,
-            slack,
-            pollers,
-            dispatcher,
-            scheduler,
-        )
-        runtime.metrics = metrics
-        runtime.installations = installations
-        runtime.slack_http = slack_http
-        runtime.link_flow = CanvasLinkFlow(runtime, StateSigner(cipher.derived_secret("canvas-oauth-state")))
-        dispatcher.relink_url = runtime.link_flow.start_url
-        return runtime
 
     async def close(self) -> None:
         self.scheduler.shutdown()

@@ -69,8 +69,8 @@ def link_oauth_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, 
     import asyncio
 
     from bot.canvas.client import CanvasClient
-    from bot.canvas.models import CanvasUser
-    from bot.linking import link_with_token
+    from bot.domain.models import CanvasUser
+    from bot.engine.linking import link_with_token
     from bot.store.crypto import TokenCipher
     from bot.store.db import create_engine, session_factory, upgrade
 

@@ -211,7 +211,7 @@ def link_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, str]])
     import asyncio
 
     from bot.canvas.client import CanvasClient
-    from bot.linking import link_with_token
+    from bot.engine.linking import link_with_token
     from bot.store.crypto import TokenCipher
     from bot.store.db import create_engine, session_factory, upgrade
 

@@ -10,7 +10,8 @@ from bot.canvas.errors import (
     Throttled,
     Transient,
 )
-from bot.canvas.models import (
+from bot.canvas.oauth import CanvasOAuth, authorize_url
+from bot.domain.models import (
     LIVE_WINDOW,
     CanvasUser,
     Conference,
@@ -21,7 +22,6 @@ from bot.canvas.models import (
     Recording,
     TokenGrant,
 )
-from bot.canvas.oauth import CanvasOAuth, authorize_url
 
 __all__ = [
     "LIVE_WINDOW",

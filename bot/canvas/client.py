@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from bot.canvas import network
 from bot.canvas.errors import Transient, error_for_answer, strip_json_prefix
-from bot.canvas.models import CanvasUser, Conference, ConferenceList, Course, Group
+from bot.domain.models import CanvasUser, Conference, ConferenceList, Course, Group
 
 logger = logging.getLogger(__name__)
 

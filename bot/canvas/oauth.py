@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from bot.canvas.errors import CanvasError, Endpoint, Transient, error_for_answer, strip_json_prefix
-from bot.canvas.models import TokenGrant
+from bot.domain.models import TokenGrant
 
 logger = logging.getLogger(__name__)
 

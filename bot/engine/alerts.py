@@ -1,7 +1,7 @@
 """Turns diff events into outbox rows: the dedup key and the payload the dispatcher renders later.
 
 The payload holds everything needed to render, so a message can be (re)sent after a restart without Canvas.
-Every row is built here from its payload model (bot/engine/outbox.py), the contract rows keep between
+Every row is built here from its payload model (bot/domain/outbox.py), the contract rows keep between
 replicas and versions.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.engine.diff import Event
-from bot.engine.outbox import (
+from bot.domain.diff import Event
+from bot.domain.outbox import (
     CARD_EVENTS,
     AlertPayload,
     OutboxEvent,
@@ -23,7 +23,7 @@ from bot.engine.outbox import (
     StoredPayload,
     ThreadOf,
 )
-from bot.slack.mrkdwn import safe_link_url
+from bot.messages.mrkdwn import safe_link_url
 
 
 def dedup_key(team_id: str, destination: str, conference_id: int, started_at: datetime, event: str) -> str:

@@ -13,8 +13,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.engine.pacing import TokenBucket
-from bot.slack.clients import TIMEOUT_SECONDS as SLACK_TIMEOUT_SECONDS
+from bot.domain.pacing import TokenBucket
+from bot.slackweb.clients import TIMEOUT_SECONDS as SLACK_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -19,37 +19,30 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
-from slack_sdk.errors import SlackApiError
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Forbidden, NotFound
-from bot.canvas.models import Conference
+from bot.domain.digest_schedule import Schedule, next_slot, parse_hhmm, previous_slot
+from bot.domain.models import Conference
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
-from bot.engine.digest_schedule import Schedule, local_label, next_slot, parse_hhmm, previous_slot
 from bot.engine.recordings import playable_url
-from bot.slack import blocks, commands
-from bot.slack.blocks import Message
-from bot.slack.digest_blocks import (
+from bot.messages.blocks import Message
+from bot.messages.digest_blocks import (
     CourseDigest,
     DigestConference,
     DigestContent,
     DigestRecording,
     digest_message,
 )
-from bot.slack.users import slack_time_zone
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import Digest, LinkedUser, Subscription, utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -288,100 +281,3 @@ def _outbox_row(job: _Job, message: Message, now: datetime) -> dict[str, Any]:
         message=message,
         now=now,
     )
-
-
-# --- /conferences digest ... ----------------------------------------------------------------------------
-
-
-class DigestCaller(Protocol):
-    """Who ran the command and where (bot.slack.handlers.Caller fits)."""
-
-    @property
-    def team_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def channel_id(self) -> str: ...
-
-
-DigestCommand = commands.DigestDaily | commands.DigestWeekly | commands.DigestOff
-
-
-async def configure_digest(
-    runtime: Runtime, command: DigestCommand, caller: DigestCaller, *, now: datetime | None = None
-) -> Message:
-    """Turn a channel's digest on (or move it) or off, and say when it runs next, in which zone."""
-    now = now or utcnow()
-    if isinstance(command, commands.DigestOff):
-        async with runtime.sessions.begin() as session:
-            result = await session.execute(
-                delete(Digest).where(Digest.team_id == caller.team_id, Digest.channel_id == caller.channel_id)
-            )
-        if getattr(result, "rowcount", 0):
-            return blocks.simple("Digest off: this channel gets no more summaries.")
-        return blocks.simple("This channel had no digest to turn off.")
-
-    zone, source = command.zone, "as you asked"
-    if zone is None:
-        zone, source = await creator_zone(runtime, caller)
-    if isinstance(command, commands.DigestWeekly):
-        schedule = Schedule("weekly", command.at, zone, command.weekday)
-    else:
-        schedule = Schedule("daily", command.at, zone)
-    next_run = next_slot(schedule, now)
-    async with runtime.sessions.begin() as session:
-        await _upsert(session, caller, schedule, next_run)
-        subscribed = await session.scalar(
-            select(func.count())
-            .select_from(Subscription)
-            .where(Subscription.team_id == caller.team_id, Subscription.channel_id == caller.channel_id)
-        )
-    lines = [
-        f"Digest on: {schedule.describe()} in {zone} ({source}).",
-        f"Next digest: {local_label(next_run, zone)}.",
-    ]
-    if not subscribed:
-        lines.append(
-            "This channel follows no courses yet, so there is nothing to summarise: "
-            "subscribe a course first with `/conferences subscribe &lt;course&gt;`."
-        )
-    return blocks.simple("\n".join(lines))
-
-
-async def _upsert(
-    session: AsyncSession, caller: DigestCaller, schedule: Schedule, next_run: datetime
-) -> None:
-    """One digest per channel; reconfiguring replaces it (and its lease) atomically."""
-    values = {
-        "frequency": schedule.frequency,
-        "weekday": schedule.weekday,
-        "at_time": schedule.at.strftime("%H:%M"),
-        "timezone": schedule.zone,
-        "created_by": caller.user_id,
-        "next_run_at": next_run,
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Digest).values(team_id=caller.team_id, channel_id=caller.channel_id, **values)
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["team_id", "channel_id"], set_=values)
-    )
-
-
-async def creator_zone(runtime: Runtime, caller: DigestCaller) -> tuple[str, str]:
-    """The channel creator's Slack time zone, else the caller's, else UTC; with a phrase saying which."""
-    client = await runtime.slack.for_team(caller.team_id)
-    if client is None:
-        return "UTC", "no Slack client to look up a time zone"
-    creator: str | None = None
-    try:
-        info = await client.conversations_info(channel=caller.channel_id)
-        creator = (info.get("channel") or {}).get("creator") or None
-    except (SlackApiError, TimeoutError, OSError) as error:
-        log.info("conversations.info failed for the digest zone: %s", type(error).__name__)
-    candidates = [(creator, "the channel creator's time zone"), (caller.user_id, "your time zone")]
-    for user_id, phrase in candidates:
-        zone = await slack_time_zone(client, user_id) if user_id else None
-        if zone is not None:
-            return zone, phrase
-    return "UTC", "no Slack time zone found; add a zone, e.g. `digest daily 08:00 Europe/Paris`"

@@ -15,15 +15,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.engine.cards import card_from_payload
-from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
-from bot.engine.outbox import (
+from bot.domain.outbox import (
     CARD_EVENTS,
     AlertPayload,
     OutboxEvent,
@@ -32,9 +30,12 @@ from bot.engine.outbox import (
     RelinkPayload,
     UnreadablePayload,
 )
-from bot.engine.pacing import ChannelPacing
-from bot.metrics import Metrics
-from bot.slack import blocks
+from bot.domain.pacing import ChannelPacing
+from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
+from bot.messages import blocks
+from bot.messages.cards import card_from_payload
+from bot.ops.metrics import Metrics
+from bot.slackweb.clients import TeamClients
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import OutboxMessage, utcnow
@@ -91,18 +92,11 @@ _NOTHING_POSTED = frozenset({OutboxStatus.FAILED, OutboxStatus.HELD, OutboxStatu
 """Statuses of a "started" row that left no card in Slack for an edit to change."""
 
 
-class SlackClients(Protocol):
-    """Which Web API client (bot token) posts a team's outbox; one for single-workspace mode. It must
-    not retry by itself (bot/slack/clients.py): a repeated chat.postMessage is a duplicate message."""
-
-    async def for_outbox(self, team_id: str) -> AsyncWebClient | None: ...
-
-
 class Dispatcher:
     def __init__(
         self,
         sessions: SessionFactory,
-        slack: SlackClients,
+        slack: TeamClients,
         *,
         concurrency: int = 8,
         batch_size: int | None = None,
@@ -110,10 +104,11 @@ class Dispatcher:
         metrics: Metrics | None = None,
         history: HistoryBudget | None = None,
         pacing: ChannelPacing | None = None,
+        relink_url: Callable[[str, str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._slack = slack
-        self.relink_url: Callable[[str, str], Awaitable[str | None]] | None = None
+        self._relink_url = relink_url
         self._semaphore = asyncio.Semaphore(concurrency)
         # Claim no more than can be sent at once: a claimed row waiting behind others could outlive its
         # lease and be claimed (and sent) a second time by another replica.
@@ -300,7 +295,7 @@ class Dispatcher:
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         reason = RelinkPayload.from_stored(message.payload).reason
-        url = await self.relink_url(message.team_id, message.destination) if self.relink_url else None
+        url = await self._relink_url(message.team_id, message.destination) if self._relink_url else None
         return await self._post(client, message, dict(blocks.relink_prompt(url, reason)))
 
     async def _post(

@@ -15,11 +15,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.models import Conference
+from bot.domain.diff import Seen, live_filter
+from bot.domain.models import Conference
+from bot.domain.quiet_hours import QuietHours
 from bot.engine import alerts
 from bot.engine.credentials import StoredToken
-from bot.engine.diff import Seen, live_filter
-from bot.engine.quiet_hours import QuietHours
 from bot.store import repo
 from bot.store.models import (
     KnownConference,

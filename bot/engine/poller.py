@@ -21,15 +21,15 @@ from typing import Any
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
-from bot.canvas.models import Conference
+from bot.domain.diff import Diff, Event, Seen, diff, vanished
+from bot.domain.models import Conference
+from bot.domain.outbox import OutboxEvent
 from bot.engine import alerts
 from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
-from bot.engine.diff import Diff, Event, Seen, diff, vanished
-from bot.engine.outbox import OutboxEvent
 from bot.engine.poll_units import PollJob, PollUnits
 from bot.engine.recordings import watch_row
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.outbox import AlertPayload, OutboxEvent, OutboxStatus, UnreadablePayload
+from bot.domain.quiet_hours import QuietHours
 from bot.engine import alerts
-from bot.engine.cards import card_from_payload
-from bot.engine.outbox import AlertPayload, OutboxEvent, OutboxStatus, UnreadablePayload
-from bot.engine.quiet_hours import QuietHours
-from bot.slack import blocks
+from bot.messages import blocks
+from bot.messages.cards import card_from_payload
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import OutboxMessage, utcnow

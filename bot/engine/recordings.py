@@ -13,12 +13,12 @@ from sqlalchemy import delete, select
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
-from bot.canvas.models import Conference, Recording
+from bot.domain.models import Conference, Recording
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
-from bot.slack import blocks
-from bot.slack.blocks import RecordingLink
-from bot.slack.mrkdwn import safe_link_url
+from bot.messages import blocks
+from bot.messages.blocks import RecordingLink
+from bot.messages.mrkdwn import safe_link_url
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import LinkedUser, RecordingWatch, utcnow

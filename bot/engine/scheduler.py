@@ -19,34 +19,42 @@ DISPATCH_JOB = "dispatch"
 
 
 class EngineScheduler:
-    def __init__(
+    """Made first (its `wake_dispatcher` is what every producer of outbox rows is given), its jobs added
+    once the engine they drive exists (`add_jobs`), then started with the app."""
+
+    def __init__(self, *, poll_every: float = 1.0, dispatch_every: float = 1.0) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._poll_every = poll_every
+        self._dispatch_every = dispatch_every
+        self._poll: Callable[[], Awaitable[int]] | None = None
+        self._dispatch: Callable[[], Awaitable[int]] | None = None
+        self.last_poll_tick: datetime | None = None
+        self._dispatching = False
+        self._woken_while_dispatching = False
+
+    def add_jobs(
         self,
         poll: Callable[[], Awaitable[int]],
         dispatch: Callable[[], Awaitable[int]],
         *,
-        poll_every: float = 1.0,
-        dispatch_every: float = 1.0,
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] | None = None,
     ) -> None:
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._poll = poll
-        self._dispatch = dispatch
+        """The poll tick, the dispatch tick and any other periodic job, each never overlapping itself."""
+        self._poll, self._dispatch = poll, dispatch
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         # Jittered ticks: replicas would otherwise keep a fixed phase, and the one ticking just before
         # the other would claim nearly every unit as it falls due.
+        every = self._poll_every
         self._scheduler.add_job(
-            self._run_poll, "interval", seconds=poll_every, jitter=poll_every / 4, id=POLL_JOB, **common
+            self._run_poll, "interval", seconds=every, jitter=every / 4, id=POLL_JOB, **common
         )
         self._scheduler.add_job(
-            self._run_dispatch, "interval", seconds=dispatch_every, id=DISPATCH_JOB, **common
+            self._run_dispatch, "interval", seconds=self._dispatch_every, id=DISPATCH_JOB, **common
         )
-        for job_id, (run, every) in (periodic or {}).items():
+        for job_id, (run, seconds) in (periodic or {}).items():
             self._scheduler.add_job(
-                self._guarded(job_id, run), "interval", seconds=every, id=job_id, **common
+                self._guarded(job_id, run), "interval", seconds=seconds, id=job_id, **common
             )
-        self.last_poll_tick: datetime | None = None
-        self._dispatching = False
-        self._woken_while_dispatching = False
 
     @property
     def running(self) -> bool:
@@ -68,6 +76,7 @@ class EngineScheduler:
             self._scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
 
     async def _run_poll(self) -> None:
+        assert self._poll is not None, "add_jobs first"
         try:
             await self._poll()
         except Exception:
@@ -90,6 +99,7 @@ class EngineScheduler:
             while True:
                 self._woken_while_dispatching = False
                 try:
+                    assert self._dispatch is not None, "add_jobs first"
                     await self._dispatch()
                 except Exception:
                     log.exception("dispatch tick failed; the next tick retries")

@@ -7,42 +7,44 @@ admin/owner, and the bot must be a member of the channel so its alerts can be po
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
+from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
-from bot.canvas.models import Course
+from bot.domain.models import Course
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
-from bot.slack import blocks, commands
-from bot.slack.blocks import Message
+from bot.messages import blocks
+from bot.messages.blocks import Message
+from bot.messages.mrkdwn import escape
+from bot.slack import commands
+from bot.slack.caller import Caller
 from bot.slack.course_lookup import Found, find_course
-from bot.slack.mrkdwn import escape
+from bot.slackweb.clients import TeamClients
 from bot.store import repo
+from bot.store.db import SessionFactory
 from bot.store.models import LinkedUser, MutedContext, Subscription, utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
-    from bot.slack.handlers import Caller
 
 log = logging.getLogger(__name__)
 
 
-def _in_channel(caller: Caller) -> bool:
-    return caller.channel_id.startswith(("C", "G"))
-
-
 class ChannelCommands:
-    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
-        self._rt = runtime
+    """Subscriptions of a channel to a course's conferences, and a user's muted courses."""
+
+    def __init__(
+        self, sessions: SessionFactory, canvas: CanvasClient, slack: TeamClients, credentials: Credentials
+    ) -> None:
+        self._sessions = sessions
+        self._canvas = canvas
+        self._slack = slack
         self._credentials = credentials
 
     async def _courses(self, user: LinkedUser) -> list[Course] | Message:
         """The user's courses (with enrollments), their token from `Credentials`: an expired OAuth token
         is refreshed silently; only a dead link asks the user to relink."""
         try:
-            return await self._credentials.call(StoredToken.of(user), self._rt.canvas.courses)
+            return await self._credentials.call(StoredToken.of(user), self._canvas.courses)
         except RelinkNeeded:
             return blocks.simple("Canvas rejected your link. Run `/conferences link` to relink.")
         except CanvasError:
@@ -58,7 +60,7 @@ class ChannelCommands:
         return blocks.simple(escape(found.reason))
 
     async def _is_workspace_admin(self, caller: Caller) -> bool:
-        client = await self._rt.slack.for_team(caller.team_id)
+        client = await self._slack.for_team(caller.team_id)
         if client is None:
             return False
         try:
@@ -68,7 +70,7 @@ class ChannelCommands:
         return bool(user.get("is_admin") or user.get("is_owner"))
 
     async def _bot_in_channel(self, caller: Caller) -> bool:
-        client = await self._rt.slack.for_team(caller.team_id)
+        client = await self._slack.for_team(caller.team_id)
         if client is None:
             return False
         try:
@@ -78,7 +80,7 @@ class ChannelCommands:
         return bool(channel.get("is_member"))
 
     async def subscribe(self, user: LinkedUser, command: commands.Subscribe, caller: Caller) -> Message:
-        if not _in_channel(caller):
+        if not caller.in_channel:
             return blocks.simple("Run `/conferences subscribe` in the channel that should get the alerts.")
         course = await self._course(user, command.course)
         if not isinstance(course, Course):
@@ -94,7 +96,7 @@ class ChannelCommands:
             return blocks.simple(
                 "I am not a member of this channel yet. Invite me with `/invite @confbot`, then try again."
             )
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             existing = await session.scalar(
                 select(Subscription).where(
                     Subscription.team_id == caller.team_id,
@@ -117,7 +119,7 @@ class ChannelCommands:
         return blocks.simple(f"This channel now gets an alert when a *{name}* conference goes live.")
 
     async def unsubscribe(self, command: commands.Unsubscribe, caller: Caller) -> Message:
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             rows = (
                 await session.scalars(
                     select(Subscription).where(
@@ -138,7 +140,7 @@ class ChannelCommands:
         return blocks.simple(f"This channel no longer follows *{escape(match[0].course_name)}*.")
 
     async def list(self, caller: Caller) -> Message:
-        async with self._rt.sessions() as session:
+        async with self._sessions() as session:
             rows = (
                 await session.scalars(
                     select(Subscription)
@@ -160,7 +162,7 @@ class ChannelCommands:
         if not isinstance(course, Course):
             return course
         name = escape(course.name)
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             await repo.unmute_course(session, user.id, course.id)
             if isinstance(command, commands.Mute):
                 session.add(

@@ -14,7 +14,7 @@ from functools import cache
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from bot.slack.mrkdwn import unescape
+from bot.messages.mrkdwn import unescape
 
 
 @dataclass(frozen=True, slots=True)

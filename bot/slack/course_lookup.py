@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.canvas.models import Course
+from bot.domain.models import Course
 from bot.slack.commands import canvas_id
 
 

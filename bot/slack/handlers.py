@@ -4,51 +4,54 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import assert_never
 
+from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, NotFound, Throttled
-from bot.canvas.models import Conference
+from bot.canvas.oauth import CanvasOAuth
+from bot.domain.models import Conference
 from bot.engine.alerts import join_url
-from bot.engine.contexts import fallback_name
+from bot.engine.canvas_link import CanvasLinkFlow
+from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
-from bot.engine.digests import configure_digest
-from bot.linking import unlink
-from bot.runtime import Runtime
-from bot.slack import blocks, commands
-from bot.slack.blocks import ConferenceCard, Message
+from bot.engine.linking import unlink
+from bot.messages import blocks
+from bot.messages.blocks import ConferenceCard, Message
+from bot.slack import commands
+from bot.slack.caller import Caller
 from bot.slack.channel_commands import ChannelCommands
+from bot.slack.digest_command import configure_digest
+from bot.slackweb.clients import TeamClients
 from bot.store import repo
+from bot.store.crypto import TokenCipher
+from bot.store.db import SessionFactory
 from bot.store.models import LinkedUser, utcnow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    team_id: str
-    user_id: str
-    channel_id: str
 
 
 class ConferenceLister:
     """A linked user's conferences as cards, with their token from `Credentials` (refreshed before it
     expires and when Canvas says it expired; `RelinkNeeded` only when the link is dead)."""
 
-    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
-        self._rt = runtime
+    def __init__(
+        self, canvas: CanvasClient, contexts: ContextNames, credentials: Credentials, *, canvas_root: str
+    ) -> None:
+        self._canvas = canvas
+        self._contexts = contexts
         self._credentials = credentials
+        self._canvas_root = canvas_root
 
     async def live_cards(self, user: LinkedUser) -> list[ConferenceCard]:
         """Canvas applied the live rule with its own clock: trust `state=live` as is."""
-        return await self._fetch(user, self._rt.canvas.live_conferences)
+        return await self._fetch(user, self._canvas.live_conferences)
 
     async def all_cards(self, user: LinkedUser) -> list[ConferenceCard]:
-        return await self._fetch(user, self._rt.canvas.all_conferences)
+        return await self._fetch(user, self._canvas.all_conferences)
 
     async def course_cards(self, user: LinkedUser, course_id: int) -> list[ConferenceCard]:
         async def course(token: str) -> list[Conference]:
-            return await self._rt.canvas.course_conferences(token, course_id)
+            return await self._canvas.course_conferences(token, course_id)
 
         return await self._fetch(user, course)
 
@@ -61,8 +64,8 @@ class ConferenceLister:
         return await self._credentials.call(StoredToken.of(user), cards)
 
     async def _cards(self, token: str, conferences: Sequence[Conference]) -> list[ConferenceCard]:
-        names = await self._rt.contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
-        root = self._rt.settings.canvas_root
+        names = await self._contexts.lookup(token, {(c.context_type, c.context_id) for c in conferences})
+        root = self._canvas_root
         return [
             ConferenceCard(
                 conference_id=c.id,
@@ -79,10 +82,26 @@ class ConferenceLister:
 
 
 class CommandHandler:
-    def __init__(self, runtime: Runtime, credentials: Credentials) -> None:
-        self._rt = runtime
-        self._channels = ChannelCommands(runtime, credentials)
-        self.lister = ConferenceLister(runtime, credentials)
+    """Runs one parsed `/conferences` command for its caller and returns the reply to show."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        slack: TeamClients,
+        link_flow: CanvasLinkFlow,
+        oauth: CanvasOAuth | None,
+        cipher: TokenCipher,
+        channels: ChannelCommands,
+        lister: ConferenceLister,
+    ) -> None:
+        self._sessions = sessions
+        self._slack = slack
+        self._link_flow = link_flow
+        self._oauth = oauth
+        self._cipher = cipher
+        self._channels = channels
+        self.lister = lister
 
     async def handle(self, command: commands.Command, caller: Caller) -> Message:
         match command:
@@ -99,7 +118,7 @@ class CommandHandler:
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
-                return await configure_digest(self._rt, command, caller)
+                return await configure_digest(self._sessions, self._slack, command, caller)
             case commands.Unsubscribe():
                 return await self._channels.unsubscribe(command, caller)
             case commands.Subscriptions():
@@ -116,10 +135,10 @@ class CommandHandler:
 
     async def _link_url(self, caller: Caller) -> str | None:
         """The user's own "Connect Canvas" link (OAuth), or None: link with a token instead."""
-        return await self._rt.link_flow.start_url(caller.team_id, caller.user_id)
+        return await self._link_flow.start_url(caller.team_id, caller.user_id)
 
     async def _linked(self, caller: Caller) -> LinkedUser | None:
-        async with self._rt.sessions() as session:
+        async with self._sessions() as session:
             return await repo.get_linked(session, caller.team_id, caller.user_id)
 
     async def _list(self, command: commands.Command, caller: Caller) -> Message:
@@ -151,12 +170,12 @@ class CommandHandler:
         return blocks.all_list(cards, utcnow())
 
     async def _unlink(self, caller: Caller) -> Message:
-        removed = await unlink(self._rt.sessions, caller.team_id, caller.user_id)
+        removed = await unlink(self._sessions, caller.team_id, caller.user_id)
         if removed is None:
             return blocks.simple("Your Slack account is not linked to Canvas.")
-        if removed.user.token_kind == "oauth" and self._rt.oauth is not None:
+        if removed.user.token_kind == "oauth" and self._oauth is not None:
             try:
-                await self._rt.oauth.revoke(self._rt.cipher.decrypt(removed.user.access_token_enc))
+                await self._oauth.revoke(self._cipher.decrypt(removed.user.access_token_enc))
             except CanvasError as error:
                 log.info(
                     "revoking at Canvas failed (%s); the token is deleted here anyway", type(error).__name__
@@ -175,7 +194,7 @@ class CommandHandler:
         )
 
     async def _alerts(self, caller: Caller, on: bool) -> Message:
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             linked = await repo.update_linked(session, caller.team_id, caller.user_id, alerts_enabled=on)
         if not linked:
             return blocks.link_instructions(await self._link_url(caller))

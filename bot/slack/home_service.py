@@ -3,44 +3,54 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from bot.canvas.errors import CanvasError
+from bot.domain.quiet_hours import QuietHours
+from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.credentials import RelinkNeeded
-from bot.engine.quiet_hours import QuietHours
-from bot.slack.blocks import ConferenceCard
-from bot.slack.home import HomeState, home_view
-from bot.slack.users import slack_time_zone
+from bot.messages.blocks import ConferenceCard
+from bot.messages.home import HomeState, home_view
+from bot.slack.handlers import ConferenceLister
+from bot.slackweb.clients import TeamClients
+from bot.slackweb.users import slack_time_zone
 from bot.store import repo
+from bot.store.db import SessionFactory
 from bot.store.models import MutedContext, utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
-    from bot.slack.handlers import ConferenceLister
 
 log = logging.getLogger(__name__)
 
 
 class HomeService:
-    def __init__(self, runtime: Runtime, lister: ConferenceLister) -> None:
-        self._rt = runtime
+    """The App Home tab: what is live for the user, their link and their alert settings."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        slack: TeamClients,
+        link_flow: CanvasLinkFlow,
+        lister: ConferenceLister,
+    ) -> None:
+        self._sessions = sessions
+        self._slack = slack
+        self._link_flow = link_flow
         self._lister = lister
 
     async def publish(self, team_id: str, user_id: str) -> None:
-        client = await self._rt.slack.for_team(team_id)
+        client = await self._slack.for_team(team_id)
         if client is None:
             return
         view = home_view(
             await self._state(team_id, user_id),
             utcnow(),
-            await self._rt.link_flow.start_url(team_id, user_id),
+            await self._link_flow.start_url(team_id, user_id),
         )
         await client.views_publish(user_id=user_id, view=view)
 
     async def _state(self, team_id: str, user_id: str) -> HomeState:
-        async with self._rt.sessions() as session:
+        async with self._sessions() as session:
             user = await repo.get_linked(session, team_id, user_id)
             if user is None:
                 return HomeState(None, False, False, (), None, None, None, ())
@@ -76,7 +86,7 @@ class HomeService:
         await self._update(team_id, user_id, alerts_enabled=on)
 
     async def unmute(self, team_id: str, user_id: str, course_id: int) -> None:
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             user = await repo.get_linked(session, team_id, user_id)
             if user is not None:
                 await repo.unmute_course(session, user.id, course_id)
@@ -102,10 +112,10 @@ class HomeService:
         await self._update(team_id, user_id, **values)
 
     async def _slack_tz(self, team_id: str, user_id: str) -> str:
-        client = await self._rt.slack.for_team(team_id)
+        client = await self._slack.for_team(team_id)
         zone = await slack_time_zone(client, user_id) if client else None
         return zone or "UTC"
 
     async def _update(self, team_id: str, user_id: str, **values: Any) -> None:
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             await repo.update_linked(session, team_id, user_id, **values)

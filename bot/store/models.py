@@ -147,7 +147,7 @@ class OutboxMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
     team_id: Mapped[str] = mapped_column(String(32))
     destination: Mapped[str] = mapped_column(String(32))  # Slack user id (DM) or channel id
-    # An OutboxEvent value (bot/engine/outbox.py), read as str: a newer version may store one this one does
+    # An OutboxEvent value (bot/domain/outbox.py), read as str: a newer version may store one this one does
     # not know, and the dispatcher fails such a row with a reason instead of the load failing.
     event: Mapped[str] = mapped_column(String(24))
     conference_id: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bot.engine.diff import Seen
+from bot.domain.diff import Seen
 from bot.store.models import (
     Base,
     CanvasContext,

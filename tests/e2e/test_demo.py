@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo_page import Reply, create_page_app
+from bot.demo.page import Reply, create_page_app
+from bot.messages.blocks import ConferenceCard, ended_alert, live_alert, live_list
 from bot.sandbox.server import RunningServer, free_port, start_in_thread
-from bot.slack.blocks import ConferenceCard, ended_alert, live_alert, live_list
 from tests.support import SlackWorld, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -211,7 +211,7 @@ def test_page_shows_alert_cards_safely_and_refreshes_live(
 
 
 def test_mrkdwn_is_rendered_as_text_never_as_markup() -> None:
-    from bot.demo_page import Ansi, mrkdwn_html
+    from bot.demo.page import Ansi, mrkdwn_html
 
     shown = mrkdwn_html(
         "*Bio* &lt;b&gt; &amp;amp; <javascript:alert(1)|click> <https://x.test/?a=1&amp;b=2|A &amp; B> "

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from bot.body_limit import MAX_REQUEST_BODY_BYTES
 from bot.sandbox.slack_signing import FORM_CONTENT_TYPE, signed_request
+from bot.web.body_limit import MAX_REQUEST_BODY_BYTES
 from tests.support import SIGNING_SECRET, BotProcess, SlackWorld, slash
 
 pytestmark = pytest.mark.e2e

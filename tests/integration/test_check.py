@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.check import migrations_result, run_check
 from bot.config import Settings
+from bot.ops.check import migrations_result, run_check
 from bot.store.db import upgrade
 from tests.support import SIGNING_SECRET, Sandbox, SlackWorld, fernet_key
 

@@ -11,11 +11,11 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.domain.diff import Event
 from bot.engine.alerts import outbox_row
 from bot.engine.delivery import HistoryBudget, sent_marker
-from bot.engine.diff import Event
 from bot.engine.dispatcher import Dispatcher
-from bot.runtime import SingleWorkspace
+from bot.slackweb.clients import SingleWorkspace
 from bot.store import repo
 from bot.store.db import create_engine, session_factory, upgrade_async
 from bot.store.models import OutboxMessage, utcnow

@@ -19,17 +19,25 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select, update
 
 from bot.config import load_settings
-from bot.engine.digests import DigestRunner, configure_digest
+from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
-from bot.linking import link_with_token
-from bot.runtime import Runtime, SingleWorkspace
+from bot.engine.linking import link_with_token
+from bot.messages.blocks import Message
+from bot.runtime import Runtime
 from bot.slack import commands
+from bot.slack.digest_command import DigestCommand, configure_digest
+from bot.slackweb.clients import SingleWorkspace
 from bot.store.db import create_engine, session_factory, upgrade
 from bot.store.models import Digest, LinkedUser, OutboxMessage, Subscription
 from tests.blockkit import mrkdwn_texts
 from tests.support import CanvasWorld, SlackWorld, fernet_key
 
 TEAM = "T0001"
+
+
+async def configure(bot: Any, command: DigestCommand, caller: Caller, **kwargs: Any) -> Message:
+    """/conferences digest ... as the slash command runs it, with this bot's database and Slack."""
+    return await configure_digest(bot.runtime.sessions, bot.runtime.slack, command, caller, **kwargs)
 
 
 class Clock:
@@ -169,7 +177,8 @@ async def test_daily_0800_digest_posts_at_0800_new_york_time_on_both_sides_of_th
     channel = await subscribed(bot, teacher)
     # Configured by the Paris colleague: the zone still comes from the channel creator (New York).
     reply = await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(time(8, 0)),
         Caller(TEAM, "UPIERRE", channel),
         now=utc(2024, 3, 8, 18, 0),
@@ -199,7 +208,11 @@ async def test_slots_missed_while_down_for_three_days_post_once_marked_late(
 ) -> None:
     channel = await subscribed(bot, teacher)
     await configure_digest(
-        bot.runtime, commands.DigestDaily(time(8, 0)), Caller(TEAM, "UTESS", channel), now=utc(2024, 6, 3, 10)
+        bot.runtime.sessions,
+        bot.runtime.slack,
+        commands.DigestDaily(time(8, 0)),
+        Caller(TEAM, "UTESS", channel),
+        now=utc(2024, 6, 3, 10),
     )
     row = await bot.digest_row(channel)
     assert row is not None and row.next_run_at == utc(2024, 6, 3, 12, 0)
@@ -230,7 +243,8 @@ async def test_two_replicas_ticking_at_once_post_each_digest_once(
         channels.append(made["id"])
         await bot.subscribe(made["id"], teacher["course"], subscriber)
         await configure_digest(
-            bot.runtime,
+            bot.runtime.sessions,
+            bot.runtime.slack,
             commands.DigestDaily(time(8, 0), "UTC"),
             Caller(TEAM, "UTESS", made["id"]),
             now=utc(2024, 6, 3, 7),
@@ -257,7 +271,8 @@ async def test_a_slow_replica_that_lost_its_lease_does_not_post_a_second_time(
 ) -> None:
     channel = await subscribed(bot, teacher)
     await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(time(8, 0), "UTC"),
         Caller(TEAM, "UTESS", channel),
         now=utc(2024, 6, 3),
@@ -277,7 +292,8 @@ async def test_the_period_dedup_key_holds_even_if_the_schedule_is_rewound(
 ) -> None:
     channel = await subscribed(bot, teacher)
     await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(time(8, 0), "UTC"),
         Caller(TEAM, "UTESS", channel),
         now=utc(2024, 6, 3),
@@ -300,7 +316,8 @@ async def test_a_zone_given_in_the_command_wins_and_weekly_names_its_day(
 ) -> None:
     channel = await subscribed(bot, teacher)
     reply = await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.parse("digest weekly mon 09:00 europe/paris"),  # type: ignore[arg-type]
         Caller(TEAM, "UTESS", channel),
         now=utc(2024, 6, 5, 12),
@@ -318,16 +335,24 @@ async def test_reconfiguring_replaces_the_digest_and_off_removes_it(
 ) -> None:
     channel = await subscribed(bot, teacher)
     caller = Caller(TEAM, "UTESS", channel)
-    await configure_digest(bot.runtime, commands.DigestDaily(time(8, 0)), caller, now=utc(2024, 6, 3))
-    await configure_digest(bot.runtime, commands.DigestDaily(time(17, 30)), caller, now=utc(2024, 6, 3))
+    await configure_digest(
+        bot.runtime.sessions, bot.runtime.slack, commands.DigestDaily(time(8, 0)), caller, now=utc(2024, 6, 3)
+    )
+    await configure_digest(
+        bot.runtime.sessions,
+        bot.runtime.slack,
+        commands.DigestDaily(time(17, 30)),
+        caller,
+        now=utc(2024, 6, 3),
+    )
     row = await bot.digest_row(channel)
     assert row is not None and row.at_time == "17:30" and row.next_run_at == utc(2024, 6, 3, 21, 30)
 
-    reply = await configure_digest(bot.runtime, commands.DigestOff(), caller)
+    reply = await configure(bot, commands.DigestOff(), caller)
     assert "Digest off" in reply["text"]
     assert await bot.digest_row(channel) is None
     assert await bot.at(utc(2024, 6, 4, 21, 30)) == 0
-    again = await configure_digest(bot.runtime, commands.DigestOff(), caller)
+    again = await configure(bot, commands.DigestOff(), caller)
     assert "no digest" in again["text"]
 
 
@@ -336,7 +361,11 @@ async def test_a_channel_without_subscriptions_is_told_to_subscribe_first_and_ge
 ) -> None:
     channel = teacher["channel"]
     reply = await configure_digest(
-        bot.runtime, commands.DigestDaily(time(8, 0)), Caller(TEAM, "UTESS", channel), now=utc(2024, 6, 3)
+        bot.runtime.sessions,
+        bot.runtime.slack,
+        commands.DigestDaily(time(8, 0)),
+        Caller(TEAM, "UTESS", channel),
+        now=utc(2024, 6, 3),
     )
     assert "subscribe a course first" in reply["text"]
     assert await bot.digest_row(channel) is not None, "configured anyway"
@@ -375,7 +404,8 @@ async def test_digest_shows_live_held_with_durations_and_recordings_per_course_e
 
     slot = (now - timedelta(minutes=1)).replace(second=0)
     await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(slot.time().replace(tzinfo=None), "UTC"),
         Caller(TEAM, "UTESS", channel),
         now=slot - timedelta(seconds=1),
@@ -405,7 +435,8 @@ async def test_a_course_canvas_cannot_read_is_flagged_while_the_rest_is_posted(
     subscriber = await bot.link("UTESS", teacher["user"]["token"])
     await bot.subscribe(channel, ghost, subscriber)
     await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(time(8, 0), "UTC"),
         Caller(TEAM, "UTESS", channel),
         now=utc(2024, 6, 3),
@@ -433,7 +464,12 @@ async def test_with_the_default_clock_under_time_travel_the_dst_switch_is_follow
     )
     dispatcher = Dispatcher(bot.runtime.sessions, bot.dispatcher._slack)
     with time_machine.travel(utc(2024, 3, 8, 18, 0), tick=False) as traveller:
-        await configure_digest(bot.runtime, commands.DigestDaily(time(8, 0)), Caller(TEAM, "UTESS", channel))
+        await configure_digest(
+            bot.runtime.sessions,
+            bot.runtime.slack,
+            commands.DigestDaily(time(8, 0)),
+            Caller(TEAM, "UTESS", channel),
+        )
         posted = []
         for moment in (utc(2024, 3, 9, 13, 0), utc(2024, 3, 10, 12, 0), utc(2024, 3, 11, 12, 0)):
             traveller.move_to(moment - timedelta(seconds=1))
@@ -452,7 +488,8 @@ async def test_a_course_whose_subscriber_must_relink_says_so(
     async with bot.runtime.sessions.begin() as session:
         await session.execute(update(LinkedUser).values(needs_relink=True))
     await configure_digest(
-        bot.runtime,
+        bot.runtime.sessions,
+        bot.runtime.slack,
         commands.DigestDaily(time(8, 0), "UTC"),
         Caller(TEAM, "UTESS", channel),
         now=utc(2024, 6, 3),

@@ -13,15 +13,15 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.domain.diff import Event, EventKind
+from bot.domain.outbox import OutboxEvent, RelinkPayload
 from bot.engine.alerts import outbox_row, queued
 from bot.engine.delivery import HistoryBudget, sent_marker
-from bot.engine.diff import Event, EventKind
 from bot.engine.dispatcher import LIVE_ALERT_BACKOFF_CAP, MAX_ATTEMPTS, Dispatcher, retry_wait
-from bot.engine.outbox import OutboxEvent, RelinkPayload
-from bot.runtime import SingleWorkspace
 from bot.sandbox.server import start_in_thread
 from bot.sandbox.slack import create_slack_app
 from bot.sandbox.slack_state import SlackState
+from bot.slackweb.clients import SingleWorkspace
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import OutboxMessage, utcnow
@@ -180,12 +180,13 @@ async def test_any_other_failure_is_logged_with_the_outbox_id_and_counted(
     slack.user("UADA")
     await outbox.add(relink_prompt(outbox.clock, "T0001:UADA:broken"))
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.slack.url + "/api/", retry_handlers=[])
-    dispatcher = Dispatcher(outbox.sessions, SingleWorkspace(client), clock=outbox.clock)
 
     async def broken_relink_url(team_id: str, user_id: str) -> str | None:
         raise RuntimeError("relink page unavailable")
 
-    dispatcher.relink_url = broken_relink_url
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(client), clock=outbox.clock, relink_url=broken_relink_url
+    )
 
     assert await dispatcher.tick() == 0
     row = await outbox.row("T0001:UADA:broken")

@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Throttled, Transient
-from bot.canvas.models import CanvasUser
 from bot.canvas.oauth import TOKEN_PATH, CanvasOAuth
+from bot.domain.models import CanvasUser
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.engine.linking import link_with_token
 from bot.engine.recordings import RecordingWatcher, watch_row
-from bot.linking import link_with_token
 from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade

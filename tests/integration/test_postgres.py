@@ -16,7 +16,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.engine.diff import Seen
+from bot.domain.diff import Seen
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
 from bot.store.models import KnownConference, LinkedUser, OutboxMessage

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.clients import SlackHttp
+from bot.slackweb.clients import SlackHttp
 from tests.faults import Fault, FaultProxy
 from tests.support import SlackWorld
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack import blocks
-from bot.slack.blocks import (
+from bot.messages import blocks
+from bot.messages.blocks import (
     ConferenceCard,
     Message,
     RecordingLink,
@@ -29,7 +29,7 @@ from bot.slack.blocks import (
     status_message,
     token_modal,
 )
-from bot.slack.mrkdwn import slack_length
+from bot.messages.mrkdwn import slack_length
 
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
 EVIL = "<!channel> & <b>"

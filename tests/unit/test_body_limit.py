@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.body_limit import BodyLimitMiddleware, Message, Receive, Scope, Send
+from bot.web.body_limit import BodyLimitMiddleware, Message, Receive, Scope, Send
 
 
 class RecordingApp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.canvas.models import Course
+from bot.domain.models import Course
 from bot.slack.commands import CANVAS_ID_LIMIT, CourseList, Help, Mute, Subscribe, canvas_id, parse
 from bot.slack.course_lookup import Found, NotFound, find_course
 

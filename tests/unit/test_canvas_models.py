@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.canvas import Conference, Course, Group, Recording, TokenGrant
-from bot.canvas.models import ConferenceList
+from bot.domain.models import ConferenceList
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from bot.canvas.errors import Forbidden, InvalidToken, NotFound, Throttled, Transient
 from bot.cli import TOKEN_PROMPT, UsageError, read_token, startup_lines
 from bot.config import SlackMode, load_settings
-from bot.linking import describe_link_failure
+from bot.engine.linking import describe_link_failure
 
 ROOT = "https://canvas.example.edu"
 

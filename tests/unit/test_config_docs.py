@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.config_docs import END, README, START, is_secret, main, readme_block, settings_table
+from bot.ops.config_docs import END, README, START, is_secret, main, readme_block, settings_table
 
 
 def test_readme_table_matches_the_settings() -> None:
     assert readme_block(README.read_text(encoding="utf-8")) == settings_table(), (
-        "README configuration table is stale: run `python -m bot.config_docs`"
+        "README configuration table is stale: run `python -m bot.ops.config_docs`"
     )
 
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from bot.config import Settings
-from bot.config_docs import is_secret
-from bot.slack.installations import BOT_SCOPES
+from bot.ops.config_docs import is_secret
+from bot.slackweb.installations import BOT_SCOPES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.canvas.models import Conference
-from bot.engine.diff import Seen, diff, live_filter, seen_from, vanished
+from bot.domain.diff import Seen, diff, live_filter, seen_from, vanished
+from bot.domain.models import Conference
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 

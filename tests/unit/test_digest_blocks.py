@@ -6,17 +6,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.canvas.models import Conference
+from bot.domain.models import Conference
 from bot.engine.digests import summarize_course
-from bot.slack.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
-from bot.slack.digest_blocks import (
+from bot.messages.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
+from bot.messages.digest_blocks import (
     CourseDigest,
     DigestConference,
     DigestContent,
     DigestRecording,
     digest_message,
 )
-from bot.slack.mrkdwn import slack_length
+from bot.messages.mrkdwn import slack_length
 from tests.blockkit import mrkdwn_texts
 
 NOW = datetime(2024, 6, 4, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.engine.digest_schedule import Schedule, local_label, local_slot, next_slot, previous_slot
+from bot.domain.digest_schedule import Schedule, local_label, local_slot, next_slot, previous_slot
 
 NY = "America/New_York"
 

@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from bot.canvas.models import Conference
-from bot.demo_page import message_html, mrkdwn_html
+from bot.demo.page import message_html, mrkdwn_html
+from bot.domain.diff import Event
+from bot.domain.models import Conference
+from bot.domain.outbox import AlertPayload
 from bot.engine import alerts
-from bot.engine.cards import card_from_payload
-from bot.engine.diff import Event
 from bot.engine.digests import summarize_course
-from bot.engine.outbox import AlertPayload
 from bot.engine.recordings import recording_links
+from bot.messages.blocks import ConferenceCard, live_alert, live_list, recording_ready
+from bot.messages.cards import card_from_payload
+from bot.messages.digest_blocks import CourseDigest, DigestContent, DigestRecording, digest_message
+from bot.messages.mrkdwn import bare_link, link, safe_link_url
 from bot.sandbox.slack_blocks import validate_blocks
-from bot.slack.blocks import ConferenceCard, live_alert, live_list, recording_ready
-from bot.slack.digest_blocks import CourseDigest, DigestContent, DigestRecording, digest_message
-from bot.slack.mrkdwn import bare_link, link, safe_link_url
 from tests.blockkit import button_urls, buttons, mrkdwn_texts
 
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)

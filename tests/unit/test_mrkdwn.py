@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.mrkdwn import (
+from bot.messages.mrkdwn import (
     ELLIPSIS,
     bare_link,
     escape,

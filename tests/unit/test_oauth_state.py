@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.oauth_state import STATE_TTL, StateError, StateSigner
+from bot.engine.oauth_state import STATE_TTL, StateError, StateSigner
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

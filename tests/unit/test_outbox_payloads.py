@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.canvas.models import Conference
-from bot.engine import alerts
-from bot.engine.cards import card_from_payload
-from bot.engine.diff import Event, EventKind
-from bot.engine.outbox import (
+from bot.domain.diff import Event, EventKind
+from bot.domain.models import Conference
+from bot.domain.outbox import (
     AlertPayload,
     OutboxEvent,
     OutboxStatus,
@@ -20,6 +18,8 @@ from bot.engine.outbox import (
     RelinkPayload,
     UnreadablePayload,
 )
+from bot.engine import alerts
+from bot.messages.cards import card_from_payload
 
 STARTED = datetime(2026, 3, 2, 9, 30, 15, tzinfo=UTC)
 NOW = STARTED + timedelta(minutes=40)

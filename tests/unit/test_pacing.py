@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain.pacing import ChannelPacing, TokenBucket
 from bot.engine.delivery import HistoryBudget
-from bot.engine.pacing import ChannelPacing, TokenBucket
 
 DM = ("T1", "UADA")
 

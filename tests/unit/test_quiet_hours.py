@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.engine.quiet_hours import QuietHours
+from bot.domain.quiet_hours import QuietHours
 
 
 def at(hour: int, minute: int = 0) -> datetime:

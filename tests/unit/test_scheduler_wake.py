@@ -28,7 +28,8 @@ async def test_a_wake_during_a_dispatch_pass_runs_another_pass_at_once() -> None
     async def poll() -> int:
         return 0
 
-    scheduler = EngineScheduler(poll, dispatch, poll_every=3600, dispatch_every=3600)
+    scheduler = EngineScheduler(poll_every=3600, dispatch_every=3600)
+    scheduler.add_jobs(poll, dispatch)
     scheduler.start()
     try:
         scheduler.wake_dispatcher()

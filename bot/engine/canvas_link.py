@@ -9,29 +9,29 @@ from __future__ import annotations
 import hmac
 import html
 import logging
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
-from bot.canvas.oauth import authorize_url
-from bot.linking import link_with_token
-from bot.oauth_state import STATE_TTL, StateError, StateSigner
-from bot.slack import blocks
-from bot.slack.mrkdwn import escape
+from bot.canvas.oauth import CanvasOAuth, authorize_url
+from bot.engine.linking import link_with_token
+from bot.engine.oauth_state import STATE_TTL, StateError, StateSigner
+from bot.messages import blocks
+from bot.messages.mrkdwn import escape
+from bot.slackweb.clients import TeamClients
+from bot.store.crypto import TokenCipher
+from bot.store.db import SessionFactory
 from bot.store.models import OAuthState, utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 START_PATH = "/canvas/oauth/start"
 CALLBACK_PATH = "/canvas/oauth/callback"
 BROWSER_COOKIE = "confbot_canvas_link"
-"""Holds the browser nonce of the bound state (see bot.oauth_state): HttpOnly, SameSite=Lax (sent on
+"""Holds the browser nonce of the bound state (see bot.engine.oauth_state): HttpOnly, SameSite=Lax (sent on
 Canvas's top-level redirect back to us), scoped to /canvas/oauth, and no longer-lived than the state."""
 COOKIE_PATH = "/canvas/oauth"
 
@@ -46,17 +46,36 @@ def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
 
 
 class CanvasLinkFlow:
-    def __init__(self, runtime: Runtime, signer: StateSigner) -> None:
-        self._rt = runtime
+    """Issues personal "Connect Canvas" links and completes them when Canvas sends the browser back."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        canvas: CanvasClient,
+        cipher: TokenCipher,
+        oauth: CanvasOAuth | None,
+        slack: TeamClients,
+        signer: StateSigner,
+        canvas_root: str,
+        public_root: str,
+    ) -> None:
+        self._sessions = sessions
+        self._canvas = canvas
+        self._cipher = cipher
+        self._oauth = oauth
+        self._slack = slack
         self._signer = signer
+        self._canvas_root = canvas_root
+        self._public_root = public_root
 
     @property
     def enabled(self) -> bool:
-        return self._rt.oauth is not None
+        return self._oauth is not None
 
     @property
     def redirect_uri(self) -> str:
-        return self._rt.settings.public_root + CALLBACK_PATH
+        return self._public_root + CALLBACK_PATH
 
     async def start_url(self, team_id: str, slack_user_id: str) -> str | None:
         """A personal, expiring "Connect Canvas" link for one Slack user (None without a developer key)."""
@@ -64,7 +83,7 @@ class CanvasLinkFlow:
             return None
         now = utcnow()
         state, claims = self._signer.issue(team_id, slack_user_id, now)
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             await session.execute(delete(OAuthState).where(OAuthState.expires_at < now))  # keep it small
             session.add(
                 OAuthState(
@@ -74,27 +93,25 @@ class CanvasLinkFlow:
                     expires_at=claims.expires_at,
                 )
             )
-        return f"{self._rt.settings.public_root}{START_PATH}?state={state}"
+        return f"{self._public_root}{START_PATH}?state={state}"
 
     async def start(self, request: Request) -> Response:
         state = request.query_params.get("state", "")
-        if self._rt.oauth is None:
+        if self._oauth is None:
             return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
         try:
             claims = self._signer.verify(state, utcnow())
         except StateError as error:
             return _page("Link not valid", str(error), 400)
         bound_state, browser = self._signer.bind(claims)
-        target = authorize_url(
-            self._rt.settings.canvas_root, self._rt.oauth.client_id, self.redirect_uri, bound_state
-        )
+        target = authorize_url(self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state)
         response = RedirectResponse(target, status_code=302)
         response.set_cookie(
             BROWSER_COOKIE,
             browser,
             max_age=int(STATE_TTL.total_seconds()),
             path=COOKIE_PATH,
-            secure=self._rt.settings.public_root.startswith("https://"),
+            secure=self._public_root.startswith("https://"),
             httponly=True,
             samesite="lax",
         )
@@ -102,7 +119,7 @@ class CanvasLinkFlow:
 
     async def callback(self, request: Request) -> Response:
         params = request.query_params
-        if self._rt.oauth is None:
+        if self._oauth is None:
             return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
         if params.get("error"):
             return _page(
@@ -123,11 +140,11 @@ class CanvasLinkFlow:
         if not await self._consume(claims.nonce, claims.team_id, claims.slack_user_id):
             return _page("Link already used", "This link was used already. Run /conferences link again.", 400)
         try:
-            grant = await self._rt.oauth.exchange_code(params.get("code", ""), self.redirect_uri)
+            grant = await self._oauth.exchange_code(params.get("code", ""), self.redirect_uri)
             who = await link_with_token(
-                self._rt.sessions,
-                self._rt.canvas,
-                self._rt.cipher,
+                self._sessions,
+                self._canvas,
+                self._cipher,
                 team_id=claims.team_id,
                 slack_user_id=claims.slack_user_id,
                 token=grant.access_token.get_secret_value(),
@@ -144,7 +161,7 @@ class CanvasLinkFlow:
 
     async def _consume(self, nonce: str, team_id: str, slack_user_id: str) -> bool:
         """Mark the nonce used; False when it is unknown, already used, or for another user."""
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             result = await session.execute(
                 update(OAuthState)
                 .where(
@@ -158,7 +175,7 @@ class CanvasLinkFlow:
         return bool(getattr(result, "rowcount", 0))
 
     async def _confirm(self, team_id: str, slack_user_id: str, canvas_name: str) -> None:
-        client = await self._rt.slack.for_team(team_id)
+        client = await self._slack.for_team(team_id)
         if client is None:
             return
         message = blocks.simple(

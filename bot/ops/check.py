@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.canvas import network
 from bot.config import ConfigError, Settings, display_database_url, load_settings
-from bot.config_docs import env_name, is_secret
+from bot.ops.config_docs import env_name, is_secret
 
 TIMEOUT = 15
 MIN_SCRUB = 6

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.engine.outbox import AlertPayload
-from bot.slack.blocks import ConferenceCard
+from bot.domain.outbox import AlertPayload
+from bot.messages.blocks import ConferenceCard
 
 
 def card_from_payload(payload: AlertPayload) -> ConferenceCard:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from bot.slack.blocks import (
+from bot.messages.blocks import (
     MAX_FALLBACK_TEXT,
     MAX_HEADER_TEXT,
     MAX_MESSAGE_BLOCKS,
@@ -23,7 +23,7 @@ from bot.slack.blocks import (
     format_duration,
     slack_date,
 )
-from bot.slack.mrkdwn import escape, link, plain_text, safe_link_url, slack_length, truncate
+from bot.messages.mrkdwn import escape, link, plain_text, safe_link_url, slack_length, truncate
 
 # Per course and per kind of entry; the rest is counted in an "…and N more" line.
 MAX_ITEMS_PER_LIST = 10

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Forbidden, InvalidToken, NotFound, Throttled, Transient
-from bot.canvas.models import CanvasUser
+from bot.domain.models import CanvasUser
 from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory

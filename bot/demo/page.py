@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 # An href gets the bot's own link rule: a message shown here is attacker-shaped, and a `javascript:` or
 # `data:` href would run in this page.
-from bot.slack.mrkdwn import safe_link_url
+from bot.messages.mrkdwn import safe_link_url
 
 JSON = dict[str, Any]
 

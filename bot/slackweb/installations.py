@@ -1,6 +1,6 @@
 """Multi-workspace installs: slack_sdk's SQLAlchemy installation store with tokens encrypted at rest,
 and per-team Web API clients (with bot token rotation) for the scheduler's messages, all on the
-process's one Slack session (bot/slack/clients.py)."""
+process's one Slack session (bot/slackweb/clients.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.slack.clients import SlackHttp
+from bot.slackweb.clients import SlackHttp
 from bot.store.crypto import TokenCipher
 
 log = logging.getLogger(__name__)

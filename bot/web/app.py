@@ -17,13 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.body_limit import BodyLimitMiddleware
-from bot.canvas_link import CALLBACK_PATH, START_PATH
+from bot.engine.canvas_link import CALLBACK_PATH, START_PATH
 from bot.runtime import Runtime
-from bot.slack.app import build_bolt_app
-from bot.socket_mode import SocketModeRunner, start_socket_mode
+from bot.slack.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store import repo
 from bot.store.models import utcnow
+from bot.web.body_limit import BodyLimitMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def _bolt_request(request: Request, body: bytes) -> AsyncBoltRequest | Response:
 def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     link_flow = runtime.link_flow
 
-    bolt = build_bolt_app(runtime)
+    bolt = runtime.bolt_app()
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
 
-from bot.slack.mrkdwn import (
+from bot.messages.mrkdwn import (
     MAX_LINK_URL,
     bare_link,
     escape,

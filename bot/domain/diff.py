@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.canvas.models import Conference
+from bot.domain.models import Conference
 
 LIVE_WINDOW = timedelta(hours=24)
 EventKind = Literal["started", "ended"]

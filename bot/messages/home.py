@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.engine.quiet_hours import QuietHours
-from bot.slack.blocks import (
+from bot.domain.quiet_hours import QuietHours
+from bot.messages.blocks import (
     ACTION_OPEN_TOKEN_MODAL,
     MAX_SURFACE_BLOCKS,
     ConferenceCard,
@@ -21,7 +21,7 @@ from bot.slack.blocks import (
     list_entry,
     section_block,
 )
-from bot.slack.mrkdwn import escape
+from bot.messages.mrkdwn import escape
 
 ACTION_TOGGLE_ALERTS = "home_toggle_alerts"
 ACTION_UNMUTE = "home_unmute_course"

@@ -28,16 +28,16 @@ import httpx
 import uvicorn
 from cryptography.fernet import Fernet
 
-from bot import logs
 from bot.config import Settings, load_settings
-from bot.demo_page import JSON, Ansi, Reply, create_page_app, message_lines
-from bot.linking import link_with_token
+from bot.demo.page import JSON, Ansi, Reply, create_page_app, message_lines
+from bot.engine.linking import link_with_token
+from bot.ops import logs
 from bot.runtime import Runtime
 from bot.sandbox.canvas import create_canvas_app
 from bot.sandbox.server import RunningServer, free_port, start_in_thread
 from bot.sandbox.slack import create_slack_app, signed_slash_command
 from bot.store.db import upgrade_async
-from bot.web import create_app
+from bot.web.app import create_app
 
 TEAM_ID = "T0DEMO"
 COURSE_NAME = "Biology 101"

@@ -17,7 +17,7 @@ is not. So:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -73,3 +73,36 @@ class SharedSessionClient(AsyncWebClient):
     @session.setter
     def session(self, value: aiohttp.ClientSession | None) -> None:
         """AsyncBaseClient.__init__ assigns `session=None`; the shared session is the only one."""
+
+
+class TeamClients(Protocol):
+    """Which Web API client serves a team: one bot token (SingleWorkspace) or each workspace's own
+    installation (installations.MultiWorkspace). `for_outbox` clients retry nothing (see above)."""
+
+    async def for_team(self, team_id: str) -> AsyncWebClient | None: ...
+
+    async def for_outbox(self, team_id: str) -> AsyncWebClient | None: ...
+
+
+class SingleWorkspace:
+    """SLACK_BOT_TOKEN mode: one bot token serves every team id we see.
+
+    `client` serves interactive calls; `outbox_client` (the same token, no retries below the outbox:
+    bot/slackweb/clients.py) the dispatcher's posts. Without one, the dispatcher uses `client`."""
+
+    def __init__(self, client: AsyncWebClient | None, outbox_client: AsyncWebClient | None = None) -> None:
+        self.client = client
+        self._outbox_client = outbox_client or client
+
+    async def for_team(self, team_id: str) -> AsyncWebClient | None:
+        return self.client
+
+    async def for_outbox(self, team_id: str) -> AsyncWebClient | None:
+        return self._outbox_client
+
+
+def slack_clients(http: SlackHttp, token: str | None) -> SingleWorkspace:
+    """Both clients of the bot token, sharing the process's Slack session."""
+    if not token:
+        return SingleWorkspace(None)
+    return SingleWorkspace(http.client(token), http.client(token, outbox=True))

@@ -1,7 +1,7 @@
 """The README's configuration table, generated from `Settings` so the docs cannot drift from the code.
 
-`python -m bot.config_docs` rewrites the block between the settings-table markers in README.md;
-`python -m bot.config_docs --check` only reports whether it is stale (exit 1), for CI.
+`python -m bot.ops.config_docs` rewrites the block between the settings-table markers in README.md;
+`python -m bot.ops.config_docs --check` only reports whether it is stale (exit 1), for CI.
 A unit test compares the README block with `settings_table()`, so adding a setting without
 regenerating the table fails the build.
 """
@@ -20,7 +20,7 @@ from bot.config import Settings, is_secret_annotation
 
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def env_name(field_name: str) -> str:
@@ -78,7 +78,7 @@ def replace_block(text: str, table: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.config_docs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot.ops.config_docs", description=__doc__)
     parser.add_argument("readme", nargs="?", type=Path, default=README, help="README to update")
     parser.add_argument("--check", action="store_true", help="exit 1 if the table is stale, change nothing")
     args = parser.parse_args(argv)
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}: settings table is up to date")
         return 0
     if args.check:
-        print(f"{path}: settings table is stale; run `python -m bot.config_docs`", file=sys.stderr)
+        print(f"{path}: settings table is stale; run `python -m bot.ops.config_docs`", file=sys.stderr)
         return 1
     path.write_text(replace_block(text, table), encoding="utf-8")
     print(f"{path}: settings table rewritten")

@@ -1,0 +1,1 @@
+"""`confbot demo`: the sandboxes, the bot and a live page, on loopback."""

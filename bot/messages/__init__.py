@@ -1,0 +1,1 @@
+"""What confbot says in Slack: pure functions from domain values to Block Kit and mrkdwn."""

@@ -1,0 +1,1 @@
+"""Operating the bot: `confbot check`, logging, Prometheus metrics, the settings table."""

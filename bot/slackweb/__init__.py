@@ -1,0 +1,1 @@
+"""Slack Web API clients: the process's HTTP session, users.info look-ups, installations."""
