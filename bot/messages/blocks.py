@@ -20,6 +20,7 @@ from bot.messages.mrkdwn import (
     MAX_LINK_URL,
     bare_link,
     escape,
+    fitting_link,
     link,
     plain_text,
     safe_link_url,
@@ -287,9 +288,12 @@ def ended_alert(card: ConferenceCard, now: datetime) -> Message:
     return _message(text, [header_block(f"Ended: {title}"), section_block(body)])
 
 
+MAX_RECORDING_TITLE = 200  # a recording's title in its line; the link keeps the rest of the room
+
+
 def _recording_line(index: int, recording: RecordingLink) -> str:
-    label = recording.title.strip() or f"Recording {index}"
-    shown = link(recording.url, label)
+    label = truncate(recording.title.strip(), MAX_RECORDING_TITLE) or f"Recording {index}"
+    shown = fitting_link(recording.url, label, MAX_SECTION_TEXT // 2)
     if recording.duration_minutes is not None:
         shown += f" · {format_duration(timedelta(minutes=recording.duration_minutes))}"
     return truncate(f"• {shown}", MAX_SECTION_TEXT)

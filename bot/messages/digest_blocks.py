@@ -23,7 +23,7 @@ from bot.messages.blocks import (
     format_duration,
     slack_date,
 )
-from bot.messages.mrkdwn import escape, link, plain_text, safe_link_url, slack_length, truncate
+from bot.messages.mrkdwn import escape, fitting_link, link, plain_text, safe_link_url, slack_length, truncate
 
 # Per course and per kind of entry; the rest is counted in an "…and N more" line.
 MAX_ITEMS_PER_LIST = 10
@@ -104,8 +104,8 @@ def _held_line(conference: DigestConference) -> str:
 
 def _recording_line(recording: DigestRecording) -> str:
     label = recording.title.strip() or recording.conference_title.strip() or "Recording"
-    if safe_link_url(recording.url, max_length=_URL_LIMIT):
-        shown = link(recording.url, truncate(label, _TITLE_LIMIT), max_url_length=_URL_LIMIT)
+    if safe_link_url(recording.url):
+        shown = fitting_link(recording.url, truncate(label, _TITLE_LIMIT), _URL_LIMIT)
     else:
         shown = f"{truncate(escape(label), _TITLE_LIMIT)} (no playback link yet)"
     if recording.duration_minutes is not None:

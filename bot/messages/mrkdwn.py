@@ -108,6 +108,14 @@ def link(url: str | None, label: str, *, max_url_length: int = MAX_LINK_URL) -> 
     return f"<{escape(safe)}|{escape(label)}>"
 
 
+def fitting_link(url: str | None, label: str, room: int) -> str:
+    """`link(url, label)` when the whole link, escaped, fits in `room` characters; else the escaped
+    label. A link is never cut: a truncated `<url|label` would lose the label too (and `&` in a URL
+    grows fivefold as `&amp;`, so the raw URL's length does not tell)."""
+    shown = link(url, label)
+    return shown if slack_length(shown) <= room else escape(label)
+
+
 def bare_link(url: str | None) -> str:
     """A mrkdwn auto-link ``<url>`` (shows the URL itself, e.g. in notification text); "" when the URL
     may not be a link."""

@@ -51,6 +51,7 @@ LONG_EMOJI = "🎓" * 5000  # 5,000 code points, 10,000 UTF-16 units
 LONG_URL = "https://canvas.test/join?" + "q" * 3100  # over Slack's 3000-character button url
 # A valid link (safe_link_url accepts up to 3000 characters) that leaves no room for its label in a section.
 NEAR_LIMIT_URL = "https://canvas.test/rec?" + "q" * 2976  # exactly 3000 characters
+AMPERSAND_URL = "https://canvas.test/rec?" + "a=1&" * 620  # 2,504 characters; 5,604 once & is &amp;
 RECORDING_LABEL = "Lecture part 1"
 
 # Slack's documented limits (https://docs.slack.dev/reference/block-kit).
@@ -472,12 +473,25 @@ CASES: dict[str, Case] = {
             card(join_url="", recordings=(RecordingLink(RECORDING_LABEL, NEAR_LIMIT_URL, 42),))
         ),
         extra=(_recording_label_shown,),
-        xfail=(
-            "bot/messages/blocks.py _recording_line: link() accepts a URL of up to 3000 characters, so "
-            "'• <url|label> · 42 min' exceeds the 3000-character section and truncate() cuts before '<', "
-            "leaving '•…': the recording's title, link and duration are all lost; a shorter URL whose '&' "
-            "expand to '&amp;' does the same (digest_blocks caps URLs at 1500 and falls back to the label)"
+    ),
+    "recording_ready_ampersand_url": Case(
+        lambda: blocks.recording_ready(
+            card(join_url="", recordings=(RecordingLink(RECORDING_LABEL, AMPERSAND_URL, 42),))
         ),
+        extra=(_recording_label_shown,),
+    ),
+    "digest_recording_ampersand_url": Case(
+        lambda: digest_blocks.digest_message(
+            digest(
+                (
+                    CourseDigest(
+                        "Biology", recordings=(DigestRecording(RECORDING_LABEL, "", AMPERSAND_URL, 42),)
+                    ),
+                )
+            ),
+            NOW,
+        ),
+        extra=(_recording_label_shown,),
     ),
     "recording_ready_hostile": Case(
         lambda: blocks.recording_ready(
