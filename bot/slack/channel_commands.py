@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
@@ -118,8 +118,12 @@ class ChannelCommands:
             )
         return blocks.simple(f"This channel now gets an alert when a *{name}* conference goes live.")
 
-    async def unsubscribe(self, command: commands.Unsubscribe, caller: Caller) -> Message:
-        async with self._sessions.begin() as session:
+    async def unsubscribe(
+        self, user: LinkedUser | None, command: commands.Unsubscribe, caller: Caller
+    ) -> Message:
+        """Who may subscribe a channel may unsubscribe it (a teacher, TA or designer of the course, or a
+        workspace admin), and so may the person who subscribed it; nobody else, linked or not."""
+        async with self._sessions() as session:
             rows = (
                 await session.scalars(
                     select(Subscription).where(
@@ -127,17 +131,39 @@ class ChannelCommands:
                     )
                 )
             ).all()
-            wanted = command.course.strip().casefold()
-            match = [s for s in rows if str(s.course_id) == wanted or s.course_name.casefold() == wanted]
-            if not match:
-                match = [s for s in rows if wanted in s.course_name.casefold()]
-            if len(match) != 1:
-                return blocks.simple(
-                    f"This channel follows no single course matching “{escape(command.course)}”. "
-                    "See `/conferences subscriptions`."
-                )
-            await session.delete(match[0])
-        return blocks.simple(f"This channel no longer follows *{escape(match[0].course_name)}*.")
+        wanted = command.course.strip().casefold()
+        match = [s for s in rows if str(s.course_id) == wanted or s.course_name.casefold() == wanted]
+        if not match:
+            match = [s for s in rows if wanted in s.course_name.casefold()]
+        if len(match) != 1:
+            return blocks.simple(
+                f"This channel follows no single course matching “{escape(command.course)}”. "
+                "See `/conferences subscriptions`."
+            )
+        subscription = match[0]
+        name = escape(subscription.course_name)
+        if not await self._may_unsubscribe(user, subscription, caller):
+            return blocks.simple(
+                f"Only teachers, TAs and designers of *{name}*, workspace admins, or whoever subscribed this "
+                "channel can unsubscribe it."
+            )
+        async with self._sessions.begin() as session:
+            await session.execute(delete(Subscription).where(Subscription.id == subscription.id))
+        return blocks.simple(f"This channel no longer follows *{name}*.")
+
+    async def _may_unsubscribe(
+        self, user: LinkedUser | None, subscription: Subscription, caller: Caller
+    ) -> bool:
+        if user is not None and subscription.subscriber_id == user.id:
+            return True
+        if await self._is_workspace_admin(caller):
+            return True
+        if user is None:
+            return False
+        courses = await self._courses(user)
+        return isinstance(courses, list) and any(
+            c.id == subscription.course_id and c.can_manage_conferences for c in courses
+        )
 
     async def list(self, caller: Caller) -> Message:
         async with self._sessions() as session:

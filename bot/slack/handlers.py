@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import assert_never
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, NotFound, Throttled
+from bot.canvas.errors import CanvasError, Forbidden, NotFound, Throttled
 from bot.canvas.oauth import CanvasOAuth
 from bot.domain.models import Conference
 from bot.engine.alerts import join_url
@@ -120,7 +120,7 @@ class CommandHandler:
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
                 return await configure_digest(self._sessions, self._slack, command, caller)
             case commands.Unsubscribe():
-                return await self._channels.unsubscribe(command, caller)
+                return await self._channels.unsubscribe(await self._linked(caller), command, caller)
             case commands.Subscriptions():
                 return await self._channels.list(caller)
             case commands.Subscribe() | commands.Mute() | commands.Unmute():
@@ -162,6 +162,10 @@ class CommandHandler:
             return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token")
         except NotFound:
             return blocks.simple("Canvas does not know that course.")
+        except Forbidden:
+            return blocks.simple(
+                "Canvas does not let you see that course's conferences: you are not enrolled in it."
+            )
         except Throttled:
             return blocks.simple("Canvas asked me to slow down. Try again in a minute.")
         except CanvasError as error:

@@ -21,6 +21,8 @@ from bot.store.db import upgrade
 from tests.faults import Fault, FaultProxy, html_page
 from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, Sandbox, SlackWorld, fernet_key
 
+pytestmark = pytest.mark.e2e
+
 SETTING_PREFIXES = ("CANVAS_", "SLACK_", "DATABASE_", "TOKEN_", "POLL_", "PORT", "HOST", "LOG_", "PUBLIC_")
 
 

@@ -12,6 +12,8 @@ from bot.sandbox.slack import interactivity_body, signed_request
 from bot.store.crypto import TokenCipher
 from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, fernet_key, wait_for
 
+pytestmark = pytest.mark.e2e
+
 
 def _linked_token_blob(bot: BotProcess) -> bytes:
     import sqlite3
