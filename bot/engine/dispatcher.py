@@ -387,8 +387,9 @@ class Dispatcher:
             "attempts": attempts,
             "last_error": reason[:255],
             "next_attempt_at": self._clock() + timedelta(seconds=wait),
+            "leased_until": None,
         }
-        await self._update(message, values)
+        await self._update(message, values, only_pending=True)
 
     async def _finish(
         self,
@@ -400,7 +401,12 @@ class Dispatcher:
         error: str | None = None,
     ) -> None:
         now = self._clock()
-        values: dict[str, Any] = {"status": status.value, "sent_at": now, "last_error": error and error[:255]}
+        values: dict[str, Any] = {
+            "status": status.value,
+            "sent_at": now,
+            "last_error": error and error[:255],
+            "leased_until": None,
+        }
         if channel:
             values |= {"slack_channel": channel, "slack_ts": ts}
         await self._update(message, values)
@@ -409,10 +415,14 @@ class Dispatcher:
             if message.event == "started" and message.started_at is not None:
                 self._metrics.alert_latency.observe((now - message.started_at).total_seconds())
 
-    async def _update(self, message: OutboxMessage, values: dict[str, Any]) -> None:
+    async def _update(
+        self, message: OutboxMessage, values: dict[str, Any], *, only_pending: bool = False
+    ) -> None:
+        """`only_pending`: leave a row that is no longer pending as it is (the poller cancelled it
+        meanwhile: its reason, not this attempt's, is what it ended with)."""
         async with self._sessions.begin() as session:
             row = await session.get(OutboxMessage, message.id)
-            if row is None:
+            if row is None or (only_pending and row.status != OutboxStatus.PENDING):
                 return
             for key, value in values.items():
                 setattr(row, key, value)

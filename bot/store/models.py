@@ -160,6 +160,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     sending_since: Mapped[datetime | None] = mapped_column(default=None)  # a post may be in flight
+    # Until when a replica's claim holds the row (claim_outbox): nothing else may make it due before then.
+    leased_until: Mapped[datetime | None] = mapped_column(default=None)
     slack_channel: Mapped[str | None] = mapped_column(String(32), default=None)
     slack_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)

@@ -291,7 +291,7 @@ async def claim_outbox(
         )
     ).all()
     for row in rows:
-        row.next_attempt_at = now + lease
+        row.next_attempt_at = row.leased_until = now + lease
     await session.flush()
     return list(rows)
 
@@ -429,12 +429,16 @@ async def latest_card_edit(session: AsyncSession, message: OutboxMessage) -> Out
 
 
 async def wake_backed_off(session: AsyncSession, now: datetime, reasons: Sequence[str]) -> int:
-    """Make pending rows backing off for one of `reasons` (last_error prefixes) due now; how many."""
+    """Make pending rows backing off for one of `reasons` (last_error prefixes) due now; how many.
+
+    A row another replica holds (its lease has not run out) is left alone: made due, it would be claimed
+    and posted a second time while the first replica is still sending it."""
     result = await session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.status == "pending",
             OutboxMessage.next_attempt_at > now,
+            or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until <= now),
             or_(*(OutboxMessage.last_error.startswith(reason) for reason in reasons)),
         )
         .values(next_attempt_at=now)

@@ -555,3 +555,29 @@ async def test_an_alert_cancelled_because_its_session_ended_is_never_posted_even
         assert not await repo.cancel_unsent_alert(
             session, "T0001", "UADA", 2, sending["started_at"], outbox.clock.now
         ), "a send that began may have reached Slack: not cancelled"
+
+
+async def test_waking_after_an_outage_leaves_a_row_another_replica_is_sending_alone(outbox: Outbox) -> None:
+    """Fails before: replica B, seeing Slack answer again, made every row backing off from the outage due,
+    including one replica A had just claimed and was posting; B claimed it too and both posted it (the
+    chaos soak's duplicate with 16 deliveries at once)."""
+    row = alert_row(outbox.clock, 1)
+    await outbox.add(row)
+    async with outbox.sessions.begin() as session:  # an earlier attempt met the outage
+        stored = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedup_key == row["dedup_key"])
+        )
+        assert stored is not None
+        stored.last_error, stored.attempts = "http 503", 3
+    lease = timedelta(minutes=1)
+    async with outbox.sessions.begin() as session:  # replica A claims it: it is sending now
+        (claimed,) = await repo.claim_outbox(session, outbox.clock.now, limit=10, lease=lease)
+    outbox.clock.advance(0.1)
+    async with outbox.sessions.begin() as session:  # replica B sees Slack answer again
+        assert await repo.wake_backed_off(session, outbox.clock.now, ("http 5", "network: ")) == 0
+        assert await repo.claim_outbox(session, outbox.clock.now, limit=10, lease=lease) == []
+
+    outbox.clock.advance(lease.total_seconds())  # A died holding it: once its lease ran out, it is B's
+    async with outbox.sessions.begin() as session:
+        (again,) = await repo.claim_outbox(session, outbox.clock.now, limit=10, lease=lease)
+    assert again.id == claimed.id
