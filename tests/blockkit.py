@@ -18,8 +18,10 @@ def walk(node: Any) -> Iterator[dict[str, Any]]:
 
 
 def mrkdwn_texts(message: Any) -> list[str]:
-    """Every string Slack parses as mrkdwn: the top-level text (notifications) and mrkdwn objects."""
-    return [message["text"], *(n["text"] for n in walk(message.get("blocks")) if n.get("type") == "mrkdwn")]
+    """Every string Slack parses as mrkdwn: a message's top-level text (notifications; views have none)
+    and every mrkdwn object."""
+    found = [n["text"] for n in walk(message.get("blocks")) if n.get("type") == "mrkdwn"]
+    return [message["text"], *found] if "text" in message else found
 
 
 def buttons(message: Any) -> list[dict[str, Any]]:

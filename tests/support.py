@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -263,3 +264,16 @@ def slash(
 def requests_by(canvas: CanvasWorld, token: str) -> int:
     """How many Canvas API requests the sandbox saw with `token`."""
     return int(canvas.canvas.get("/_sandbox/requests")["by_token"].get(token, 0))
+
+
+class Clock:
+    """An injected clock the test moves (no sleeps): `clock()` is now, `advance(seconds)` moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

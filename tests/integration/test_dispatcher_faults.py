@@ -24,22 +24,9 @@ from bot.sandbox.slack_state import SlackState
 from bot.slackweb.clients import SingleWorkspace
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
-from bot.store.models import OutboxMessage, utcnow
+from bot.store.models import OutboxMessage
 from tests.faults import Fault, FaultProxy
-from tests.support import Sandbox, SlackWorld
-
-
-class Clock:
-    """The dispatcher's clock: moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.support import Clock, Sandbox, SlackWorld
 
 
 @dataclass

@@ -21,21 +21,10 @@ from bot.engine.poll_units import UserUnits
 from bot.engine.poller import Poller
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
-from bot.store.models import LinkedUser, OutboxMessage, utcnow
-from tests.support import CanvasWorld, fernet_key
+from bot.store.models import LinkedUser, OutboxMessage
+from tests.support import CanvasWorld, Clock, fernet_key
 
 INTERVAL = 60.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

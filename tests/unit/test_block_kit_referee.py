@@ -18,7 +18,7 @@ anyone, and a ``javascript:`` URL never becomes a button or a link.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -36,6 +36,7 @@ from bot.messages.digest_blocks import CourseDigest, DigestConference, DigestCon
 from bot.messages.home import HomeState
 from bot.messages.mrkdwn import escape
 from bot.sandbox.slack_blocks import validate_blocks, validate_view
+from tests.blockkit import mrkdwn_texts, walk
 
 Payload = dict[str, Any]
 Surface = Literal["message", "modal", "home"]
@@ -85,23 +86,6 @@ _ENTITY = re.compile(r"&(?!(?:amp|lt|gt);)")
 def utf16_length(text: str) -> int:
     """Length in UTF-16 code units: what Slack may count, never fewer than code points."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def walk(node: Any) -> Iterator[dict[str, Any]]:
-    """Every dict inside a payload, depth first."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
-
-
-def mrkdwn_texts(payload: Payload) -> list[str]:
-    """Every string Slack parses as mrkdwn: a message's top-level ``text`` and all mrkdwn objects."""
-    found = [node["text"] for node in walk(payload.get("blocks")) if node.get("type") == "mrkdwn"]
-    return [payload["text"], *found] if "text" in payload else found
 
 
 def buttons(payload: Payload) -> list[dict[str, Any]]:
