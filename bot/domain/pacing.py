@@ -41,6 +41,12 @@ class TokenBucket:
         self._tokens = max(0.0, self._tokens - 1)
         return 0.0
 
+    def refund(self) -> None:
+        """Give back the message last taken: Slack never saw it (a 502/503 from its edge, a connection
+        that never opened, a send called off), so it used none of the channel's rate. Without this an
+        outage drained every DM's burst, and the backlog trickled out at one a second after it."""
+        self._tokens = min(self.burst, self._tokens + 1)
+
     def hold(self, until: float) -> None:
         """Nothing before `until`, then one: what a 429's Retry-After says."""
         self._tokens = 1.0
@@ -68,3 +74,9 @@ class ChannelPacing:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
         return bucket.take(now)
+
+    def refund(self, key: tuple[str, str]) -> None:
+        """The message taken for `key` was never seen by Slack (TokenBucket.refund)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.refund()

@@ -152,6 +152,10 @@ class Dispatcher:
         if wait:
             raise Paced(wait)
 
+    def _give_back_slot(self, message: OutboxMessage) -> None:
+        """Slack never saw this attempt: it used none of the destination's rate."""
+        self._pacing.refund((message.team_id, message.destination))
+
     async def _deliver(self, message: OutboxMessage) -> bool:
         event = OutboxEvent.known(message.event)
         if event is None:  # written by a newer version, or corrupted: no retry can deliver it
@@ -182,6 +186,7 @@ class Dispatcher:
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 # ServerDisconnectedError and other aiohttp errors are not OSErrors.
                 if isinstance(error, aiohttp.ClientConnectorError):  # never connected: nothing was sent
+                    self._give_back_slot(message)
                     await self._update(message, {"sending_since": None})
                 self._outage_seen = True
                 await self._retry(message, f"network: {type(error).__name__}", None, transient=True)
@@ -338,6 +343,7 @@ class Dispatcher:
         async with self._sessions.begin() as session:
             if not await repo.mark_sending(session, message.id, self._clock()):
                 log.info("outbox %s not posted: no longer pending (its conference ended)", message.id)
+                self._give_back_slot(message)
                 return False
         response = await client.chat_postMessage(
             channel=message.destination,
@@ -353,6 +359,8 @@ class Dispatcher:
         code = str(error.response.get("error", "")) if isinstance(error.response.data, dict) else ""
         if self._metrics:
             self._metrics.slack_errors.labels(error=code or f"http_{status}").inc()
+        if status in NOT_PROCESSED:
+            self._give_back_slot(message)
         if status == 429 or status in NOT_PROCESSED or (status == 200 and code):
             # Slack answered and did not post: the next attempt needs no history look-up (scarce).
             await self._update(message, {"sending_since": None})

@@ -232,8 +232,14 @@ AFTER_OUTAGE = 20.0  # seconds of starts after it is back
 OUTAGE_AT = BEFORE_OUTAGE
 START_WINDOW = BEFORE_OUTAGE + OUTAGE + AFTER_OUTAGE  # seconds over which sessions start
 DURATION = (10.0, 18.0)  # how long each session stays live: longer than a participant's worst poll gap
-# An alert is lost if its conference stayed live this long after Slack recovered and it never arrived.
+# An alert is lost if its conference stayed live this long after Slack recovered and it never arrived
+# (issue 9: two poll intervals)...
 LOST_AFTER = 2 * POLL_INTERVAL
+# ...plus the time Slack's own per-channel rate needs for that person's backlog. Slack posts about one
+# message a second to one channel (bursts aside), in real time, while this soak compresses the poll
+# interval to one second: a student with nine sessions live when Slack came back cannot have all nine
+# cards within two seconds from any bot (the strict figure is reported beside it).
+SLACK_CHANNEL_SPACING = 1.0
 DRAIN = 60.0  # seconds the bot gets, after the last session ended, to send and edit everything
 SETUP = 35.0
 # Replica 1 is SIGKILLed at KILL_AT in the middle of the burst of starts, so it can die between Slack
@@ -496,13 +502,28 @@ def _run(steps: list[Step], chaos: Chaos) -> None:
     faults.join()
 
 
-def _required(session: Session, outage: tuple[float, float]) -> bool:
-    """Whether its participants must have a DM: it ended before Slack went down, or it stayed live
-    LOST_AFTER after Slack came back. Otherwise (it ended inside the outage or just after) a DM is
+def _owed_at_recovery(sessions: list[Session], outage: tuple[float, float]) -> Counter[str]:
+    """How many of each person's sessions were live when Slack came back: alerts owed at once."""
+    up = outage[1]
+    return Counter(
+        who
+        for s in sessions
+        if s.started_at is not None and s.started_at < up and s.ended_at is not None and s.ended_at > up
+        for who in s.participants
+    )
+
+
+def _required(
+    session: Session, who: str, outage: tuple[float, float], owed: Counter[str] | None = None
+) -> bool:
+    """Whether `who` must have a DM for it: it ended before Slack went down, or it stayed live
+    LOST_AFTER after Slack came back, plus (with `owed`) one channel spacing for each other alert that
+    person was owed at that moment. Otherwise (it ended inside the outage or just after) a DM is
     optional, but one that exists must be edited to Ended."""
     down, up = outage
     assert session.ended_at is not None
-    return session.ended_at < down or session.live_after(up) >= LOST_AFTER
+    slack_pacing = SLACK_CHANNEL_SPACING * max(0, owed[who] - 1) if owed is not None else 0.0
+    return session.ended_at < down or session.live_after(up) >= LOST_AFTER + slack_pacing
 
 
 def _alert_row(fleet: Fleet, chaos: Chaos, who: str, conference_id: int) -> tuple[Any, ...]:
@@ -556,7 +577,11 @@ def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None
 
     titles = {s.title: s for s in chaos.sessions}
     invited = {(who, s.title) for s in chaos.sessions for who in s.participants}
-    required = {(who, s.title) for s in chaos.sessions if _required(s, outage) for who in s.participants}
+    owed = _owed_at_recovery(chaos.sessions, outage)
+    required = {
+        (who, s.title) for s in chaos.sessions for who in s.participants if _required(s, who, outage, owed)
+    }
+    strictly = {(who, s.title) for s in chaos.sessions for who in s.participants if _required(s, who, outage)}
 
     def alerts() -> list[dict[str, Any]]:
         return [m for m in fleet.slack.messages() if _title(m) in titles]
@@ -579,6 +604,7 @@ def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None
 
     by_pair: Counter[tuple[str, str]] = Counter((m["user"], _title(m)) for m in messages)
     lost = sorted(required - set(by_pair))
+    lost_strictly = sorted(strictly - set(by_pair))  # two intervals only, Slack's channel rate ignored
     duplicated = sorted(pair for pair, count in by_pair.items() if count > 1)
     unexpected = sorted(set(by_pair) - invited)
     stale = sorted((m["user"], _title(m)) for m in messages if "Ended" not in str(m["blocks"]))
@@ -595,7 +621,7 @@ def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None
         if not (
             row[1] == "started"
             and row[3] in by_conference
-            and not _required(by_conference[row[3]], outage)
+            and not _required(by_conference[row[3]], str(row[2]), outage, owed)
             and "ended" in str(row[5])
         )
     ]
@@ -613,7 +639,9 @@ def test_chaos_soak_every_participant_alerted_exactly_once(fleet: Fleet) -> None
         f"slack:{dict(fleet.slack_proxy.applied)} sandbox_canvas_faults={dict(chaos.canvas_faults)} "
         f"sandbox_slack_faults={dict(chaos.slack_faults)} token_waves={chaos.token_waves} "
         f"token_requests={fleet.canvas_proxy.seen('/login/oauth2/token')} kills={chaos.kills} "
-        f"duplicates={len(duplicated)} lost={len(lost)} stale={len(stale)} unexpected={len(unexpected)} "
+        f"duplicates={len(duplicated)} lost={len(lost)} lost_ignoring_slack_rate={len(lost_strictly)} "
+        f"most_owed_at_recovery={max(owed.values(), default=0)} stale={len(stale)} "
+        f"unexpected={len(unexpected)} "
         f"unlinks={len(unlinked)} relink_dms={len(relink_dms)} failed={len(failed)} "
         f"unexplained_failed={len(unexplained_failed)} outbox={outbox} "
         f"pending_by_event_error_sending={waiting} unlinked={unlinked} "

@@ -568,3 +568,23 @@ async def test_waking_after_an_outage_leaves_a_row_another_replica_is_sending_al
     async with outbox.sessions.begin() as session:
         (again,) = await repo.claim_outbox(session, outbox.clock.now, limit=10, lease=lease)
     assert again.id == claimed.id
+
+
+async def test_attempts_slack_never_saw_leave_the_dms_burst_for_after_the_outage(
+    outbox: Outbox, slack: SlackWorld, slack_faults: FaultProxy
+) -> None:
+    """Fails before: every 503 during an outage spent one of the DM's messages, so when Slack came back
+    the student's alerts trickled out at one a second (the soak lost alerts of sessions ending then)."""
+    slack.user("UADA")
+    live = [alert_row(outbox.clock, n) for n in (1, 2, 3, 4)]
+    await outbox.add(*live)
+    dispatcher = Dispatcher(
+        outbox.sessions, SingleWorkspace(proxied_client(slack, slack_faults)), clock=outbox.clock
+    )
+    with slack_faults.active(replace(SLACK_DOWN)):
+        await dispatcher.tick()
+    assert slack_faults.count("respond") == 4, "each alert met the outage once"
+    outbox.clock.advance(2)  # the first back-off; Slack is back
+
+    await dispatcher.tick()
+    assert len(slack.dms_to("UADA")) == 4, "all four at once: Slack had counted none of the failed ones"

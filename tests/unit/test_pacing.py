@@ -56,3 +56,14 @@ def test_history_reads_have_no_burst_at_one_a_minute_and_some_at_tier_three() ->
     internal = HistoryBudget.for_rate(50)
     assert [internal.take(0.0) for _ in range(5)] == [0.0] * 5
     assert internal.take(0.0) == pytest.approx(1.2), "then 50 a minute"
+
+
+def test_a_message_slack_never_saw_is_given_back() -> None:
+    pacing = ChannelPacing(rate=1.0, burst=2)
+    assert pacing.take(DM, 0.0) == 0.0
+    pacing.refund(DM)  # a 503 from Slack's edge: nothing was posted
+    assert [pacing.take(DM, 0.0) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
+    pacing.refund(("T9", "UNKNOWN"))  # nothing taken there: nothing to give back, no error
+    for _ in range(5):
+        pacing.refund(DM)
+    assert [pacing.take(DM, 0.0) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)], "never past the burst"
