@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from bot.domain.models import Conference
+from bot.domain.models import Conference, past_live_window
 
-LIVE_WINDOW = timedelta(hours=24)
 EventKind = Literal["started", "ended"]
 
 
@@ -125,7 +124,7 @@ def diff(
         same_session = details is not None and details.started_at in (None, before.started_at)
         if details is not None and details.ended_at is not None:
             result.events.append(_event("ended", before, details, details.ended_at if same_session else None))
-        elif before.started_at + LIVE_WINDOW <= now:
+        elif past_live_window(before.started_at, now):
             result.events.append(_event("ended", before, details, None))
         elif same_session:
             # Canvas's own details say this session has not ended: the live list flapped. Trust the

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from bot.domain.zones import zone
 
 Frequency = Literal["daily", "weekly"]
 
@@ -35,10 +37,8 @@ class Schedule:
             raise ValueError("a weekly schedule needs a weekday and a daily one must not have one")
         if self.weekday is not None and not 0 <= self.weekday <= 6:
             raise ValueError("weekday must be 0 (Monday) to 6 (Sunday)")
-        try:
-            ZoneInfo(self.zone)  # fail at construction, not at the first tick
-        except ZoneInfoNotFoundError:
-            raise ValueError(f"unknown time zone {self.zone!r}") from None
+        if zone(self.zone) is None:  # fail at construction, not at the first tick
+            raise ValueError(f"unknown time zone {self.zone!r}")
 
     @property
     def tz(self) -> ZoneInfo:

@@ -26,6 +26,13 @@ from pydantic import (
 LIVE_WINDOW = timedelta(hours=24)
 """Canvas' `live` scope only counts conferences started within this window (older ones are zombies)."""
 
+
+def past_live_window(started_at: datetime, now: datetime) -> bool:
+    """Started longer ago than Canvas' live scope reaches (`started_at BETWEEN now() - 1 day AND now()`,
+    both ends included): a conference nobody ended is no longer live. The one place this rule lives."""
+    return started_at < now - LIVE_WINDOW
+
+
 _MANAGING_ENROLLMENTS = frozenset({"teacher", "ta", "designer"})
 # Above this an integer timestamp is epoch milliseconds (BigBlueButton recordings), below it seconds.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
@@ -129,7 +136,7 @@ class Conference(_CanvasModel):
         if self.started_at is None:
             return False
         now = _as_utc(now)
-        if not now - LIVE_WINDOW <= self.started_at <= now:
+        if self.started_at > now or past_live_window(self.started_at, now):
             return False
         return self.ended_at is None or self.ended_at > now
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from bot.domain import zones
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +20,11 @@ class QuietHours:
         """None unless all three are set and valid (a broken setting must never hold alerts forever)."""
         if not (start and end and zone) or start == end:
             return None
+        if zones.zone(zone) is None:
+            return None
         try:
-            ZoneInfo(zone)
             return cls(time.fromisoformat(start), time.fromisoformat(end), zone)
-        except (ValueError, ZoneInfoNotFoundError):
+        except ValueError:
             return None
 
     def active(self, now: datetime) -> bool:

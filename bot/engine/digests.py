@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -188,7 +187,7 @@ class DigestRunner:
         """Compare-and-set the lease: a replica that read the same row a moment earlier wins, we skip."""
         try:
             schedule = schedule_of(row)
-        except (ValueError, ZoneInfoNotFoundError):
+        except ValueError:
             log.warning("digest %s has an unusable schedule; retrying in an hour", row.id)
             new_value = now + BROKEN_SCHEDULE_RETRY
             await session.execute(update(Digest).where(Digest.id == row.id).values(next_run_at=new_value))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
 
+from bot.domain.models import past_live_window
 from bot.messages.mrkdwn import (
     MAX_LINK_URL,
     bare_link,
@@ -52,8 +53,6 @@ MAX_FALLBACK_TEXT = 1000
 # Per-card caps in lists, so one absurd title cannot crowd out the course name or the other cards.
 _LIST_TITLE_LIMIT = 300
 _LIST_CONTEXT_LIMIT = 200
-# Canvas stops treating a conference as live 24 h after it started, even without ended_at.
-LIVE_WINDOW = timedelta(hours=24)
 
 # Stable action ids: handlers in the app are registered against these.
 ACTION_JOIN = "join_conference"
@@ -221,7 +220,7 @@ def conference_status(card: ConferenceCard, now: datetime) -> Status:
     now = _utc(now)
     if card.ended_at is not None and _utc(card.ended_at) <= now:
         return "ended"
-    if now - _utc(card.started_at) > LIVE_WINDOW:
+    if past_live_window(_utc(card.started_at), now):
         return "ended"
     return "live"
 

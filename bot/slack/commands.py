@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import time
 from functools import cache
 from typing import TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import available_timezones
 
+from bot.domain.zones import zone
 from bot.messages.mrkdwn import unescape
 
 
@@ -212,12 +213,10 @@ def parse_zone(text: str) -> str:
     so a stored digest can always compute its next run.
     """
     name = _zones_by_folded_name().get(text.casefold(), text)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if zone(name) is None:
         raise _Malformed(
             f"`{_shown(text)}` is not a time zone: use an IANA name such as Europe/Paris or America/New_York."
-        ) from None
+        )
     return name
 
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.zones import zone
+
 log = logging.getLogger(__name__)
 
 
-def known_zone(zone: object) -> bool:
-    if not isinstance(zone, str) or not zone:
-        return False
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+def known_zone(name: object) -> bool:
+    return zone(name) is not None
 
 
 async def slack_time_zone(client: AsyncWebClient, user_id: str) -> str | None:
@@ -28,5 +23,5 @@ async def slack_time_zone(client: AsyncWebClient, user_id: str) -> str | None:
     except (SlackApiError, TimeoutError, OSError) as error:
         log.info("users.info failed while looking up a time zone: %s", type(error).__name__)
         return None
-    zone = user.get("tz")
-    return zone if known_zone(zone) else None
+    tz = user.get("tz")
+    return tz if known_zone(tz) else None

@@ -8,7 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from bot.canvas import Conference, Course, Group, Recording, TokenGrant
-from bot.domain.models import ConferenceList
+from bot.domain.diff import Seen, diff
+from bot.domain.models import ConferenceList, past_live_window
+from bot.messages.blocks import ConferenceCard, conference_status
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -164,3 +166,17 @@ def test_the_largest_canvas_id_is_accepted() -> None:
         "conferences": [{"id": largest, "title": "x", "context_type": "Course", "context_id": largest}]
     }
     assert ConferenceList.model_validate(listing).conferences[0].id == largest
+
+
+def test_the_24_hour_live_window_has_one_boundary_everywhere() -> None:
+    """Canvas's scope is `started_at BETWEEN now() - 1 day AND now()`: exactly a day ago is still live.
+    The diff, the model and the card status used three copies of the window that disagreed there."""
+    now = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    for age, live in ((timedelta(hours=24), True), (timedelta(hours=24, microseconds=1), False)):
+        started = now - age
+        assert past_live_window(started, now) is not live
+        card = ConferenceCard(1, "Talk", "Biology", None, started, None, "https://canvas.test/j")
+        assert (conference_status(card, now) == "live") is live
+        previous = {1: Seen(1, started, "Talk", "Course", 7)}
+        ended = [e.kind for e in diff(previous, [], now).events]
+        assert (ended == []) is live, f"a session {age} old is {'live' if live else 'over'}"

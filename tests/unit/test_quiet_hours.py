@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from bot.domain import zones
 from bot.domain.quiet_hours import QuietHours
 
 
@@ -30,3 +33,15 @@ def test_incomplete_or_invalid_settings_hold_nothing() -> None:
     assert QuietHours.parse("22:00", "07:00", "Mars/Olympus") is None
     assert QuietHours.parse("25:00", "07:00", "UTC") is None
     assert QuietHours.parse("07:00", "07:00", "UTC") is None
+
+
+@pytest.mark.parametrize("name", ["", "Mars/Olympus_Mons", "../../etc/passwd", "Europe/Paris\x00", 7])
+def test_one_zone_check_refuses_what_zoneinfo_cannot_load(name: object) -> None:
+    """Every stored zone (quiet hours, digests, Slack's tz, a typed zone) goes through zones.zone."""
+    assert zones.zone(name) is None
+    assert QuietHours.parse("22:00", "07:00", name if isinstance(name, str) else None) is None
+
+
+def test_one_zone_check_loads_a_real_zone() -> None:
+    loaded = zones.zone("America/Sao_Paulo")
+    assert loaded is not None and loaded.key == "America/Sao_Paulo"
