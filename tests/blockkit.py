@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from bot.messages.blocks import ConferenceCard
+
+NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
+JOIN = "https://canvas.test/courses/1/conferences/7/join"
+
+
+def card(**overrides: Any) -> ConferenceCard:
+    """A conference live for 12 minutes at NOW (Biology 101's week 3 lecture), with `overrides`."""
+    values: dict[str, Any] = {
+        "conference_id": 7,
+        "title": "Week 3 lecture",
+        "context_name": "Biology 101",
+        "conference_type": "BigBlueButton",
+        "started_at": NOW - timedelta(minutes=12),
+        "ended_at": None,
+        "join_url": JOIN,
+    }
+    values.update(overrides)
+    return ConferenceCard(**values)
 
 
 def walk(node: Any) -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 import pytest
@@ -36,13 +36,11 @@ from bot.messages.digest_blocks import CourseDigest, DigestConference, DigestCon
 from bot.messages.home import HomeState
 from bot.messages.mrkdwn import escape
 from bot.sandbox.slack_blocks import validate_blocks, validate_view
-from tests.blockkit import mrkdwn_texts, walk
+from tests.blockkit import JOIN, NOW, card, mrkdwn_texts, walk
 
 Payload = dict[str, Any]
 Surface = Literal["message", "modal", "home"]
 
-NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
-JOIN = "https://canvas.test/courses/1/conferences/7/join"
 OAUTH = "https://confbot.test/canvas/oauth/start?state=abc&team=T1"
 JAVASCRIPT = "javascript:alert(document.cookie)//https://canvas.test/"
 CHANNEL = "<!channel>"
@@ -196,20 +194,6 @@ def check_payload(payload: Payload, surface: Surface) -> None:
 
 
 # --- inputs ---------------------------------------------------------------------------------------------
-
-
-def card(**overrides: Any) -> ConferenceCard:
-    values: dict[str, Any] = {
-        "conference_id": 7,
-        "title": "Week 3 lecture",
-        "context_name": "Biology 101",
-        "conference_type": "BigBlueButton",
-        "started_at": NOW - timedelta(minutes=12),
-        "ended_at": None,
-        "join_url": JOIN,
-    }
-    values.update(overrides)
-    return ConferenceCard(**values)
 
 
 def hostile_card(index: int = 0) -> ConferenceCard:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.messages import blocks
 from bot.messages.blocks import (
-    ConferenceCard,
     Message,
     RecordingLink,
     all_list,
@@ -30,25 +29,10 @@ from bot.messages.blocks import (
     token_modal,
 )
 from bot.messages.mrkdwn import slack_length
+from tests.blockkit import JOIN, NOW, card
 
-NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
 EVIL = "<!channel> & <b>"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;b&gt;"
-JOIN = "https://canvas.test/courses/1/conferences/7/join"
-
-
-def card(**overrides: Any) -> ConferenceCard:
-    values: dict[str, Any] = {
-        "conference_id": 7,
-        "title": "Week 3 lecture",
-        "context_name": "Biology 101",
-        "conference_type": "BigBlueButton",
-        "started_at": NOW - timedelta(minutes=12),
-        "ended_at": None,
-        "join_url": JOIN,
-    }
-    values.update(overrides)
-    return ConferenceCard(**values)
 
 
 # --- a checker for Slack's documented limits ----------------------------------------------------------
