@@ -82,8 +82,8 @@ def slack_side(
 class Runtime:
     """The composition root: every long-lived part of a running bot, built once from Settings.
 
-    Only the CLI and the ASGI entry (bot/web) use it; each part it builds is handed exactly what it
-    uses, never the runtime itself."""
+    Only the CLI, the demo and the ASGI entry (bot/web) use it; each part it builds is handed exactly
+    what it uses, never the runtime itself."""
 
     settings: Settings
     engine: AsyncEngine
