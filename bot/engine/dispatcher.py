@@ -409,6 +409,7 @@ class Dispatcher:
         error: str | None = None,
     ) -> None:
         now = self._clock()
+        self._searched.pop(message.dedup_key, None)  # a look-up left half done needs no resuming now
         values: dict[str, Any] = {
             "status": status.value,
             "sent_at": now,
