@@ -51,6 +51,11 @@ class OutboxStatus(StrEnum):
     SUMMARIZED = "summarized"  # a held start that went out in a quiet-hours summary
 
 
+ENDED_BEFORE_SENT = "conference ended before the alert could be sent"
+"""last_error of an alert given up because its session ended first: the poller's cancellation and the
+dispatcher's stale check write the same reason."""
+
+
 class UnreadablePayload(ValueError):
     """A stored payload that does not match its event's model: corrupt, or from an incompatible writer."""
 

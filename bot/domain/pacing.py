@@ -17,18 +17,22 @@ _FORGET_AFTER = 10_000  # destinations remembered before the full buckets are dr
 _ROUNDING = 1e-9  # a bucket this close to a whole message has it (float sums of rate * seconds)
 
 
+def _check(rate: float, burst: float) -> None:
+    if rate <= 0 or burst < 1:
+        raise ValueError("a token bucket needs a positive rate and room for one message")
+
+
 class TokenBucket:
     """`rate` a second sustained, up to `burst` at once after a quiet spell; `hold` obeys a Retry-After."""
 
     __slots__ = ("_at", "_tokens", "burst", "rate")
 
-    def __init__(self, rate: float, burst: float, now: float = float("-inf")) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs a positive rate and room for one message")
+    def __init__(self, rate: float, burst: float) -> None:
+        _check(rate, burst)
         self.rate = rate
         self.burst = burst
         self._tokens = burst
-        self._at = now
+        self._at = float("-inf")  # full from the start
 
     def take(self, now: float) -> float:
         """0.0 when one may go now (and it is counted), else the seconds until one may."""
@@ -60,7 +64,7 @@ class ChannelPacing:
     """A token bucket per destination: `take` spends one message or says how long to wait for it."""
 
     def __init__(self, rate: float = CHANNEL_RATE, burst: float = CHANNEL_BURST) -> None:
-        TokenBucket(rate, burst)  # the same checks, once
+        _check(rate, burst)
         self.rate = rate
         self.burst = burst
         self._buckets: dict[tuple[str, str], TokenBucket] = {}

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.outbox import (
     CARD_EVENTS,
+    ENDED_BEFORE_SENT,
     AlertPayload,
     OutboxEvent,
     OutboxStatus,
@@ -232,7 +233,7 @@ class Dispatcher:
                 session, message.team_id, message.destination, message.conference_id, message.started_at
             )
         if history.ended > history.reopened:
-            return "conference ended before the alert could be sent"
+            return ENDED_BEFORE_SENT
         return None
 
     async def _edit_card(self, client: AsyncWebClient, message: OutboxMessage) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.diff import Seen
+from bot.domain.outbox import ENDED_BEFORE_SENT
 from bot.store.models import (
     Base,
     CanvasContext,
@@ -369,7 +370,7 @@ async def cancel_unsent_alert(
             OutboxMessage.status == "pending",
             OutboxMessage.sending_since.is_(None),
         )
-        .values(status="failed", sent_at=now, last_error="conference ended before the alert could be sent")
+        .values(status="failed", sent_at=now, last_error=ENDED_BEFORE_SENT)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
