@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.messages.i18n import supported_locale
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message is one line an operator can act on.
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     host: str = Field(default="0.0.0.0", description="HTTP bind address")  # noqa: S104 - a server's default
     port: int = Field(default=3000, ge=0, le=65535, description="HTTP port")
     log_level: str = Field(default="INFO", description="Python logging level")
+    default_language: str = Field(
+        default="en",
+        description="The workspace's language for channel posts without `/conferences language`: en, es "
+        "or pt-BR (people get their own Slack language)",
+    )
 
     @field_validator("canvas_base_url")
     @classmethod
@@ -155,6 +162,14 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1")
         return value.strip()
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_language(cls, value: str) -> str:
+        code = value.strip().lower().replace("_", "-")
+        if code not in ("en", "es", "pt-br", "pt"):
+            raise ValueError("must be en, es or pt-BR")
+        return supported_locale(code)
 
     @field_validator("log_level")
     @classmethod

@@ -22,6 +22,7 @@ from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.linking import link_with_token
+from bot.engine.locales import Locales
 from bot.engine.oauth_state import StateSigner
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
@@ -97,6 +98,7 @@ class Runtime:
     slack: SingleWorkspace | MultiWorkspace
     installations: EncryptedInstallationStore | None
     link_flow: CanvasLinkFlow
+    locales: Locales
     metrics: Metrics
     pollers: list[Poller]
     dispatcher: Dispatcher
@@ -116,6 +118,7 @@ class Runtime:
         credentials = Credentials(sessions, cipher, oauth)
         slack_http = SlackHttp(settings.slack_api_root)
         slack, installations = slack_side(settings, engine, cipher, slack_http)
+        locales = Locales(sessions, slack, default_locale=settings.default_language)
         link_flow = CanvasLinkFlow(
             sessions=sessions,
             canvas=canvas,
@@ -125,6 +128,7 @@ class Runtime:
             signer=StateSigner(cipher.derived_secret("canvas-oauth-state")),
             canvas_root=settings.canvas_root,
             public_root=settings.public_root,
+            locales=locales,
         )
         metrics = Metrics()
         runtime = cls(
@@ -140,12 +144,14 @@ class Runtime:
             slack=slack,
             installations=installations,
             link_flow=link_flow,
+            locales=locales,
             metrics=metrics,
             pollers=[],
             dispatcher=Dispatcher(
                 sessions,
                 slack,
                 relink_url=link_flow.start_url,
+                locales=locales,
                 metrics=metrics,
                 history=HistoryBudget.for_rate(settings.history_reads_per_minute),
             ),
@@ -182,10 +188,16 @@ class Runtime:
             self.credentials,
             check_every=timedelta(seconds=max(settings.poll_interval_seconds * 2, 1)),
             on_enqueued=wake,
+            locales=self.locales,
         )
-        summaries = QuietSummaries(self.sessions, on_enqueued=wake)
+        summaries = QuietSummaries(self.sessions, on_enqueued=wake, locales=self.locales)
         digests = DigestRunner(
-            self.sessions, self.canvas, self.credentials, canvas_root=settings.canvas_root, on_enqueued=wake
+            self.sessions,
+            self.canvas,
+            self.credentials,
+            canvas_root=settings.canvas_root,
+            on_enqueued=wake,
+            locales=self.locales,
         )
 
         async def poll_all() -> int:
@@ -210,6 +222,7 @@ class Runtime:
             cipher=self.cipher,
             channels=ChannelCommands(self.sessions, self.canvas, self.slack, self.credentials),
             lister=lister,
+            locales=self.locales,
         )
         oauth = None
         if self.installations is not None and settings.slack_client_id and settings.slack_client_secret:
@@ -244,10 +257,11 @@ class Runtime:
             ),
             oauth=oauth,
             handler=handler,
-            home=HomeService(self.sessions, self.slack, self.link_flow, lister),
+            home=HomeService(self.sessions, self.slack, self.link_flow, lister, self.locales),
             forget_team=forget,
             link_token=link_token,
             canvas_root=settings.canvas_root,
+            reader=self.locales.for_user,
         )
 
     async def close(self) -> None:

@@ -2,6 +2,9 @@
 
 Start checks the signed state and sends the browser to Canvas; the callback consumes the state once,
 exchanges the code, stores the tokens encrypted, and DMs the user who clicked the button.
+
+The result page is in the Slack user's language once the signed state says who they are (Locales), and in
+the browser's (``Accept-Language``) before that: a forged or expired link names nobody.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
 from bot.canvas.oauth import CanvasOAuth, authorize_url
 from bot.engine.linking import link_with_token
+from bot.engine.locales import Locales
 from bot.engine.oauth_state import STATE_TTL, StateError, StateSigner
 from bot.messages import blocks
+from bot.messages.i18n import Translator, accept_language, translator
 from bot.messages.mrkdwn import escape
 from bot.slackweb.clients import TeamClients
 from bot.store.crypto import TokenCipher
@@ -36,9 +41,11 @@ Canvas's top-level redirect back to us), scoped to /canvas/oauth, and no longer-
 COOKIE_PATH = "/canvas/oauth"
 
 
-def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
+def _page(t: Translator, title: str, message: str, status: int = 200) -> HTMLResponse:
+    """The whole result page; ``title`` and ``message`` are already in the reader's language."""
+    lang = t.locale.replace("_", "-")
     body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>confbot</title>"
+        f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>confbot</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style>"
         f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
     )
@@ -59,8 +66,10 @@ class CanvasLinkFlow:
         signer: StateSigner,
         canvas_root: str,
         public_root: str,
+        locales: Locales | None = None,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._canvas = canvas
         self._cipher = cipher
         self._oauth = oauth
@@ -95,14 +104,26 @@ class CanvasLinkFlow:
             )
         return f"{self._public_root}{START_PATH}?state={state}"
 
+    async def _reader(
+        self, request: Request, team_id: str | None = None, user_id: str | None = None
+    ) -> Translator:
+        """The Slack user's language when the state names them, else the browser's."""
+        if team_id and user_id and self._locales is not None:
+            return await self._locales.for_user(team_id, user_id)
+        return translator(accept_language(request.headers.get("accept-language")))
+
     async def start(self, request: Request) -> Response:
         state = request.query_params.get("state", "")
         if self._oauth is None:
-            return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
+            t = await self._reader(request)
+            return _page(
+                t, t._("Canvas linking is off"), t._("This bot links Canvas with access tokens only."), 404
+            )
         try:
             claims = self._signer.verify(state, utcnow())
         except StateError as error:
-            return _page("Link not valid", str(error), 400)
+            t = await self._reader(request)
+            return _page(t, t._("Link not valid"), t.text(str(error)), 400)
         bound_state, browser = self._signer.bind(claims)
         target = authorize_url(self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state)
         response = RedirectResponse(target, status_code=302)
@@ -120,25 +141,44 @@ class CanvasLinkFlow:
     async def callback(self, request: Request) -> Response:
         params = request.query_params
         if self._oauth is None:
-            return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
-        if params.get("error"):
+            t = await self._reader(request)
             return _page(
-                "Canvas was not linked", "Canvas said the request was denied. You can try again.", 400
+                t, t._("Canvas linking is off"), t._("This bot links Canvas with access tokens only."), 404
+            )
+        if params.get("error"):
+            t = await self._reader(request)
+            return _page(
+                t,
+                t._("Canvas was not linked"),
+                t._("Canvas said the request was denied. You can try again."),
+                400,
             )
         try:
             claims = self._signer.verify(params.get("state", ""), utcnow())
         except StateError as error:
-            return _page("Link not valid", str(error), 400)
+            t = await self._reader(request)
+            return _page(t, t._("Link not valid"), t.text(str(error)), 400)
         cookie = request.cookies.get(BROWSER_COOKIE, "")
         if claims.browser is None or not hmac.compare_digest(cookie.encode(), claims.browser.encode()):
+            # Not the Slack user's browser: its own language, not theirs.
+            t = await self._reader(request)
             return _page(
-                "Open the link in your own browser",
-                "This Canvas link was started in another browser, so nothing was linked. "
-                "Run /conferences link in Slack and open the Connect button yourself.",
+                t,
+                t._("Open the link in your own browser"),
+                t._(
+                    "This Canvas link was started in another browser, so nothing was linked. "
+                    "Run /conferences link in Slack and open the Connect button yourself."
+                ),
                 403,
             )
+        t = await self._reader(request, claims.team_id, claims.slack_user_id)
         if not await self._consume(claims.nonce, claims.team_id, claims.slack_user_id):
-            return _page("Link already used", "This link was used already. Run /conferences link again.", 400)
+            return _page(
+                t,
+                t._("Link already used"),
+                t._("This link was used already. Run /conferences link again."),
+                400,
+            )
         try:
             grant = await self._oauth.exchange_code(params.get("code", ""), self.redirect_uri)
             who = await link_with_token(
@@ -155,9 +195,18 @@ class CanvasLinkFlow:
             )
         except CanvasError as error:
             log.warning("Canvas OAuth callback failed: %s", type(error).__name__)
-            return _page("Canvas was not linked", "Canvas did not accept the request. Please try again.", 502)
-        await self._confirm(claims.team_id, claims.slack_user_id, who.name)
-        return _page("Canvas linked", f"Linked as {who.name}. You can close this tab and go back to Slack.")
+            return _page(
+                t,
+                t._("Canvas was not linked"),
+                t._("Canvas did not accept the request. Please try again."),
+                502,
+            )
+        await self._confirm(claims.team_id, claims.slack_user_id, who.name, t)
+        return _page(
+            t,
+            t._("Canvas linked"),
+            t._("Linked as %(name)s. You can close this tab and go back to Slack.", name=who.name),
+        )
 
     async def _consume(self, nonce: str, team_id: str, slack_user_id: str) -> bool:
         """Mark the nonce used; False when it is unknown, already used, or for another user."""
@@ -174,13 +223,11 @@ class CanvasLinkFlow:
             )
         return bool(getattr(result, "rowcount", 0))
 
-    async def _confirm(self, team_id: str, slack_user_id: str, canvas_name: str) -> None:
+    async def _confirm(self, team_id: str, slack_user_id: str, canvas_name: str, t: Translator) -> None:
         client = await self._slack.for_team(team_id)
         if client is None:
             return
-        message = blocks.simple(
-            f"Linked to Canvas as *{escape(canvas_name)}*. I will tell you when your conferences go live."
-        )
+        message = blocks.linked_confirmation(escape(canvas_name), t=t)
         try:
             await client.chat_postMessage(channel=slack_user_id, **message)
         except Exception as error:  # the link itself succeeded; a failed confirmation must not undo it

@@ -9,7 +9,8 @@ Exactly once per period, across replicas and restarts, comes from three things:
 * the post and the new ``next_run_at`` (the first slot strictly after now) commit together, so a missed
   slot, even days of them, is posted once, marked late, and never replayed.
 
-Canvas is read between the claim and the write, with no transaction open.
+Canvas is read between the claim and the write, with no transaction open; so is the channel's language
+(``/conferences language``, else the workspace default), which the post is rendered in when it is queued.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.domain.digest_schedule import Schedule, next_slot, parse_hhmm, previous
 from bot.domain.models import Conference
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.engine.locales import Locales
 from bot.engine.recordings import playable_url
 from bot.messages.blocks import Message
 from bot.messages.digest_blocks import (
@@ -39,6 +41,7 @@ from bot.messages.digest_blocks import (
     DigestRecording,
     digest_message,
 )
+from bot.messages.i18n import DEFAULT_TRANSLATOR, N_, Translator
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import Digest, LinkedUser, Subscription, utcnow
@@ -134,8 +137,10 @@ class DigestRunner:
         batch_size: int = 50,
         late_after: timedelta = LATE_AFTER,
         on_enqueued: Callable[[], None] | None = None,
+        locales: Locales | None = None,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._canvas = canvas
         self._credentials = credentials
         self._canvas_root = canvas_root
@@ -214,7 +219,10 @@ class DigestRunner:
             late=now - job.slot > self._late_after,
             courses=tuple(sorted(courses, key=lambda c: c.course_name.casefold())),
         )
-        return await self._write(job, content, now)
+        t = DEFAULT_TRANSLATOR
+        if self._locales is not None:
+            t = await self._locales.for_channel(job.team_id, job.channel_id)
+        return await self._write(job, content, now, t)
 
     async def _course(self, job: _Job, source: _Source) -> CourseDigest:
         if source.needs_relink:
@@ -225,14 +233,12 @@ class DigestRunner:
             except RelinkNeeded:
                 return CourseDigest(source.course_name, problem=_RELINK)
             except NotFound:
-                return CourseDigest(source.course_name, problem="Canvas no longer knows this course.")
+                return CourseDigest(source.course_name, problem=_GONE)
             except Forbidden:
                 return CourseDigest(source.course_name, problem=_FORBIDDEN)
             except CanvasError as error:
                 log.info("digest: course %s unreadable (%s)", source.course_id, type(error).__name__)
-                return CourseDigest(
-                    source.course_name, problem="Canvas did not answer; this course is missing."
-                )
+                return CourseDigest(source.course_name, problem=_UNANSWERED)
         return summarize_course(source.course_name, conferences, job.since, self._clock(), self._canvas_root)
 
     async def _fetch(self, source: _Source) -> list[Conference]:
@@ -243,7 +249,7 @@ class DigestRunner:
 
         return await self._credentials.call(source.token, course_conferences)
 
-    async def _write(self, job: _Job, content: DigestContent, now: datetime) -> bool:
+    async def _write(self, job: _Job, content: DigestContent, now: datetime, t: Translator) -> bool:
         """Queue the post and move the schedule on, together; skip if the digest changed meanwhile."""
         async with self._sessions.begin() as session:
             row = await session.get(Digest, job.digest_id)
@@ -253,12 +259,15 @@ class DigestRunner:
             row.next_run_at = next_slot(job.schedule, now)
             row.last_run_at = now
             if job.sources:
-                await repo.enqueue(session, [_outbox_row(job, digest_message(content, now), now)])
+                await repo.enqueue(session, [_outbox_row(job, digest_message(content, now, t=t), now)])
         return bool(job.sources)
 
 
-_FORBIDDEN = "The person who subscribed this course can no longer see its conferences in Canvas."
-_RELINK = "The Canvas link of the person who subscribed this course stopped working; they need to relink."
+# Problems are msgids: digest_message translates them in the channel's language.
+_FORBIDDEN = N_("The person who subscribed this course can no longer see its conferences in Canvas.")
+_RELINK = N_("The Canvas link of the person who subscribed this course stopped working; they need to relink.")
+_GONE = N_("Canvas no longer knows this course.")
+_UNANSWERED = N_("Canvas did not answer; this course is missing.")
 
 
 async def _sources(session: AsyncSession, team_id: str, channel_id: str) -> list[_Source]:

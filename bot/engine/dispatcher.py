@@ -7,6 +7,10 @@ long as its conference is live, and given up, never posted stale, once it has en
 delivery is classified and recorded on its row (nothing escapes a delivery to be re-leased uncounted):
 Slack's answers by their error code, network failures (aiohttp, timeouts, OS errors) as retryable, an
 event this version cannot deliver as failed for good, and anything else logged and retried.
+
+Cards and relink prompts are rendered here, at send time, in the language of whoever reads them
+(``Locales``: the user's Slack locale for a DM, the channel's language for a channel post), so a card edited
+to "ended" is in the same language as its alert unless the reader changed theirs meanwhile.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from bot.domain.outbox import (
 )
 from bot.domain.pacing import ChannelPacing
 from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
+from bot.engine.locales import Locales
 from bot.messages import blocks
 from bot.messages.cards import card_from_payload
+from bot.messages.i18n import DEFAULT_TRANSLATOR, Translator
 from bot.ops.metrics import Metrics
 from bot.slackweb.clients import TeamClients
 from bot.store import repo
@@ -106,8 +112,10 @@ class Dispatcher:
         history: HistoryBudget | None = None,
         pacing: ChannelPacing | None = None,
         relink_url: Callable[[str, str], Awaitable[str | None]] | None = None,
+        locales: Locales | None = None,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._slack = slack
         self._relink_url = relink_url
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -207,13 +215,19 @@ class Dispatcher:
             OutboxEvent.POST: self._post_prerendered,
         }
 
+    async def _reader(self, message: OutboxMessage) -> Translator:
+        """The language of the row's destination (English without a Locales, as in narrow tests)."""
+        if self._locales is None:
+            return DEFAULT_TRANSLATOR
+        return await self._locales.for_destination(message.team_id, message.destination)
+
     async def _post_alert(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        card = card_from_payload(AlertPayload.from_stored(message.payload))
+        t = await self._reader(message)
         return await self._post(
             client,
             message,
-            dict(
-                blocks.live_alert(card_from_payload(AlertPayload.from_stored(message.payload)), self._clock())
-            ),
+            dict(blocks.live_alert(card, self._clock(), t=t)),
             stale=self._no_longer_live,
         )
 
@@ -258,12 +272,13 @@ class Dispatcher:
             await self._retry(message, "waiting for the start alert", wait, count_attempt=False)
             return False
         card = AlertPayload.from_stored(original.payload)
+        t = await self._reader(message)
         if latest.event == OutboxEvent.REOPENED:
-            rendered = blocks.live_alert(card_from_payload(card), self._clock())
+            rendered = blocks.live_alert(card_from_payload(card), self._clock(), t=t)
         else:
             ended_at = AlertPayload.from_stored(latest.payload).ended_at
             rendered = blocks.ended_alert(
-                card_from_payload(card.model_copy(update={"ended_at": ended_at})), self._clock()
+                card_from_payload(card.model_copy(update={"ended_at": ended_at})), self._clock(), t=t
             )
         self._take_slot(message)
         await client.chat_update(channel=original.slack_channel, ts=original.slack_ts, **rendered)
@@ -302,7 +317,8 @@ class Dispatcher:
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         reason = RelinkPayload.from_stored(message.payload).reason
         url = await self._relink_url(message.team_id, message.destination) if self._relink_url else None
-        return await self._post(client, message, dict(blocks.relink_prompt(url, reason)))
+        t = await self._reader(message)
+        return await self._post(client, message, dict(blocks.relink_prompt(url, reason, t=t)))
 
     async def _post(
         self,

@@ -19,11 +19,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.messages.i18n import N_
+
 STATE_TTL = timedelta(minutes=10)
 
 
 class StateError(Exception):
-    """The state is forged, tampered with, expired or already used; the message is safe to show."""
+    """The state is forged, tampered with, expired or already used; the message is safe to show (an
+    English msgid: the page translates it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +77,14 @@ class StateSigner:
     def verify(self, state: str, now: datetime) -> StateClaims:
         body, _, signature = state.partition(".")
         if not body or not hmac.compare_digest(signature, self._sign(body)):
-            raise StateError("This link is not valid. Start again with /conferences link.")
+            raise StateError(N_("This link is not valid. Start again with /conferences link."))
         try:
             nonce, team_id, user_id, expires, *rest = json.loads(_unb64(body))
             expires_at = datetime.fromtimestamp(int(expires), tz=now.tzinfo)
         except (ValueError, TypeError, OverflowError):
-            raise StateError("This link is not valid. Start again with /conferences link.") from None
+            raise StateError(N_("This link is not valid. Start again with /conferences link.")) from None
         if expires_at <= now:
-            raise StateError("This link has expired. Run /conferences link again.")
+            raise StateError(N_("This link has expired. Run /conferences link again."))
         browser = str(rest[0]) if rest else None
         return StateClaims(str(nonce), str(team_id), str(user_id), expires_at, browser)
 

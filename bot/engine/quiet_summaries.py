@@ -1,4 +1,8 @@
-"""Alerts held during a user's quiet hours go out as one summary when the quiet hours end."""
+"""Alerts held during a user's quiet hours go out as one summary when the quiet hours end.
+
+The summary is rendered when it is queued, in the user's language: looked up (Locales) before the
+transaction that claims the held rows, so no Slack call runs while rows are locked.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.outbox import AlertPayload, OutboxEvent, OutboxStatus, UnreadablePayload
 from bot.domain.quiet_hours import QuietHours
 from bot.engine import alerts
+from bot.engine.locales import Locales
 from bot.messages import blocks
 from bot.messages.cards import card_from_payload
+from bot.messages.i18n import DEFAULT_TRANSLATOR, Translator
 from bot.store import repo
 from bot.store.db import SessionFactory
 from bot.store.models import OutboxMessage, utcnow
@@ -30,13 +36,30 @@ class QuietSummaries:
         *,
         clock: Callable[[], datetime] = utcnow,
         on_enqueued: Callable[[], None] | None = None,
+        locales: Locales | None = None,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._clock = clock
         self._on_enqueued = on_enqueued
 
+    async def _readers(self) -> dict[tuple[str, str], Translator]:
+        """The language of each user with held alerts (asked of Slack when their stored one is old)."""
+        if self._locales is None:
+            return {}
+        async with self._sessions() as session:
+            holders = (
+                await session.execute(
+                    select(OutboxMessage.team_id, OutboxMessage.destination)
+                    .where(OutboxMessage.status == OutboxStatus.HELD.value)
+                    .distinct()
+                )
+            ).all()
+        return {(team, user): await self._locales.for_user(team, user) for team, user in holders}
+
     async def tick(self) -> int:
         now = self._clock()
+        readers = await self._readers()
         async with self._sessions.begin() as session:
             held = (
                 await session.scalars(
@@ -57,7 +80,8 @@ class QuietSummaries:
                 quiet = QuietHours.parse(user.quiet_start, user.quiet_end, user.timezone) if user else None
                 if quiet is not None and quiet.active(now):
                     continue
-                rows.append(await self._summary(session, team_id, user_id, messages, now))
+                t = readers.get((team_id, user_id), DEFAULT_TRANSLATOR)
+                rows.append(await self._summary(session, team_id, user_id, messages, now, t))
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_([m.id for m in messages]))
@@ -69,7 +93,13 @@ class QuietSummaries:
         return len(rows)
 
     async def _summary(
-        self, session: AsyncSession, team_id: str, user_id: str, messages: list[OutboxMessage], now: datetime
+        self,
+        session: AsyncSession,
+        team_id: str,
+        user_id: str,
+        messages: list[OutboxMessage],
+        now: datetime,
+        t: Translator,
     ) -> dict[str, Any]:
         """Held starts as one list; those whose `ended` row is queued too are shown as ended. A held row
         whose payload cannot be read is left out of the list (and marked summarized with the rest)."""
@@ -95,7 +125,7 @@ class QuietSummaries:
             f"{team_id}:{user_id}:quiet_summary:{messages[0].id}",
             team_id=team_id,
             destination=user_id,
-            message=blocks.live_list(cards, now, heading="While you were in quiet hours"),
+            message=blocks.quiet_summary(cards, now, t=t),
             now=now,
         )
 

@@ -16,8 +16,10 @@ from bot.canvas.errors import CanvasError
 from bot.domain.models import Conference, Recording
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.engine.locales import Locales
 from bot.messages import blocks
 from bot.messages.blocks import RecordingLink
+from bot.messages.i18n import DEFAULT_TRANSLATOR, Translator
 from bot.messages.mrkdwn import safe_link_url
 from bot.store import repo
 from bot.store.db import SessionFactory
@@ -67,9 +69,7 @@ def playable_url(recording: Recording) -> str | None:
 def recording_links(conference: Conference) -> tuple[RecordingLink, ...]:
     """The recordings Canvas has a playback address for (published ones), each with a safe URL or ""."""
     return tuple(
-        RecordingLink(
-            recording.title or "Recording", playable_url(recording) or "", recording.duration_minutes
-        )
+        RecordingLink(recording.title or "", playable_url(recording) or "", recording.duration_minutes)
         for recording in conference.recordings
         if recording.best_url
     )
@@ -85,8 +85,10 @@ class RecordingWatcher:
         check_every: timedelta,
         clock: Callable[[], datetime] = utcnow,
         on_enqueued: Callable[[], None] | None = None,
+        locales: Locales | None = None,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._canvas = canvas
         self._credentials = credentials
         self._check_every = check_every
@@ -145,7 +147,18 @@ class RecordingWatcher:
             log.info("recording check of %s %s failed (%s)", context_type, context_id, type(error).__name__)
             return []
 
+    async def _readers(
+        self, ready: list[tuple[RecordingWatch, Conference]]
+    ) -> dict[tuple[str, str], Translator]:
+        """Each reply's language, its thread's reader's (a DM's user, a channel's setting), looked up
+        before the transaction so no Slack call runs while the watches are locked."""
+        if self._locales is None:
+            return {}
+        wanted = {(watch.team_id, watch.destination) for watch, _ in ready}
+        return {key: await self._locales.for_destination(*key) for key in wanted}
+
     async def _announce(self, ready: list[tuple[RecordingWatch, Conference]], now: datetime) -> None:
+        readers = await self._readers(ready)
         rows: list[dict[str, Any]] = []
         async with self._sessions.begin() as session:
             for watch, conference in ready:
@@ -174,7 +187,9 @@ class RecordingWatcher:
                         ),
                         team_id=watch.team_id,
                         destination=watch.destination,
-                        message=blocks.recording_ready(card),
+                        message=blocks.recording_ready(
+                            card, t=readers.get((watch.team_id, watch.destination), DEFAULT_TRANSLATOR)
+                        ),
                         now=now,
                         thread_of=(watch.conference_id, watch.started_at),
                     )

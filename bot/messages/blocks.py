@@ -6,7 +6,9 @@ without a Slack server. Rules kept everywhere here:
 * the top-level ``text`` is always set, because notifications and screen readers show only that;
 * every Canvas-origin string placed in mrkdwn goes through :func:`escape` (titles like ``<!channel>``);
 * plain_text fields (headers, buttons) stay raw, Slack never parses them;
-* Slack's limits are enforced by construction, so a huge course never turns into ``invalid_blocks``.
+* Slack's limits are enforced by construction, so a huge course never turns into ``invalid_blocks``;
+* every word shown goes through the reader's :class:`~bot.messages.i18n.Translator` (``t``), passed in by the
+  caller that knows the reader (English when omitted).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
 
 from bot.domain.models import past_live_window
+from bot.messages.i18n import DEFAULT_TRANSLATOR, N_, Text, Translator
 from bot.messages.mrkdwn import (
     MAX_LINK_URL,
     bare_link,
@@ -64,7 +67,7 @@ TOKEN_MODAL_CALLBACK_ID = "link_token_modal"
 TOKEN_BLOCK_ID = "token_block"
 TOKEN_ACTION_ID = "token"
 
-UNTITLED = "Untitled conference"
+UNTITLED = N_("Untitled conference")
 _TYPE_LABELS = {
     "BigBlueButton": "BigBlueButton",
     "AdobeConnect": "Adobe Connect",
@@ -160,13 +163,19 @@ def _message(text: str, blocks: list[Block]) -> Message:
     return {"text": truncate(text, MAX_FALLBACK_TEXT) or " ", "blocks": blocks}
 
 
-def fit_blocks(head: list[Block], items: Sequence[Block], limit: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
+def fit_blocks(
+    head: list[Block],
+    items: Sequence[Block],
+    limit: int = MAX_MESSAGE_BLOCKS,
+    *,
+    t: Translator = DEFAULT_TRANSLATOR,
+) -> list[Block]:
     """``head`` plus as many ``items`` as fit under ``limit``, ending with "…and N more" when cut."""
     room = limit - len(head)
     if len(items) <= room:
         return [*head, *items]
     shown = max(room - 1, 0)
-    return [*head, *items[:shown], context_block(f"…and {len(items) - shown} more")]
+    return [*head, *items[:shown], context_block(t._("…and %(count)d more", count=len(items) - shown))]
 
 
 # --- time and labels ------------------------------------------------------------------------------------
@@ -177,39 +186,45 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def format_duration(delta: timedelta) -> str:
+def format_duration(delta: timedelta, *, t: Translator = DEFAULT_TRANSLATOR) -> str:
     """Human duration: "42 min", "1 h 5 min", "2 h"; under a minute is "less than a minute"."""
     minutes = max(int(delta.total_seconds() // 60), 0)
     if minutes == 0:
-        return "less than a minute"
+        return t._("less than a minute")
     hours, minutes = divmod(minutes, 60)
     if hours == 0:
-        return f"{minutes} min"
-    return f"{hours} h" if minutes == 0 else f"{hours} h {minutes} min"
+        return t._("%(minutes)d min", minutes=minutes)
+    if minutes == 0:
+        return t._("%(hours)d h", hours=hours)
+    return t._("%(hours)d h %(minutes)d min", hours=hours, minutes=minutes)
 
 
-def format_ago(moment: datetime, now: datetime) -> str:
+def format_ago(moment: datetime, now: datetime, *, t: Translator = DEFAULT_TRANSLATOR) -> str:
     """ "N min ago" relative to ``now`` ("just now" under a minute; clock skew never goes negative)."""
     delta = _utc(now) - _utc(moment)
     if delta < timedelta(minutes=1):
-        return "just now"
-    return f"{format_duration(delta)} ago"
+        return t._("just now")
+    return t._("%(duration)s ago", duration=format_duration(delta, t=t))
 
 
-def slack_date(moment: datetime, now: datetime) -> str:
-    """``<!date^…>`` markup: Slack renders it in each reader's own time zone; the fallback is UTC."""
+def slack_date(moment: datetime, now: datetime, *, t: Translator = DEFAULT_TRANSLATOR) -> str:
+    """``<!date^…>`` markup: Slack renders it in each reader's own time zone and language; the fallback
+    (shown where Slack cannot, e.g. some notifications) is formatted by Babel for the reader's locale in
+    their time zone (UTC when unknown)."""
     moment = _utc(moment)
     if abs(_utc(now) - moment) < timedelta(hours=20):
-        token, fallback = "{time}", moment.strftime("%H:%M UTC")
+        token, fallback = "{time}", t.clock(moment)
     else:
-        token, fallback = "{date_short_pretty} {time}", moment.strftime("%Y-%m-%d %H:%M UTC")
+        token, fallback = "{date_short_pretty} {time}", t.date_time(moment)
+    # A "|" or ">" in the fallback would end the token early; no pattern of ours makes one, but be sure.
+    fallback = fallback.replace("|", "/").replace(">", "").replace("<", "")
     return f"<!date^{int(moment.timestamp())}^{token}|{fallback}>"
 
 
-def type_label(conference_type: str | None) -> str:
+def type_label(conference_type: str | None, *, t: Translator = DEFAULT_TRANSLATOR) -> str:
     """Friendly name of a conference provider; unknown providers are shown as Canvas names them."""
     if not conference_type or not conference_type.strip():
-        return "Conference"
+        return t._("Conference")
     return _TYPE_LABELS.get(conference_type, conference_type.strip())
 
 
@@ -225,76 +240,89 @@ def conference_status(card: ConferenceCard, now: datetime) -> Status:
     return "live"
 
 
-def _title(card: ConferenceCard) -> str:
-    return card.title.strip() or UNTITLED
+def _title(card: ConferenceCard, t: Translator) -> str:
+    return card.title.strip() or t._(UNTITLED)
 
 
-def _course_md(card: ConferenceCard, limit: int = _LIST_CONTEXT_LIMIT) -> str:
-    return truncate(escape(card.context_name.strip() or "Unknown course"), limit)
+def _course_md(card: ConferenceCard, t: Translator, limit: int = _LIST_CONTEXT_LIMIT) -> str:
+    return truncate(escape(card.context_name.strip() or t._("Unknown course")), limit)
 
 
-def _title_md(card: ConferenceCard, limit: int = _LIST_TITLE_LIMIT) -> str:
-    return truncate(escape(_title(card)), limit)
+def _title_md(card: ConferenceCard, t: Translator, limit: int = _LIST_TITLE_LIMIT) -> str:
+    return truncate(escape(_title(card, t)), limit)
 
 
-def _started_phrase(card: ConferenceCard, now: datetime) -> str:
+def _started_phrase(card: ConferenceCard, now: datetime, t: Translator, *, sentence: bool = False) -> str:
+    """ "started 13:48 (12 min ago)"; ``sentence``: the capitalised form that opens a line. Two msgids
+    rather than upper-casing the first letter, which is not how every language writes a sentence."""
     if card.started_at is None:
-        return "live now"
-    return f"started {slack_date(card.started_at, now)} ({format_ago(card.started_at, now)})"
+        return t._("Live now") if sentence else t._("live now")
+    date, ago = slack_date(card.started_at, now, t=t), format_ago(card.started_at, now, t=t)
+    if sentence:
+        return t._("Started %(date)s (%(ago)s)", date=date, ago=ago)
+    return t._("started %(date)s (%(ago)s)", date=date, ago=ago)
 
 
-def _ended_phrase(card: ConferenceCard, now: datetime) -> str:
-    """ "Ended · lasted 42 min"; without a start time Canvas gives no duration, so just "Ended"."""
+def _lasted(card: ConferenceCard, now: datetime, t: Translator) -> str | None:
+    """How long the session lasted, or None: without a start time Canvas gives no duration."""
     if card.started_at is None:
-        return "Ended"
+        return None
     end = card.ended_at if card.ended_at is not None else now
-    return f"Ended · lasted {format_duration(_utc(end) - _utc(card.started_at))}"
+    return format_duration(_utc(end) - _utc(card.started_at), t=t)
 
 
-def _join_button(card: ConferenceCard) -> Block | None:
-    return link_button("Join", ACTION_JOIN, card.join_url, value=str(card.conference_id))
+def _join_button(card: ConferenceCard, t: Translator) -> Block | None:
+    return link_button(t._("Join"), ACTION_JOIN, card.join_url, value=str(card.conference_id))
 
 
 # --- conference alerts ----------------------------------------------------------------------------------
 
 
-def live_alert(card: ConferenceCard, now: datetime) -> Message:
+def live_alert(card: ConferenceCard, now: datetime, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """The DM or channel post sent when a conference goes live."""
-    title = _title(card)
-    body = f"*{_course_md(card, 1000)}* · {escape(type_label(card.conference_type))}\n"
-    started = _started_phrase(card, now)
-    body += started[:1].upper() + started[1:]
-    text = f"{escape(title)} is live in {escape(card.context_name)}"
+    title = _title(card, t)
+    body = f"*{_course_md(card, t, 1000)}* · {escape(type_label(card.conference_type, t=t))}\n"
+    body += _started_phrase(card, now, t, sentence=True)
+    course = escape(card.context_name)
     join = bare_link(card.join_url)
     if join:
-        text += f" — join: {join}"
+        text = t._(
+            "%(title)s is live in %(course)s — join: %(link)s", title=escape(title), course=course, link=join
+        )
+    else:
+        text = t._("%(title)s is live in %(course)s", title=escape(title), course=course)
     blocks = [
-        header_block(f"🔴 Live now: {title}"),
+        header_block(t._("🔴 Live now: %(title)s", title=title)),
         section_block(body),
-        *actions_block(_join_button(card)),
+        *actions_block(_join_button(card, t)),
     ]
     return _message(text, blocks)
 
 
-def ended_alert(card: ConferenceCard, now: datetime) -> Message:
+def ended_alert(card: ConferenceCard, now: datetime, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """Replacement for a live alert (``chat.update``) once the conference is over: no Join button."""
-    title = _title(card)
-    ended = _ended_phrase(card, now)
-    body = f"*{_course_md(card, 1000)}* · {escape(type_label(card.conference_type))}\n{ended}"
-    text = f"{escape(title)} in {escape(card.context_name)} has ended"
-    if card.started_at is not None:
-        text += f" ({ended.removeprefix('Ended · ')})"
-    return _message(text, [header_block(f"Ended: {title}"), section_block(body)])
+    title = _title(card, t)
+    lasted = _lasted(card, now, t)
+    ended = t._("Ended · lasted %(duration)s", duration=lasted) if lasted else t._("Ended")
+    body = f"*{_course_md(card, t, 1000)}* · {escape(type_label(card.conference_type, t=t))}\n{ended}"
+    names = {"title": escape(title), "course": escape(card.context_name)}
+    if lasted:
+        text = t._("%(title)s in %(course)s has ended (lasted %(duration)s)", duration=lasted, **names)
+    else:
+        text = t._("%(title)s in %(course)s has ended", **names)
+    return _message(text, [header_block(t._("Ended: %(title)s", title=title)), section_block(body)])
 
 
 MAX_RECORDING_TITLE = 200  # a recording's title in its line; the link keeps the rest of the room
 
 
-def _recording_line(index: int, recording: RecordingLink) -> str:
-    label = truncate(recording.title.strip(), MAX_RECORDING_TITLE) or f"Recording {index}"
+def _recording_line(index: int, recording: RecordingLink, t: Translator) -> str:
+    label = truncate(recording.title.strip(), MAX_RECORDING_TITLE) or t._(
+        "Recording %(number)d", number=index
+    )
     shown = fitting_link(recording.url, label, MAX_SECTION_TEXT // 2)
     if recording.duration_minutes is not None:
-        shown += f" · {format_duration(timedelta(minutes=recording.duration_minutes))}"
+        shown += f" · {format_duration(timedelta(minutes=recording.duration_minutes), t=t)}"
     return truncate(f"• {shown}", MAX_SECTION_TEXT)
 
 
@@ -309,177 +337,235 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_TEXT) -> list[st
     return chunks
 
 
-def recording_ready(card: ConferenceCard) -> Message:
+def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """Thread reply under the alert, listing the recordings with their durations."""
-    title = _title(card)
+    title = _title(card, t)
     count = len(card.recordings)
-    noun = "recording" if count == 1 else "recordings"
-    intro = f"🎞️ *{_title_md(card, 1000)}* · {_course_md(card, 1000)}"
+    intro = f"🎞️ *{_title_md(card, t, 1000)}* · {_course_md(card, t, 1000)}"
     if count == 0:
-        head = [section_block(f"{intro}\nNo recordings are available yet.")]
-        return _message(f"No recordings of {escape(title)} yet", head)
-    head = [section_block(f"{intro}\n{count} {noun} ready:")]
-    lines = [_recording_line(i, r) for i, r in enumerate(card.recordings, start=1)]
+        head = [section_block(f"{intro}\n{t._('No recordings are available yet.')}")]
+        return _message(t._("No recordings of %(title)s yet", title=escape(title)), head)
+    ready = t.ngettext("%(count)d recording ready:", "%(count)d recordings ready:", count)
+    head = [section_block(f"{intro}\n{ready}")]
+    lines = [_recording_line(i, r, t) for i, r in enumerate(card.recordings, start=1)]
     body = [section_block(chunk) for chunk in _chunk_lines(lines)]
-    text = f"{count} {noun} ready for {escape(title)} in {escape(card.context_name)}"
-    return _message(text, fit_blocks(head, body))
+    text = t.ngettext(
+        "%(count)d recording ready for %(title)s in %(course)s",
+        "%(count)d recordings ready for %(title)s in %(course)s",
+        count,
+        title=escape(title),
+        course=escape(card.context_name),
+    )
+    return _message(text, fit_blocks(head, body, t=t))
 
 
 # --- lists for /conferences -----------------------------------------------------------------------------
 
 
-def list_entry(card: ConferenceCard, now: datetime) -> Block:
+def list_entry(card: ConferenceCard, now: datetime, *, t: Translator = DEFAULT_TRANSLATOR) -> Block:
     status = conference_status(card, now)
-    details = [_course_md(card), escape(type_label(card.conference_type))]
+    details = [_course_md(card, t), escape(type_label(card.conference_type, t=t))]
     accessory: Block | None
     if status == "live":
-        details.append(f"🔴 {_started_phrase(card, now)}")
-        accessory = _join_button(card)
+        details.append(f"🔴 {_started_phrase(card, now, t)}")
+        accessory = _join_button(card, t)
     elif status == "not_started":
-        details.append("not started")
+        details.append(t._("not started"))
         accessory = link_button(
-            "Open", ACTION_OPEN, card.join_url, value=str(card.conference_id), primary=False
+            t._("Open"), ACTION_OPEN, card.join_url, value=str(card.conference_id), primary=False
         )
     else:
-        details.append(_ended_phrase(card, now).replace("Ended", "ended", 1))
+        lasted = _lasted(card, now, t)
+        details.append(t._("ended · lasted %(duration)s", duration=lasted) if lasted else t._("ended"))
         accessory = None
-    return section_block(f"*{_title_md(card)}*\n" + " · ".join(details), accessory)
+    return section_block(f"*{_title_md(card, t)}*\n" + " · ".join(details), accessory)
 
 
-def _list_text(heading: str, cards: Sequence[ConferenceCard]) -> str:
-    titles = ", ".join(escape(_title(c)) for c in cards[:10])
-    more = f" and {len(cards) - 10} more" if len(cards) > 10 else ""
-    return f"{heading} ({len(cards)}): {titles}{more}"
+def _list_text(heading: str, cards: Sequence[ConferenceCard], t: Translator) -> str:
+    titles = ", ".join(escape(_title(c, t)) for c in cards[:10])
+    if len(cards) > 10:
+        titles += t._(" and %(count)d more", count=len(cards) - 10)
+    return t._("%(heading)s (%(count)d): %(titles)s", heading=heading, count=len(cards), titles=titles)
 
 
 def live_list(
     cards: Sequence[ConferenceCard],
     now: datetime,
     *,
-    heading: str = "Live now",
-    empty_text: str = "No conferences are live right now.",
+    heading: str | None = None,
+    empty_text: str | None = None,
+    t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
     """Ephemeral reply to ``/conferences``: one section per conference, each with a Join button.
 
-    Any number of cards fits: as many as Slack's 50-block limit allows, then "…and N more".
+    Any number of cards fits: as many as Slack's 50-block limit allows, then "…and N more". ``heading``
+    and ``empty_text`` are already in the reader's language ("Live now" and its empty text by default).
     """
+    heading = heading if heading is not None else t._("Live now")
+    empty_text = empty_text if empty_text is not None else t._("No conferences are live right now.")
     head = [header_block(heading)]
     if not cards:
         return _message(empty_text, [*head, section_block(empty_text)])
-    entries = [list_entry(card, now) for card in cards]
-    return _message(_list_text(heading, cards), fit_blocks(head, entries))
+    entries = [list_entry(card, now, t=t) for card in cards]
+    return _message(_list_text(heading, cards, t), fit_blocks(head, entries, t=t))
 
 
 def all_list(
     cards: Sequence[ConferenceCard],
     now: datetime,
     *,
-    heading: str = "Your conferences",
-    empty_text: str = "You have no conferences in Canvas.",
+    heading: str | None = None,
+    empty_text: str | None = None,
+    t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
     """Every conference with its status; live ones first, then not started, then ended."""
     order: dict[Status, int] = {"live": 0, "not_started": 1, "ended": 2}
     ordered = sorted(cards, key=lambda c: order[conference_status(c, now)])
-    return live_list(ordered, now, heading=heading, empty_text=empty_text)
+    return live_list(
+        ordered,
+        now,
+        heading=heading if heading is not None else t._("Your conferences"),
+        empty_text=empty_text if empty_text is not None else t._("You have no conferences in Canvas."),
+        t=t,
+    )
+
+
+def quiet_summary(
+    cards: Sequence[ConferenceCard], now: datetime, *, t: Translator = DEFAULT_TRANSLATOR
+) -> Message:
+    """The one DM that replaces the alerts held during a user's quiet hours."""
+    return live_list(cards, now, heading=t._("While you were in quiet hours"), t=t)
 
 
 # --- help, linking, status ------------------------------------------------------------------------------
 
 COMMAND_HELP: tuple[tuple[str, str], ...] = (
-    ("live", "conferences live right now (same as no argument)"),
-    ("all", "all your conferences: live, not started and ended"),
-    ("course <id>", "conferences of one course"),
-    ("link", "connect your Canvas account"),
-    ("unlink", "disconnect your Canvas account and forget its token"),
-    ("status", "your link, last check and alert settings"),
-    ("subscribe <course>", "post this course's live conferences in this channel (teachers/TAs)"),
-    ("unsubscribe <course>", "stop posting a course in this channel"),
-    ("subscriptions", "courses this channel is subscribed to"),
-    ("digest daily HH:MM [ZONE]", "a daily summary at that time (24-hour clock, channel creator's zone)"),
-    ("digest weekly DAY HH:MM [ZONE]", "a weekly summary, e.g. `digest weekly mon 08:30 Europe/Paris`"),
-    ("digest off", "stop summaries"),
-    ("mute <course>", "no alerts for one course"),
-    ("unmute <course>", "alerts for that course again"),
-    ("alerts on|off", "turn all your live alerts on or off"),
-    ("help", "this message"),
+    ("live", N_("conferences live right now (same as no argument)")),
+    ("all", N_("all your conferences: live, not started and ended")),
+    ("course <id>", N_("conferences of one course")),
+    ("link", N_("connect your Canvas account")),
+    ("unlink", N_("disconnect your Canvas account and forget its token")),
+    ("status", N_("your link, last check and alert settings")),
+    ("subscribe <course>", N_("post this course's live conferences in this channel (teachers/TAs)")),
+    ("unsubscribe <course>", N_("stop posting a course in this channel")),
+    ("subscriptions", N_("courses this channel is subscribed to")),
+    ("digest daily HH:MM [ZONE]", N_("a daily summary at that time (24-hour clock, channel creator's zone)")),
+    ("digest weekly DAY HH:MM [ZONE]", N_("a weekly summary, e.g. `digest weekly mon 08:30 Europe/Paris`")),
+    ("digest off", N_("stop summaries")),
+    ("mute <course>", N_("no alerts for one course")),
+    ("unmute <course>", N_("alerts for that course again")),
+    ("alerts on|off", N_("turn all your live alerts on or off")),
+    ("language <code>", N_("this channel's language for alerts and digests: en, es or pt-BR")),
+    ("help", N_("this message")),
 )
+"""Subcommands (typed as shown, in every language) and what each does (translated)."""
 
 
-def help_message(reason: str | None = None, *, command: str = "/conferences") -> Message:
+def help_message(
+    reason: Text | str | None = None, *, command: str = "/conferences", t: Translator = DEFAULT_TRANSLATOR
+) -> Message:
     """Every subcommand with one line each; ``reason`` (why help is shown) comes first, escaped."""
     # Usages such as "course <id>" must be escaped too, or Slack parses "<id>" as a link.
     lines = [
-        f"`{escape(f'{command} {usage}')}` — {escape(description)}" for usage, description in COMMAND_HELP
+        f"`{escape(f'{command} {usage}')}` — {escape(t._(description))}"
+        for usage, description in COMMAND_HELP
     ]
+    shown = escape(t.text(reason)) if reason else ""
     blocks: list[Block] = []
-    if reason:
-        blocks.append(section_block(escape(reason)))
-    blocks.append(section_block("*What I can do*\n" + "\n".join(lines)))
-    text = escape(reason) if reason else f"How to use {command}"
+    if shown:
+        blocks.append(section_block(shown))
+    blocks.append(section_block(t._("*What I can do*") + "\n" + "\n".join(lines)))
+    text = shown or t._("How to use %(command)s", command=command)
     return _message(text, blocks)
 
 
-def link_instructions(link_url: str | None) -> Message:
+def link_instructions(link_url: str | None, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """How to connect Canvas: an OAuth button when the developer key is configured, otherwise a token."""
-    intro = "Connect your Canvas account so I can tell you when one of your conferences goes live."
+    intro = t._("Connect your Canvas account so I can tell you when one of your conferences goes live.")
     if link_url:
-        button = link_button("Connect Canvas", ACTION_CONNECT, link_url)
+        button = link_button(t._("Connect Canvas"), ACTION_CONNECT, link_url)
         if button is not None:
             return _message(intro, [section_block(intro), *actions_block(button)])
     body = (
-        f"{intro}\nClick *Link with a token* and paste a Canvas access token "
-        "(in Canvas: *Account &gt; Settings &gt; New access token*)."
+        intro
+        + "\n"
+        + t._(
+            "Click *Link with a token* and paste a Canvas access token "
+            "(in Canvas: *Account &gt; Settings &gt; New access token*)."
+        )
     )
     return _message(
         intro,
-        [section_block(body), *actions_block(button_element("Link with a token", ACTION_OPEN_TOKEN_MODAL))],
+        [
+            section_block(body),
+            *actions_block(button_element(t._("Link with a token"), ACTION_OPEN_TOKEN_MODAL)),
+        ],
     )
 
 
-def token_modal(callback_id: str = TOKEN_MODAL_CALLBACK_ID, *, settings_url: str | None = None) -> Block:
+def token_modal(
+    callback_id: str = TOKEN_MODAL_CALLBACK_ID,
+    *,
+    settings_url: str | None = None,
+    t: Translator = DEFAULT_TRANSLATOR,
+) -> Block:
     """Modal view asking for a Canvas personal access token.
 
     Slack has no password input type: the token is visible while it is typed. It is therefore never put
     back into any view (no ``initial_value``), message or log; the submission handler stores it encrypted.
     """
-    where = "*Account &gt; Settings*"
+    where = t._("*Account &gt; Settings*")
     if settings_url:
-        where = link(settings_url, "Account > Settings")
-    steps = (
-        f"In Canvas, open {where}, scroll to *Approved Integrations* and click *+ New access token*. "
-        "Give it a purpose such as “Slack alerts”, generate it, copy it and paste it below."
+        where = link(settings_url, t._("Account > Settings"))
+    steps = t._(
+        "In Canvas, open %(where)s, scroll to *Approved Integrations* and click *+ New access token*. "
+        "Give it a purpose such as “Slack alerts”, generate it, copy it and paste it below.",
+        where=where,
     )
     return {
         "type": "modal",
         "callback_id": callback_id,
-        "title": _pt("Link Canvas", MAX_MODAL_TITLE),
-        "submit": _pt("Link", MAX_MODAL_TITLE),
-        "close": _pt("Cancel", MAX_MODAL_TITLE),
+        "title": _pt(t._("Link Canvas"), MAX_MODAL_TITLE),
+        "submit": _pt(t._("Link"), MAX_MODAL_TITLE),
+        "close": _pt(t._("Cancel"), MAX_MODAL_TITLE),
         "blocks": [
             section_block(steps),
             {
                 "type": "input",
                 "block_id": TOKEN_BLOCK_ID,
-                "label": _pt("Canvas access token", 2000),
+                "label": _pt(t._("Canvas access token"), 2000),
                 "hint": _pt(
-                    "Slack shows what you type; the token is stored encrypted and never shown again.", 2000
+                    t._("Slack shows what you type; the token is stored encrypted and never shown again."),
+                    2000,
                 ),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": TOKEN_ACTION_ID,
-                    "placeholder": _pt("Paste your token here", 150),
+                    "placeholder": _pt(t._("Paste your token here"), 150),
                 },
             },
         ],
     }
 
 
-def relink_prompt(link_url: str | None, reason: str) -> Message:
+RELINK_REASONS = (
+    N_("token rejected"),
+    N_("Canvas rejected the token"),
+    N_("Canvas rejected the access token"),
+)
+"""Reasons the bot itself stores for a dead link: shown translated. Any other (Canvas's own words) is
+shown as Canvas gave it."""
+
+
+def relink_prompt(link_url: str | None, reason: Text | str, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """DM sent once when the stored Canvas credentials stop working (revoked, expired...)."""
-    text = f"Your Canvas link stopped working ({escape(reason)}). Relink to keep getting alerts."
-    button = link_button("Relink", ACTION_RELINK, link_url) if link_url else None
+    shown = t.text(reason)
+    text = t._(
+        "Your Canvas link stopped working (%(reason)s). Relink to keep getting alerts.", reason=escape(shown)
+    )
+    button = link_button(t._("Relink"), ACTION_RELINK, link_url) if link_url else None
     if button is None:
-        button = button_element("Relink", ACTION_OPEN_TOKEN_MODAL, primary=True)
+        button = button_element(t._("Relink"), ACTION_OPEN_TOKEN_MODAL, primary=True)
     return _message(text, [section_block(f"⚠️ {text}"), *actions_block(button)])
 
 
@@ -489,23 +575,45 @@ def status_message(
     alerts_on: bool,
     needs_relink: bool,
     now: datetime,
+    *,
+    t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
     """Answer to ``/conferences status``."""
     if canvas_name is None:
-        linked = "not linked — use `/conferences link`"
+        linked = t._("not linked — use `/conferences link`")
     elif needs_relink:
-        linked = f"⚠️ link to {escape(canvas_name)} stopped working — use `/conferences link` to relink"
+        linked = t._(
+            "⚠️ link to %(name)s stopped working — use `/conferences link` to relink", name=escape(canvas_name)
+        )
     else:
-        linked = f"linked as {escape(canvas_name)}"
-    checked = "not yet"
+        linked = t._("linked as %(name)s", name=escape(canvas_name))
+    checked = t._("not yet")
     if last_poll is not None:
-        checked = f"{slack_date(last_poll, now)} ({format_ago(last_poll, now)})"
-    alerts = "on" if alerts_on else "off — use `/conferences alerts on`"
-    rows = [("Canvas", linked), ("Last checked", checked), ("Alerts", alerts)]
-    text = " · ".join(f"{label}: {value}" for label, value in rows)
-    return _message(text, [section_block("\n".join(f"*{label}:* {value}" for label, value in rows))])
+        checked = f"{slack_date(last_poll, now, t=t)} ({format_ago(last_poll, now, t=t)})"
+    alerts = t._("on") if alerts_on else t._("off — use `/conferences alerts on`")
+    rows = [(t._("Canvas"), linked), (t._("Last checked"), checked), (t._("Alerts"), alerts)]
+    text = " · ".join(t._("%(label)s: %(value)s", label=label, value=value) for label, value in rows)
+    return _message(
+        text,
+        [
+            section_block(
+                "\n".join(t._("*%(label)s:* %(value)s", label=label, value=value) for label, value in rows)
+            )
+        ],
+    )
 
 
 def simple(text: str) -> Message:
-    """A one-section message. ``text`` is mrkdwn written by us: escape any Canvas strings inside it."""
+    """A one-section message. ``text`` is mrkdwn written by us (already in the reader's language): escape
+    any Canvas strings inside it."""
     return _message(text, [section_block(text or " ")])
+
+
+def linked_confirmation(canvas_name_md: str, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
+    """The DM after a successful link (token modal or OAuth). ``canvas_name_md`` is already escaped."""
+    return simple(
+        t._(
+            "Linked to Canvas as *%(name)s*. I will tell you when your conferences go live.",
+            name=canvas_name_md,
+        )
+    )

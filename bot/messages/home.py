@@ -1,4 +1,5 @@
-"""App Home tab (pure): live now for the user, the linked account, and alert settings."""
+"""App Home tab (pure): live now for the user, the linked account, and alert settings, in the user's
+language (``t``: the caller looks up the viewer's Slack locale)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.messages.blocks import (
     list_entry,
     section_block,
 )
+from bot.messages.i18n import DEFAULT_TRANSLATOR, Text, Translator
 from bot.messages.mrkdwn import escape
 
 ACTION_TOGGLE_ALERTS = "home_toggle_alerts"
@@ -40,7 +42,7 @@ class HomeState:
     quiet_start: str | None
     quiet_end: str | None
     live: Sequence[ConferenceCard]
-    live_error: str | None = None
+    live_error: Text | str | None = None
 
 
 def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[str, Any]:
@@ -54,69 +56,91 @@ def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[s
     return picker
 
 
-def home_view(state: HomeState, now: datetime, link_url: str | None) -> dict[str, Any]:
-    head: list[dict[str, Any]] = [header_block("Canvas conferences")]
+def quiet_hours_label(quiet: QuietHours, t: Translator) -> str:
+    """ "22:00 to 07:00 (Europe/Paris)", in the reader's words."""
+    return t._(
+        "%(start)s to %(end)s (%(zone)s)",
+        start=quiet.start.strftime("%H:%M"),
+        end=quiet.end.strftime("%H:%M"),
+        zone=quiet.zone,
+    )
+
+
+def home_view(
+    state: HomeState, now: datetime, link_url: str | None, *, t: Translator = DEFAULT_TRANSLATOR
+) -> dict[str, Any]:
+    head: list[dict[str, Any]] = [header_block(t._("Canvas conferences"))]
     if state.canvas_name is None:
-        connect = link_button("Connect Canvas", "connect_canvas", link_url) if link_url else None
+        connect = link_button(t._("Connect Canvas"), "connect_canvas", link_url) if link_url else None
         head += [
             section_block(
-                "You have not linked Canvas yet. Link it to get a DM when your conferences go live."
+                t._("You have not linked Canvas yet. Link it to get a DM when your conferences go live.")
             ),
             *actions_block(
-                connect or button_element("Link with a token", ACTION_OPEN_TOKEN_MODAL, primary=True)
+                connect or button_element(t._("Link with a token"), ACTION_OPEN_TOKEN_MODAL, primary=True)
             ),
         ]
         return {"type": "home", "blocks": head}
-    account = f"Linked as *{escape(state.canvas_name)}*"
+    name = escape(state.canvas_name)
+    account = t._("Linked as *%(name)s*", name=name)
     if state.needs_relink:
-        account = f"⚠️ The link to *{escape(state.canvas_name)}* stopped working. Relink it."
+        account = t._("⚠️ The link to *%(name)s* stopped working. Relink it.", name=name)
     head.append(section_block(account))
     if state.needs_relink:
-        head += actions_block(button_element("Relink with a token", ACTION_OPEN_TOKEN_MODAL, primary=True))
+        head += actions_block(
+            button_element(t._("Relink with a token"), ACTION_OPEN_TOKEN_MODAL, primary=True)
+        )
 
-    settings = _settings_blocks(state)
-    head.append(header_block("Live now"))
+    settings = _settings_blocks(state, t)
+    head.append(header_block(t._("Live now")))
     if state.live_error:
-        live: list[dict[str, Any]] = [section_block(escape(state.live_error))]
+        live: list[dict[str, Any]] = [section_block(escape(t.text(state.live_error)))]
     elif not state.live:
-        live = [section_block("No conferences are live right now.")]
+        live = [section_block(t._("No conferences are live right now."))]
     else:
-        live = [list_entry(card, now) for card in state.live]
-    fitted = fit_blocks(head, live, MAX_SURFACE_BLOCKS - len(settings))
+        live = [list_entry(card, now, t=t) for card in state.live]
+    fitted = fit_blocks(head, live, MAX_SURFACE_BLOCKS - len(settings), t=t)
     return {"type": "home", "blocks": [*fitted, *settings]}
 
 
-def _settings_blocks(state: HomeState) -> list[dict[str, Any]]:
+def _settings_blocks(state: HomeState, t: Translator) -> list[dict[str, Any]]:
     toggle = button_element(
-        "Turn alerts off" if state.alerts_on else "Turn alerts on",
+        t._("Turn alerts off") if state.alerts_on else t._("Turn alerts on"),
         ACTION_TOGGLE_ALERTS,
         value="off" if state.alerts_on else "on",
         primary=not state.alerts_on,
     )
     blocks = [
         {"type": "divider"},
-        header_block("Alert settings"),
-        section_block(f"DM alerts are *{'on' if state.alerts_on else 'off'}*.", accessory=toggle),
+        header_block(t._("Alert settings")),
+        section_block(
+            t._("DM alerts are *on*.") if state.alerts_on else t._("DM alerts are *off*."), accessory=toggle
+        ),
     ]
     for course_id, name in state.muted[:20]:
         blocks.append(
             section_block(
-                f"🔕 Muted: *{escape(name)}*",
-                accessory=button_element("Unmute", ACTION_UNMUTE, value=str(course_id)),
+                t._("🔕 Muted: *%(course)s*", course=escape(name)),
+                accessory=button_element(t._("Unmute"), ACTION_UNMUTE, value=str(course_id)),
             )
         )
     if not state.muted:
-        blocks.append(context_block("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
+        blocks.append(
+            context_block(t._("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
+        )
     quiet = (
-        f"Quiet hours: *{escape(state.quiet.describe())}*. Alerts are held, then sent as one summary."
+        t._(
+            "Quiet hours: *%(hours)s*. Alerts are held, then sent as one summary.",
+            hours=escape(quiet_hours_label(state.quiet, t)),
+        )
         if state.quiet
-        else "Quiet hours: *off*. Pick a start and an end (your Slack time zone)."
+        else t._("Quiet hours: *off*. Pick a start and an end (your Slack time zone).")
     )
     blocks.append(section_block(quiet))
     blocks += actions_block(
-        _timepicker(ACTION_QUIET_START, state.quiet_start, "Start"),
-        _timepicker(ACTION_QUIET_END, state.quiet_end, "End"),
-        button_element("No quiet hours", ACTION_QUIET_CLEAR)
+        _timepicker(ACTION_QUIET_START, state.quiet_start, t._("Start")),
+        _timepicker(ACTION_QUIET_END, state.quiet_end, t._("End")),
+        button_element(t._("No quiet hours"), ACTION_QUIET_CLEAR)
         if state.quiet_start or state.quiet_end
         else None,
     )

@@ -62,6 +62,7 @@ def build_bolt_app(
     forget_team: Callable[[str], Awaitable[None]],
     link_token: token_modal.LinkToken,
     canvas_root: str,
+    reader: token_modal.Reader,
 ) -> AsyncApp:
     """`client` serves interactive calls (the shared session, a 429 waited out, never a repeat after a
     broken connection). Socket Mode needs no signing secret (Slack does not sign socket payloads and
@@ -76,5 +77,5 @@ def build_bolt_app(
     slash_command.register(app, handler)
     app_home.register(app, home)
     lifecycle.register(app, forget_team)
-    token_modal.register(app, link_token, canvas_root=canvas_root)
+    token_modal.register(app, link_token, canvas_root=canvas_root, reader=reader)
     return app

@@ -1,7 +1,8 @@
 """Channel subscriptions and per-user mutes: `/conferences subscribe|unsubscribe|subscriptions|mute|unmute`.
 
 Subscribing needs a teacher/TA/designer enrollment in the course (checked with Canvas) or a workspace
-admin/owner, and the bot must be a member of the channel so its alerts can be posted there.
+admin/owner, and the bot must be a member of the channel so its alerts can be posted there. Replies are in
+the caller's language (``t``, chosen by the CommandHandler).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bot.domain.models import Course
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.messages import blocks
 from bot.messages.blocks import Message
+from bot.messages.i18n import Translator
 from bot.messages.mrkdwn import escape
 from bot.slack import commands
 from bot.slack.caller import Caller
@@ -40,24 +42,24 @@ class ChannelCommands:
         self._slack = slack
         self._credentials = credentials
 
-    async def _courses(self, user: LinkedUser) -> list[Course] | Message:
+    async def _courses(self, user: LinkedUser, t: Translator) -> list[Course] | Message:
         """The user's courses (with enrollments), their token from `Credentials`: an expired OAuth token
         is refreshed silently; only a dead link asks the user to relink."""
         try:
             return await self._credentials.call(StoredToken.of(user), self._canvas.courses)
         except RelinkNeeded:
-            return blocks.simple("Canvas rejected your link. Run `/conferences link` to relink.")
+            return blocks.simple(t._("Canvas rejected your link. Run `/conferences link` to relink."))
         except CanvasError:
-            return blocks.simple("Canvas is not answering right now. Try again in a minute.")
+            return blocks.simple(t._("Canvas is not answering right now. Try again in a minute."))
 
-    async def _course(self, user: LinkedUser, query: str) -> Course | Message:
-        courses = await self._courses(user)
+    async def _course(self, user: LinkedUser, query: str, t: Translator) -> Course | Message:
+        courses = await self._courses(user, t)
         if not isinstance(courses, list):
             return courses
         found = find_course(query, courses)
         if isinstance(found, Found):
             return found.course
-        return blocks.simple(escape(found.reason))
+        return blocks.simple(escape(t.text(found.reason)))
 
     async def _is_workspace_admin(self, caller: Caller) -> bool:
         client = await self._slack.for_team(caller.team_id)
@@ -79,22 +81,34 @@ class ChannelCommands:
             return False
         return bool(channel.get("is_member"))
 
-    async def subscribe(self, user: LinkedUser, command: commands.Subscribe, caller: Caller) -> Message:
+    async def subscribe(
+        self, user: LinkedUser, command: commands.Subscribe, caller: Caller, t: Translator
+    ) -> Message:
         if not caller.in_channel:
-            return blocks.simple("Run `/conferences subscribe` in the channel that should get the alerts.")
-        course = await self._course(user, command.course)
+            return blocks.simple(
+                t._("Run `/conferences subscribe` in the channel that should get the alerts.")
+            )
+        course = await self._course(user, command.course, t)
         if not isinstance(course, Course):
             return course
         name = escape(course.name)
         if not course.can_manage_conferences and not await self._is_workspace_admin(caller):
+            # Canvas's enrollment types, shown as Canvas names them (student, teacher, ta...).
             roles = ", ".join(sorted({e.type.removesuffix("Enrollment").lower() for e in course.enrollments}))
             return blocks.simple(
-                f"Only teachers, TAs and designers of *{name}* (or workspace admins) can subscribe a "
-                f"channel. Canvas lists you there as: {escape(roles) or 'not enrolled'}."
+                t._(
+                    "Only teachers, TAs and designers of *%(course)s* (or workspace admins) can subscribe a "
+                    "channel. Canvas lists you there as: %(roles)s.",
+                    course=name,
+                    roles=escape(roles) or t._("not enrolled"),
+                )
             )
         if not await self._bot_in_channel(caller):
             return blocks.simple(
-                "I am not a member of this channel yet. Invite me with `/invite @confbot`, then try again."
+                t._(
+                    "I am not a member of this channel yet. Invite me with `/invite @confbot`, "
+                    "then try again."
+                )
             )
         async with self._sessions.begin() as session:
             existing = await session.scalar(
@@ -105,7 +119,7 @@ class ChannelCommands:
                 )
             )
             if existing is not None:
-                return blocks.simple(f"This channel already follows *{name}*.")
+                return blocks.simple(t._("This channel already follows *%(course)s*.", course=name))
             session.add(
                 Subscription(
                     team_id=caller.team_id,
@@ -116,10 +130,12 @@ class ChannelCommands:
                     next_poll_at=utcnow(),
                 )
             )
-        return blocks.simple(f"This channel now gets an alert when a *{name}* conference goes live.")
+        return blocks.simple(
+            t._("This channel now gets an alert when a *%(course)s* conference goes live.", course=name)
+        )
 
     async def unsubscribe(
-        self, user: LinkedUser | None, command: commands.Unsubscribe, caller: Caller
+        self, user: LinkedUser | None, command: commands.Unsubscribe, caller: Caller, t: Translator
     ) -> Message:
         """Who may subscribe a channel may unsubscribe it (a teacher, TA or designer of the course, or a
         workspace admin), and so may the person who subscribed it; nobody else, linked or not."""
@@ -137,22 +153,28 @@ class ChannelCommands:
             match = [s for s in rows if wanted in s.course_name.casefold()]
         if len(match) != 1:
             return blocks.simple(
-                f"This channel follows no single course matching “{escape(command.course)}”. "
-                "See `/conferences subscriptions`."
+                t._(
+                    "This channel follows no single course matching “%(query)s”. "
+                    "See `/conferences subscriptions`.",
+                    query=escape(command.course),
+                )
             )
         subscription = match[0]
         name = escape(subscription.course_name)
-        if not await self._may_unsubscribe(user, subscription, caller):
+        if not await self._may_unsubscribe(user, subscription, caller, t):
             return blocks.simple(
-                f"Only teachers, TAs and designers of *{name}*, workspace admins, or whoever subscribed this "
-                "channel can unsubscribe it."
+                t._(
+                    "Only teachers, TAs and designers of *%(course)s*, workspace admins, or whoever "
+                    "subscribed this channel can unsubscribe it.",
+                    course=name,
+                )
             )
         async with self._sessions.begin() as session:
             await session.execute(delete(Subscription).where(Subscription.id == subscription.id))
-        return blocks.simple(f"This channel no longer follows *{name}*.")
+        return blocks.simple(t._("This channel no longer follows *%(course)s*.", course=name))
 
     async def _may_unsubscribe(
-        self, user: LinkedUser | None, subscription: Subscription, caller: Caller
+        self, user: LinkedUser | None, subscription: Subscription, caller: Caller, t: Translator
     ) -> bool:
         if user is not None and subscription.subscriber_id == user.id:
             return True
@@ -160,12 +182,12 @@ class ChannelCommands:
             return True
         if user is None:
             return False
-        courses = await self._courses(user)
+        courses = await self._courses(user, t)
         return isinstance(courses, list) and any(
             c.id == subscription.course_id and c.can_manage_conferences for c in courses
         )
 
-    async def list(self, caller: Caller) -> Message:
+    async def list(self, caller: Caller, t: Translator) -> Message:
         async with self._sessions() as session:
             rows = (
                 await session.scalars(
@@ -178,13 +200,18 @@ class ChannelCommands:
             ).all()
         if not rows:
             return blocks.simple(
-                "This channel follows no course. A teacher can run `/conferences subscribe &lt;course&gt;`."
+                t._(
+                    "This channel follows no course. "
+                    "A teacher can run `/conferences subscribe &lt;course&gt;`."
+                )
             )
         lines = "\n".join(f"• *{escape(s.course_name)}* ({s.course_id})" for s in rows[:100])
-        return blocks.simple(f"This channel follows:\n{lines}")
+        return blocks.simple(t._("This channel follows:") + "\n" + lines)
 
-    async def mute(self, user: LinkedUser, command: commands.Mute | commands.Unmute) -> Message:
-        course = await self._course(user, command.course)
+    async def mute(
+        self, user: LinkedUser, command: commands.Mute | commands.Unmute, t: Translator
+    ) -> Message:
+        course = await self._course(user, command.course, t)
         if not isinstance(course, Course):
             return course
         name = escape(course.name)
@@ -197,5 +224,5 @@ class ChannelCommands:
                     )
                 )
         if isinstance(command, commands.Mute):
-            return blocks.simple(f"Muted *{name}*: no more DMs about its conferences.")
-        return blocks.simple(f"Unmuted *{name}*: you will get its alerts again.")
+            return blocks.simple(t._("Muted *%(course)s*: no more DMs about its conferences.", course=name))
+        return blocks.simple(t._("Unmuted *%(course)s*: you will get its alerts again.", course=name))

@@ -1,7 +1,9 @@
 """Parsing of the ``/conferences`` slash-command text into typed commands.
 
 Parsing is total: every input yields a :data:`Command`, and anything that is not understood becomes
-:class:`Help` carrying a specific reason, so the handler never has to guess what went wrong.
+:class:`Help` carrying a specific reason, so the handler never has to guess what went wrong. Reasons are
+:class:`~bot.messages.i18n.Text`: parsing does not know the reader, the reply renders them in their language.
+Subcommands themselves are the same words in every language.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TypeAlias
 from zoneinfo import available_timezones
 
 from bot.domain.zones import zone
+from bot.messages.i18n import SUPPORTED, Text
 from bot.messages.mrkdwn import unescape
 
 
@@ -97,8 +100,15 @@ class Alerts:
 
 
 @dataclass(frozen=True, slots=True)
+class Language:
+    """A channel's language for its alerts and digests; None shows the current one."""
+
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
-    reason: str | None = None
+    reason: Text | None = None
 
 
 Command: TypeAlias = (
@@ -117,6 +127,7 @@ Command: TypeAlias = (
     | Mute
     | Unmute
     | Alerts
+    | Language
     | Help
 )
 
@@ -139,11 +150,16 @@ CANVAS_ID_LIMIT = 2**63
 _CANVAS_ID_RE = re.compile(r"[0-9]{1,19}")
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}  # straight and curly
 _ECHO_LIMIT = 40
-_TIME_HINT = "use 24-hour HH:MM, e.g. 09:00 or 17:30"
+LANGUAGE_CODES: dict[str, str] = {"en": "en", "es": "es", "pt": "pt_BR", "pt-br": "pt_BR", "pt_br": "pt_BR"}
+"""What `/conferences language` accepts (case-insensitive) -> the supported locale it selects."""
 
 
 class _Malformed(Exception):
     """Raised inside the parser; becomes ``Help(reason)`` at the boundary."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.msgid)
+        self.reason = reason
 
 
 def _shown(text: str) -> str:
@@ -154,7 +170,7 @@ def _shown(text: str) -> str:
 
 def _no_args(verb: str, rest: str) -> None:
     if rest:
-        raise _Malformed(f"`{verb}` takes no arguments (got `{_shown(rest)}`).")
+        raise _Malformed(Text("`%(verb)s` takes no arguments (got `%(got)s`).", verb=verb, got=_shown(rest)))
 
 
 def canvas_id(text: str) -> int | None:
@@ -179,11 +195,17 @@ def _course(verb: str, rest: str) -> str:
     if len(rest) >= 2 and _QUOTES.get(rest[0]) == rest[-1]:
         rest = rest[1:-1].strip()
     if not rest:
-        raise _Malformed(f"`{verb}` needs a course, e.g. `/conferences {verb} 1234` or a course name.")
+        raise _Malformed(
+            Text("`%(verb)s` needs a course, e.g. `/conferences %(verb)s 1234` or a course name.", verb=verb)
+        )
     if rest.isdigit() and canvas_id(rest) is None:
         raise _Malformed(
-            f"`{_shown(rest)}` is not a Canvas course id: use the number in the course's Canvas address "
-            f"(plain digits, e.g. `/conferences {verb} 1234`) or the course name."
+            Text(
+                "`%(got)s` is not a Canvas course id: use the number in the course's Canvas address "
+                "(plain digits, e.g. `/conferences %(verb)s 1234`) or the course name.",
+                got=_shown(rest),
+                verb=verb,
+            )
         )
     return rest
 
@@ -192,11 +214,17 @@ def parse_time(text: str) -> time:
     """Parse a 24-hour ``HH:MM``; "9:00" and "09:00" are accepted, "9am" and "25:00" are not."""
     match = _TIME_RE.fullmatch(text)
     if match is None:
-        raise _Malformed(f"`{_shown(text)}` is not a time: {_TIME_HINT}.")
+        raise _Malformed(
+            Text("`%(got)s` is not a time: use 24-hour HH:MM, e.g. 09:00 or 17:30.", got=_shown(text))
+        )
     hour, minute = int(match.group(1)), int(match.group(2))
     if hour > 23 or minute > 59:
         raise _Malformed(
-            f"`{_shown(text)}` is not a valid time (hours 00 to 23, minutes 00 to 59): {_TIME_HINT}."
+            Text(
+                "`%(got)s` is not a valid time (hours 00 to 23, minutes 00 to 59): use 24-hour HH:MM, "
+                "e.g. 09:00 or 17:30.",
+                got=_shown(text),
+            )
         )
     return time(hour, minute)
 
@@ -215,12 +243,15 @@ def parse_zone(text: str) -> str:
     name = _zones_by_folded_name().get(text.casefold(), text)
     if zone(name) is None:
         raise _Malformed(
-            f"`{_shown(text)}` is not a time zone: use an IANA name such as Europe/Paris or America/New_York."
+            Text(
+                "`%(got)s` is not a time zone: use an IANA name such as Europe/Paris or America/New_York.",
+                got=_shown(text),
+            )
         )
     return name
 
 
-def _optional_zone(params: list[str], needed: int, complaint: str) -> str | None:
+def _optional_zone(params: list[str], needed: int, complaint: Text) -> str | None:
     """Digest arguments are positional with an optional trailing zone; a second time is not a zone."""
     if len(params) == needed:
         return None
@@ -233,36 +264,43 @@ def _digest(rest: str) -> Command:
     usage = "`digest daily HH:MM [ZONE]`, `digest weekly DAY HH:MM [ZONE]` or `digest off`"
     args = rest.split()
     if not args:
-        raise _Malformed(f"`digest` needs a schedule: {usage}.")
+        raise _Malformed(Text("`digest` needs a schedule: %(usage)s.", usage=usage))
     mode, params = args[0].lower(), args[1:]
     if mode == "off":
         if params:
-            raise _Malformed(f"`digest off` takes nothing after it. Use {usage}.")
+            raise _Malformed(Text("`digest off` takes nothing after it. Use %(usage)s.", usage=usage))
         return DigestOff()
     if mode == "daily":
-        complaint = (
-            f"`digest daily` needs exactly one time and optionally a time zone, "
-            f"e.g. `digest daily 08:30` or `digest daily 08:30 Europe/Paris` ({_TIME_HINT})."
+        complaint = Text(
+            "`digest daily` needs exactly one time and optionally a time zone, "
+            "e.g. `digest daily 08:30` or `digest daily 08:30 Europe/Paris` "
+            "(use 24-hour HH:MM, e.g. 09:00 or 17:30)."
         )
         if not params:
             raise _Malformed(complaint)
         at = parse_time(params[0])
         return DigestDaily(at=at, zone=_optional_zone(params, 1, complaint))
     if mode == "weekly":
-        complaint = (
-            f"`digest weekly` needs a day and a time and optionally a time zone, "
-            f"e.g. `digest weekly mon 08:30` or `digest weekly mon 08:30 Europe/Paris` ({_TIME_HINT})."
+        complaint = Text(
+            "`digest weekly` needs a day and a time and optionally a time zone, "
+            "e.g. `digest weekly mon 08:30` or `digest weekly mon 08:30 Europe/Paris` "
+            "(use 24-hour HH:MM, e.g. 09:00 or 17:30)."
         )
         if len(params) < 2:
             raise _Malformed(complaint)
         weekday = WEEKDAYS.get(params[0].lower())
         if weekday is None:
             raise _Malformed(
-                f"`{_shown(params[0])}` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun."
+                Text(
+                    "`%(got)s` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun.",
+                    got=_shown(params[0]),
+                )
             )
         at = parse_time(params[1])
         return DigestWeekly(weekday=weekday, at=at, zone=_optional_zone(params, 2, complaint))
-    raise _Malformed(f"`{_shown(mode)}` is not a digest schedule: use {usage}.")
+    raise _Malformed(
+        Text("`%(got)s` is not a digest schedule: use %(usage)s.", got=_shown(mode), usage=usage)
+    )
 
 
 def _alerts(rest: str) -> Command:
@@ -270,8 +308,20 @@ def _alerts(rest: str) -> Command:
     if value in ("on", "off"):
         return Alerts(on=value == "on")
     if not value:
-        raise _Malformed("`alerts` needs `on` or `off`.")
-    raise _Malformed(f"`alerts` takes `on` or `off`, not `{_shown(rest)}`.")
+        raise _Malformed(Text("`alerts` needs `on` or `off`."))
+    raise _Malformed(Text("`alerts` takes `on` or `off`, not `%(got)s`.", got=_shown(rest)))
+
+
+def _language(rest: str) -> Command:
+    """`language` alone shows the channel's language; `language es` sets it (en, es, pt-BR)."""
+    if not rest:
+        return Language(None)
+    code = LANGUAGE_CODES.get(rest.strip().lower())
+    if code is None or code not in SUPPORTED:
+        raise _Malformed(
+            Text("`%(got)s` is not a language I speak: use `en`, `es` or `pt-BR`.", got=_shown(rest))
+        )
+    return Language(code)
 
 
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
@@ -303,6 +353,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "mute": _with_course("mute", Mute),
     "unmute": _with_course("unmute", Unmute),
     "alerts": _alerts,
+    "language": _language,
     "help": lambda _rest: Help(reason=None),
 }
 
@@ -320,8 +371,8 @@ def parse(text: str) -> Command:
     rest = remainder[0] if remainder else ""
     handler = _VERBS.get(verb.lower())
     if handler is None:
-        return Help(reason=f"I didn't understand `{_shown(verb)}`. Here is what I can do:")
+        return Help(reason=Text("I didn't understand `%(got)s`. Here is what I can do:", got=_shown(verb)))
     try:
         return handler(rest.strip())
     except _Malformed as exc:
-        return Help(reason=str(exc))
+        return Help(reason=exc.reason)

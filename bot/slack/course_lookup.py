@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.models import Course
+from bot.messages.i18n import Text
 from bot.slack.commands import canvas_id
 
 
@@ -16,7 +17,7 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class NotFound:
-    reason: str
+    reason: Text  # translated in the reply (a raw name inside it is escaped there with the whole text)
 
 
 def find_course(query: str, courses: Sequence[Course]) -> Found | NotFound:
@@ -25,7 +26,11 @@ def find_course(query: str, courses: Sequence[Course]) -> Found | NotFound:
     wanted_id = canvas_id(wanted)
     if wanted_id is not None:
         by_id = [c for c in courses if c.id == wanted_id]
-        return Found(by_id[0]) if by_id else NotFound(f"You are not enrolled in a course with id {wanted}.")
+        return (
+            Found(by_id[0])
+            if by_id
+            else NotFound(Text("You are not enrolled in a course with id %(id)s.", id=wanted))
+        )
     folded = wanted.casefold()
     exact = [c for c in courses if folded in (c.name.casefold(), (c.course_code or "").casefold())]
     if len(exact) == 1:
@@ -34,6 +39,12 @@ def find_course(query: str, courses: Sequence[Course]) -> Found | NotFound:
     if len(partial) == 1:
         return Found(partial[0])
     if not partial:
-        return NotFound(f"None of your courses is called “{wanted}”.")
+        return NotFound(Text("None of your courses is called “%(query)s”.", query=wanted))
     names = ", ".join(f"{c.name} ({c.id})" for c in partial[:10])
-    return NotFound(f"“{wanted}” matches several courses: {names}. Use the course id.")
+    return NotFound(
+        Text(
+            "“%(query)s” matches several courses: %(courses)s. Use the course id.",
+            query=wanted,
+            courses=names,
+        )
+    )

@@ -1,7 +1,7 @@
 """`/conferences digest daily|weekly|off`: a channel's digest schedule, in a time zone Slack tells us.
 
 The digests themselves are built and queued by bot.engine.digests.DigestRunner; this only stores the
-schedule and says when the next one comes.
+schedule and says when the next one comes, in the language of whoever ran the command.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.digest_schedule import Schedule, local_label, next_slot
+from bot.domain.digest_schedule import Schedule, next_slot
 from bot.messages import blocks
 from bot.messages.blocks import Message
+from bot.messages.i18n import DEFAULT_TRANSLATOR, Text, Translator
 from bot.slack import commands
 from bot.slackweb.clients import TeamClients
 from bot.slackweb.users import slack_time_zone
@@ -48,6 +49,7 @@ async def configure_digest(
     caller: DigestCaller,
     *,
     now: datetime | None = None,
+    t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
     """Turn a channel's digest on (or move it) or off, and say when it runs next, in which zone."""
     now = now or utcnow()
@@ -57,10 +59,10 @@ async def configure_digest(
                 delete(Digest).where(Digest.team_id == caller.team_id, Digest.channel_id == caller.channel_id)
             )
         if getattr(result, "rowcount", 0):
-            return blocks.simple("Digest off: this channel gets no more summaries.")
-        return blocks.simple("This channel had no digest to turn off.")
+            return blocks.simple(t._("Digest off: this channel gets no more summaries."))
+        return blocks.simple(t._("This channel had no digest to turn off."))
 
-    zone, source = command.zone, "as you asked"
+    zone, source = command.zone, Text("as you asked")
     if zone is None:
         zone, source = await creator_zone(slack, caller)
     if isinstance(command, commands.DigestWeekly):
@@ -76,15 +78,30 @@ async def configure_digest(
             .where(Subscription.team_id == caller.team_id, Subscription.channel_id == caller.channel_id)
         )
     lines = [
-        f"Digest on: {schedule.describe()} in {zone} ({source}).",
-        f"Next digest: {local_label(next_run, zone)}.",
+        t._(
+            "Digest on: %(schedule)s in %(zone)s (%(source)s).",
+            schedule=describe_schedule(schedule, t),
+            zone=zone,
+            source=t.text(source),
+        ),
+        t._("Next digest: %(when)s.", when=t.day_label(next_run, zone)),
     ]
     if not subscribed:
         lines.append(
-            "This channel follows no courses yet, so there is nothing to summarise: "
-            "subscribe a course first with `/conferences subscribe &lt;course&gt;`."
+            t._(
+                "This channel follows no courses yet, so there is nothing to summarise: "
+                "subscribe a course first with `/conferences subscribe &lt;course&gt;`."
+            )
         )
     return blocks.simple("\n".join(lines))
+
+
+def describe_schedule(schedule: Schedule, t: Translator) -> str:
+    """ "daily at 08:00" / "every Monday at 08:00" in the reader's words (the zone is named separately)."""
+    clock = schedule.at.strftime("%H:%M")
+    if schedule.weekday is None:
+        return t._("daily at %(time)s", time=clock)
+    return t._("every %(day)s at %(time)s", day=t.weekday(schedule.weekday), time=clock)
 
 
 async def _upsert(
@@ -107,20 +124,23 @@ async def _upsert(
     )
 
 
-async def creator_zone(slack: TeamClients, caller: DigestCaller) -> tuple[str, str]:
+async def creator_zone(slack: TeamClients, caller: DigestCaller) -> tuple[str, Text]:
     """The channel creator's Slack time zone, else the caller's, else UTC; with a phrase saying which."""
     client = await slack.for_team(caller.team_id)
     if client is None:
-        return "UTC", "no Slack client to look up a time zone"
+        return "UTC", Text("no Slack client to look up a time zone")
     creator: str | None = None
     try:
         info = await client.conversations_info(channel=caller.channel_id)
         creator = (info.get("channel") or {}).get("creator") or None
     except (SlackApiError, TimeoutError, OSError) as error:
         log.info("conversations.info failed for the digest zone: %s", type(error).__name__)
-    candidates = [(creator, "the channel creator's time zone"), (caller.user_id, "your time zone")]
+    candidates = [
+        (creator, Text("the channel creator's time zone")),
+        (caller.user_id, Text("your time zone")),
+    ]
     for user_id, phrase in candidates:
         zone = await slack_time_zone(client, user_id) if user_id else None
         if zone is not None:
             return zone, phrase
-    return "UTC", "no Slack time zone found; add a zone, e.g. `digest daily 08:00 Europe/Paris`"
+    return "UTC", Text("no Slack time zone found; add a zone, e.g. `digest daily 08:00 Europe/Paris`")

@@ -1,4 +1,8 @@
-"""What each `/conferences` subcommand does (I/O: database and Canvas). Rendering lives in blocks.py."""
+"""What each `/conferences` subcommand does (I/O: database and Canvas). Rendering lives in blocks.py.
+
+Every reply is in the language of the person who ran the command (their Slack locale, from Locales), which
+is decided once per command here and handed to whatever renders the reply.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.linking import unlink
+from bot.engine.locales import Locales
 from bot.messages import blocks
 from bot.messages.blocks import ConferenceCard, Message
+from bot.messages.i18n import LANGUAGE_NAMES, Text, Translator
 from bot.slack import commands
 from bot.slack.caller import Caller
 from bot.slack.channel_commands import ChannelCommands
@@ -94,8 +100,10 @@ class CommandHandler:
         cipher: TokenCipher,
         channels: ChannelCommands,
         lister: ConferenceLister,
+        locales: Locales,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._slack = slack
         self._link_flow = link_flow
         self._oauth = oauth
@@ -103,35 +111,66 @@ class CommandHandler:
         self._channels = channels
         self.lister = lister
 
+    async def reader(self, caller: Caller) -> Translator:
+        """The caller's language and time zone (their Slack locale; English when unknown)."""
+        return await self._locales.for_user(caller.team_id, caller.user_id)
+
     async def handle(self, command: commands.Command, caller: Caller) -> Message:
+        t = await self.reader(caller)
         match command:
             case commands.Help(reason=reason):
-                return blocks.help_message(reason)
+                return blocks.help_message(reason, t=t)
             case commands.Link():
-                return blocks.link_instructions(await self._link_url(caller))
+                return blocks.link_instructions(await self._link_url(caller), t=t)
             case commands.Unlink():
-                return await self._unlink(caller)
+                return await self._unlink(caller, t)
             case commands.Status():
-                return await self._status(caller)
+                return await self._status(caller, t)
             case commands.Alerts(on=on):
-                return await self._alerts(caller, on)
+                return await self._alerts(caller, on, t)
             case commands.Live() | commands.All() | commands.CourseList():
-                return await self._list(command, caller)
+                return await self._list(command, caller, t)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
-                return await configure_digest(self._sessions, self._slack, command, caller)
+                return await configure_digest(self._sessions, self._slack, command, caller, t=t)
+            case commands.Language(code=code):
+                return await self._language(caller, code, t)
             case commands.Unsubscribe():
-                return await self._channels.unsubscribe(await self._linked(caller), command, caller)
+                return await self._channels.unsubscribe(await self._linked(caller), command, caller, t)
             case commands.Subscriptions():
-                return await self._channels.list(caller)
+                return await self._channels.list(caller, t)
             case commands.Subscribe() | commands.Mute() | commands.Unmute():
                 user = await self._linked(caller)
                 if user is None:
-                    return blocks.link_instructions(await self._link_url(caller))
+                    return blocks.link_instructions(await self._link_url(caller), t=t)
                 if isinstance(command, commands.Subscribe):
-                    return await self._channels.subscribe(user, command, caller)
-                return await self._channels.mute(user, command)
+                    return await self._channels.subscribe(user, command, caller, t)
+                return await self._channels.mute(user, command, t)
             case _:
                 assert_never(command)
+
+    async def _language(self, caller: Caller, code: str | None, t: Translator) -> Message:
+        """Show or set the channel's language: what its alerts, edits, recordings and digests are in.
+        Replies stay in the caller's own language."""
+        if not caller.in_channel:
+            return blocks.simple(
+                t._(
+                    "Run `/conferences language` in a channel. Your own messages follow your Slack "
+                    "language setting."
+                )
+            )
+        if code is None:
+            current = await self._locales.channel_locale(caller.team_id, caller.channel_id)
+            return blocks.simple(
+                t._(
+                    "This channel's alerts and digests are in %(language)s. Change it with "
+                    "`/conferences language en`, `es` or `pt-BR`.",
+                    language=LANGUAGE_NAMES[current],
+                )
+            )
+        await self._locales.set_channel_locale(caller.team_id, caller.channel_id, code, caller.user_id)
+        return blocks.simple(
+            t._("This channel's alerts and digests are now in %(language)s.", language=LANGUAGE_NAMES[code])
+        )
 
     async def _link_url(self, caller: Caller) -> str | None:
         """The user's own "Connect Canvas" link (OAuth), or None: link with a token instead."""
@@ -141,15 +180,17 @@ class CommandHandler:
         async with self._sessions() as session:
             return await repo.get_linked(session, caller.team_id, caller.user_id)
 
-    async def _list(self, command: commands.Command, caller: Caller) -> Message:
+    async def _list(self, command: commands.Command, caller: Caller, t: Translator) -> Message:
         user = await self._linked(caller)
         if user is None:
-            return blocks.link_instructions(await self._link_url(caller))
+            return blocks.link_instructions(await self._link_url(caller), t=t)
         if user.needs_relink:
-            return blocks.relink_prompt(await self._link_url(caller), user.relink_reason or "token rejected")
+            return blocks.relink_prompt(
+                await self._link_url(caller), user.relink_reason or "token rejected", t=t
+            )
         if isinstance(command, commands.CourseList) and not command.course.isdigit():
             return blocks.help_message(
-                f"`course` needs a Canvas course id (a number), not “{command.course}”."
+                Text("`course` needs a Canvas course id (a number), not “%(got)s”.", got=command.course), t=t
             )
         try:
             if isinstance(command, commands.CourseList):
@@ -157,26 +198,26 @@ class CommandHandler:
             elif isinstance(command, commands.All):
                 cards = await self.lister.all_cards(user)
             else:
-                return blocks.live_list(await self.lister.live_cards(user), utcnow())
+                return blocks.live_list(await self.lister.live_cards(user), utcnow(), t=t)
         except RelinkNeeded:
-            return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token")
+            return blocks.relink_prompt(await self._link_url(caller), "Canvas rejected the token", t=t)
         except NotFound:
-            return blocks.simple("Canvas does not know that course.")
+            return blocks.simple(t._("Canvas does not know that course."))
         except Forbidden:
             return blocks.simple(
-                "Canvas does not let you see that course's conferences: you are not enrolled in it."
+                t._("Canvas does not let you see that course's conferences: you are not enrolled in it.")
             )
         except Throttled:
-            return blocks.simple("Canvas asked me to slow down. Try again in a minute.")
+            return blocks.simple(t._("Canvas asked me to slow down. Try again in a minute."))
         except CanvasError as error:
             log.info("listing failed for %s: %s", caller.user_id, type(error).__name__)
-            return blocks.simple("Canvas is not answering right now. Try again in a minute.")
-        return blocks.all_list(cards, utcnow())
+            return blocks.simple(t._("Canvas is not answering right now. Try again in a minute."))
+        return blocks.all_list(cards, utcnow(), t=t)
 
-    async def _unlink(self, caller: Caller) -> Message:
+    async def _unlink(self, caller: Caller, t: Translator) -> Message:
         removed = await unlink(self._sessions, caller.team_id, caller.user_id)
         if removed is None:
-            return blocks.simple("Your Slack account is not linked to Canvas.")
+            return blocks.simple(t._("Your Slack account is not linked to Canvas."))
         if removed.user.token_kind == "oauth" and self._oauth is not None:
             try:
                 await self._oauth.revoke(self._cipher.decrypt(removed.user.access_token_enc))
@@ -184,24 +225,30 @@ class CommandHandler:
                 log.info(
                     "revoking at Canvas failed (%s); the token is deleted here anyway", type(error).__name__
                 )
-        text = "Unlinked. I deleted your Canvas token and will not send you alerts."
+        text = t._("Unlinked. I deleted your Canvas token and will not send you alerts.")
         if removed.subscriptions:
-            text += f" The {removed.subscriptions} channel subscription(s) you set up were removed with it."
+            text += " " + t.ngettext(
+                "The %(count)d channel subscription you set up was removed with it.",
+                "The %(count)d channel subscriptions you set up were removed with it.",
+                removed.subscriptions,
+            )
         return blocks.simple(text)
 
-    async def _status(self, caller: Caller) -> Message:
+    async def _status(self, caller: Caller, t: Translator) -> Message:
         user = await self._linked(caller)
         if user is None:
-            return blocks.status_message(None, None, False, False, utcnow())
+            return blocks.status_message(None, None, False, False, utcnow(), t=t)
         return blocks.status_message(
-            user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow()
+            user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow(), t=t
         )
 
-    async def _alerts(self, caller: Caller, on: bool) -> Message:
+    async def _alerts(self, caller: Caller, on: bool, t: Translator) -> Message:
         async with self._sessions.begin() as session:
             linked = await repo.update_linked(session, caller.team_id, caller.user_id, alerts_enabled=on)
         if not linked:
-            return blocks.link_instructions(await self._link_url(caller))
+            return blocks.link_instructions(await self._link_url(caller), t=t)
         return blocks.simple(
-            "Alerts are on." if on else "Alerts are off. `/conferences alerts on` turns them back on."
+            t._("Alerts are on.")
+            if on
+            else t._("Alerts are off. `/conferences alerts on` turns them back on.")
         )

@@ -1,4 +1,5 @@
-"""App Home I/O: gather the user's state (DB + Canvas), publish the view, apply settings changes."""
+"""App Home I/O: gather the user's state (DB + Canvas), publish the view in their language (their Slack
+locale, from Locales), apply settings changes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from bot.canvas.errors import CanvasError
 from bot.domain.quiet_hours import QuietHours
 from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.credentials import RelinkNeeded
+from bot.engine.locales import Locales
 from bot.messages.blocks import ConferenceCard
 from bot.messages.home import HomeState, home_view
+from bot.messages.i18n import Text
 from bot.slack.handlers import ConferenceLister
 from bot.slackweb.clients import TeamClients
 from bot.slackweb.users import slack_time_zone
@@ -32,8 +35,10 @@ class HomeService:
         slack: TeamClients,
         link_flow: CanvasLinkFlow,
         lister: ConferenceLister,
+        locales: Locales,
     ) -> None:
         self._sessions = sessions
+        self._locales = locales
         self._slack = slack
         self._link_flow = link_flow
         self._lister = lister
@@ -46,6 +51,7 @@ class HomeService:
             await self._state(team_id, user_id),
             utcnow(),
             await self._link_flow.start_url(team_id, user_id),
+            t=await self._locales.for_user(team_id, user_id),
         )
         await client.views_publish(user_id=user_id, view=view)
 
@@ -62,14 +68,14 @@ class HomeService:
                 )
             ).all()
         live: tuple[ConferenceCard, ...] = ()
-        error: str | None = None
+        error: Text | None = None
         if not user.needs_relink:
             try:
                 live = tuple(await self._lister.live_cards(user))
             except RelinkNeeded:
-                error = "Canvas rejected the link; relink it."
+                error = Text("Canvas rejected the link; relink it.")
             except CanvasError:
-                error = "Canvas is not answering right now."
+                error = Text("Canvas is not answering right now.")
         return HomeState(
             canvas_name=user.canvas_name,
             needs_relink=user.needs_relink,

@@ -84,6 +84,10 @@ class LinkedUser(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5), default=None)  # "HH:MM" local
     quiet_end: Mapped[str | None] = mapped_column(String(5), default=None)
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)  # Slack users.info tz
+    # Slack users.info `locale` ("es-ES"), and when it was last asked: messages to the user are rendered in
+    # it. Stored (not only cached in memory) because another replica or the next process renders their DMs.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
+    locale_checked_at: Mapped[datetime | None] = mapped_column(default=None)
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_poll_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -254,3 +258,15 @@ class RecordingWatch(Base):
     linked_user_id: Mapped[int] = mapped_column(ForeignKey("linked_users.id", ondelete="CASCADE"))
     next_check_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ChannelSetting(Base):
+    """A channel's own language (`/conferences language <code>`); without a row, the workspace default."""
+
+    __tablename__ = "channel_settings"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -101,7 +101,7 @@ def test_teacher_subscribes_channel_one_post_despite_twenty_students(
     assert len([m for m in channel_posts(slack, "CBIO") if m.get("thread_ts")]) == 1
 
     gone = slash(bot, slack, "UTEACH", "unlink", channel_id="CBIO")["text"]
-    assert "1 channel subscription(s) you set up were removed" in gone
+    assert "1 channel subscription you set up was removed" in gone
     nothing = slash(bot, slack, "USTU1", "subscriptions", channel_id="CBIO")["text"]
     assert "follows no course" in nothing
     assert "&lt;course&gt;" in nothing and "<course>" not in nothing, "Slack would read <course> as a link"

@@ -15,6 +15,7 @@ from bot.slack.commands import (
     DigestOff,
     DigestWeekly,
     Help,
+    Language,
     Link,
     Live,
     Mute,
@@ -120,23 +121,46 @@ def test_bad_inputs_give_specific_help(text: str, reason_contains: str) -> None:
     result = parse(text)
     assert isinstance(result, Help)
     assert result.reason is not None
-    assert reason_contains in result.reason
+    assert reason_contains in result.reason.english()
 
 
 def test_time_reason_says_24_hour_format() -> None:
     result = parse("digest daily 9am")
     assert isinstance(result, Help) and result.reason is not None
-    assert "HH:MM" in result.reason and "24-hour" in result.reason
+    reason = result.reason.english()
+    assert "HH:MM" in reason and "24-hour" in reason
 
 
 def test_unknown_verb_echo_is_short_and_cannot_break_code_span() -> None:
     result = parse("`" + "x" * 500)
     assert isinstance(result, Help) and result.reason is not None
-    assert len(result.reason) < 120
-    assert result.reason.count("`") == 2
+    reason = result.reason.english()
+    assert len(reason) < 120
+    assert reason.count("`") == 2
 
 
 def test_slack_entity_encoded_input_is_decoded_once() -> None:
     # Slack sends "<", ">" and "&" as entities; a user typing "&lt;" literally arrives as "&amp;lt;".
     assert parse("mute A &lt;B&gt;") == Mute("A <B>")
     assert parse("mute &amp;lt;") == Mute("&lt;")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("language", Language(None)),
+        ("language es", Language("es")),
+        ("language ES", Language("es")),
+        ("language pt-BR", Language("pt_BR")),
+        ("language pt", Language("pt_BR")),
+        ("language en", Language("en")),
+    ],
+)
+def test_language_sets_or_shows_the_channel_language(text: str, expected: Language) -> None:
+    assert parse(text) == expected
+
+
+def test_unknown_language_is_refused_with_the_choices() -> None:
+    result = parse("language fr")
+    assert isinstance(result, Help) and result.reason is not None
+    assert "`fr`" in result.reason.english() and "pt-BR" in result.reason.english()

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.messages import blocks
+from bot.messages.i18n import DEFAULT_TRANSLATOR
 from bot.slack import commands
 from bot.slack.caller import Caller
 from bot.slack.handlers import CommandHandler
@@ -27,7 +28,11 @@ def register(app: AsyncApp, handler: CommandHandler) -> None:
             message = await handler.handle(parsed, caller)
         except Exception:
             log.exception("/conferences failed")
-            message = blocks.simple("Something went wrong on my side. Please try again.")
+            try:
+                t = await handler.reader(caller)
+            except Exception:  # the database itself may be what failed: say it in English then
+                t = DEFAULT_TRANSLATOR
+            message = blocks.simple(t._("Something went wrong on my side. Please try again."))
         await respond(response_type="ephemeral", replace_original=False, **message)
 
     for action in LINK_BUTTONS:
