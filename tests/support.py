@@ -98,9 +98,10 @@ class SlackWorld:
         team = self.slack.post("/_sandbox/teams", {"team_id": self.team_id, "team_name": "Test U"})
         self.bot_token = team["bot_token"]
 
-    def user(self, user_id: str, tz: str = "America/New_York") -> None:
+    def user(self, user_id: str, tz: str = "America/New_York", locale: str = "en-US") -> None:
         self.slack.post(
-            "/_sandbox/users", {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "tz": tz}
+            "/_sandbox/users",
+            {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "tz": tz, "locale": locale},
         )
 
     def messages(self, **filters: Any) -> list[dict[str, Any]]:

@@ -343,7 +343,8 @@ def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR)
     count = len(card.recordings)
     intro = f"🎞️ *{_title_md(card, t, 1000)}* · {_course_md(card, t, 1000)}"
     if count == 0:
-        head = [section_block(f"{intro}\n{t._('No recordings are available yet.')}")]
+        none_yet = t._("No recordings are available yet.")
+        head = [section_block(f"{intro}\n{none_yet}")]
         return _message(t._("No recordings of %(title)s yet", title=escape(title)), head)
     ready = t.ngettext("%(count)d recording ready:", "%(count)d recordings ready:", count)
     head = [section_block(f"{intro}\n{ready}")]

@@ -339,7 +339,9 @@ def chat_post_ephemeral(state: SlackState, caller: Caller, args: JSON) -> JSON:
 
 
 def users_info(state: SlackState, caller: Caller, args: JSON) -> JSON:
-    return {"user": _team_user(state, caller, args.get("user")).to_json(state.clock())}
+    include_locale = _truthy(args.get("include_locale"))
+    user = _team_user(state, caller, args.get("user"))
+    return {"user": user.to_json(state.clock(), include_locale=include_locale)}
 
 
 def conversations_open(state: SlackState, caller: Caller, args: JSON) -> JSON:

@@ -92,6 +92,7 @@ async def create_user(request: Request) -> Response:
         name=name,
         real_name=data.get("real_name") or name,
         tz=data.get("tz") or "America/New_York",
+        locale=data.get("locale") or "en-US",
         is_admin=bool(data.get("is_admin", False)),
         is_owner=bool(data.get("is_owner", False)),
         is_bot=bool(data.get("is_bot", False)),

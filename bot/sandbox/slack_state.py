@@ -72,19 +72,21 @@ class User:
     name: str
     real_name: str
     tz: str = "America/New_York"
+    locale: str = "en-US"  # as Slack spells it; users.info returns it only with include_locale=true
     is_admin: bool = False
     is_owner: bool = False
     is_bot: bool = False
 
-    def to_json(self, now: float) -> JSON:
-        """Shape of `users.info`'s `user`, with the zone offset as of `now` (it changes with DST)."""
+    def to_json(self, now: float, *, include_locale: bool = False) -> JSON:
+        """Shape of `users.info`'s `user`, with the zone offset as of `now` (it changes with DST); `locale`
+        only when asked for, as Slack does."""
         try:
             moment = datetime.fromtimestamp(now, ZoneInfo(self.tz))
         except (ZoneInfoNotFoundError, ValueError):
             moment = datetime.fromtimestamp(now, ZoneInfo("UTC"))
         offset = moment.utcoffset()
         abbreviation = moment.tzname() or "UTC"
-        return {
+        user: JSON = {
             "id": self.id,
             "team_id": self.team_id,
             "name": self.name,
@@ -109,6 +111,9 @@ class User:
                 "image_72": f"https://example.invalid/avatars/{self.id}_72.png",
             },
         }
+        if include_locale:
+            user["locale"] = self.locale
+        return user
 
 
 @dataclass

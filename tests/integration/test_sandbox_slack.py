@@ -281,6 +281,16 @@ async def test_users_info_gives_zone_and_roles_within_the_team_only(world: World
         assert (await api_error(world.client().users_info(user=other))).response["error"] == "user_not_found"
 
 
+async def test_users_info_gives_the_locale_only_when_asked_as_slack_does(world: World) -> None:
+    await world.control.post(
+        "/_sandbox/users", json={"id": "U7", "team_id": "T1", "name": "eva", "locale": "es-ES"}
+    )
+
+    assert "locale" not in (await world.client().users_info(user="U7"))["user"]
+    assert (await world.client().users_info(user="U7", include_locale=True))["user"]["locale"] == "es-ES"
+    assert (await world.client().users_info(user="U1", include_locale=True))["user"]["locale"] == "en-US"
+
+
 async def test_conversations_info(world: World) -> None:
     channel = (await world.client().conversations_info(channel="C1"))["channel"]
 
