@@ -20,8 +20,6 @@ from bot.domain.zones import zone
 
 Frequency = Literal["daily", "weekly"]
 
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
@@ -51,13 +49,6 @@ class Schedule:
 
     def runs_on(self, day: date) -> bool:
         return self.weekday is None or day.weekday() == self.weekday
-
-    def describe(self) -> str:
-        """ "daily at 08:00" / "every Monday at 08:00" (the zone is named separately)."""
-        clock = self.at.strftime("%H:%M")
-        if self.weekday is None:
-            return f"daily at {clock}"
-        return f"every {WEEKDAY_NAMES[self.weekday]} at {clock}"
 
 
 def parse_hhmm(text: str) -> time:
@@ -97,12 +88,6 @@ def previous_slot(schedule: Schedule, at_or_before: datetime) -> datetime:
     """
     _require_aware(at_or_before)
     return max(slot for slot in _slots_around(schedule, at_or_before, 8, 1) if slot <= at_or_before)
-
-
-def local_label(moment: datetime, zone: str) -> str:
-    """ "Tue 12 Mar 2024, 08:00 EDT": how a confirmation names a run in the digest's own zone."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname() or zone}"
 
 
 def _require_aware(moment: datetime) -> None:

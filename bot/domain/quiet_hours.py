@@ -33,6 +33,3 @@ class QuietHours:
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
-
-    def describe(self) -> str:
-        return f"{self.start:%H:%M} to {self.end:%H:%M} ({self.zone})"

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.digest_schedule import Schedule, local_label, local_slot, next_slot, previous_slot
+from bot.domain.digest_schedule import Schedule, local_slot, next_slot, previous_slot
+from bot.messages.i18n import translator
+from bot.slack.digest_command import describe_schedule
 
 NY = "America/New_York"
 
@@ -119,7 +121,11 @@ def test_naive_datetimes_are_refused() -> None:
         next_slot(daily("08:00"), datetime(2024, 1, 1))
 
 
-def test_describe_and_label_name_the_local_time() -> None:
-    assert Schedule("weekly", time(8, 30), NY, 0).describe() == "every Monday at 08:30"
-    assert daily("07:05").describe() == "daily at 07:05"
-    assert local_label(utc(2024, 3, 11, 12, 0), NY) == "Mon 11 Mar 2024, 08:00 EDT"
+def test_describe_and_label_name_the_local_time_in_the_readers_language() -> None:
+    english, spanish, portuguese = translator("en"), translator("es-ES"), translator("pt-BR")
+    assert describe_schedule(Schedule("weekly", time(8, 30), NY, 0), english) == "every Monday at 08:30"
+    assert describe_schedule(daily("07:05"), english) == "daily at 07:05"
+    assert english.day_label(utc(2024, 3, 11, 12, 0), NY) == "Mon 11 Mar 2024, 08:00 EDT"
+    assert describe_schedule(Schedule("weekly", time(8, 30), NY, 0), spanish) == "cada lunes a las 08:30"
+    assert describe_schedule(daily("07:05"), portuguese) == "todos os dias às 07:05"
+    assert portuguese.day_label(utc(2024, 3, 11, 12, 0), NY) == "seg., 11 de mar. de 2024, 08:00 EDT"
