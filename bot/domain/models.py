@@ -118,6 +118,9 @@ class Conference(_CanvasModel):
     duration: int | None = None
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
+    # Scheduled times (newer Canvas only): decorative, so a malformed one never fails a poll.
+    start_at: Annotated[UtcDatetime | None, WrapValidator(_none_if_invalid)] = None
+    end_at: Annotated[UtcDatetime | None, WrapValidator(_none_if_invalid)] = None
     context_type: str
     context_id: CanvasId
     long_running: Annotated[bool, BeforeValidator(_null_to_false)] = False

@@ -177,7 +177,32 @@ async def create_conference(state: CanvasState, body: Body, request: Request) ->
         duration=_int(body, "duration", 60),
         join_url=_opt_str(body, "join_url"),
     )
+    if body.get("start_at") is not None:
+        end_at = body.get("end_at")
+        end = None if end_at is None else parse_iso(str(end_at))
+        state.schedule_conference(conference.id, parse_iso(_str(body, "start_at")), end)
     return conference_json(conference)
+
+
+async def schedule_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    """Move a conference's scheduled start (and end); null start_at clears the schedule."""
+    start_at, end_at = body.get("start_at"), body.get("end_at")
+    return conference_json(
+        state.schedule_conference(
+            _path_int(request, "conference_id"),
+            None if start_at is None else parse_iso(str(start_at)),
+            None if end_at is None else parse_iso(str(end_at)),
+        )
+    )
+
+
+async def restart_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    return conference_json(state.restart_conference(_path_int(request, "conference_id")))
+
+
+async def delete_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    state.delete_conference(_path_int(request, "conference_id"))
+    return {"deleted": True}
 
 
 async def start_conference(state: CanvasState, body: Body, request: Request) -> Any:
@@ -314,6 +339,11 @@ def control_routes() -> list[BaseRoute]:
         Route("/_sandbox/conferences", control(create_conference), methods=post),
         Route("/_sandbox/conferences/{conference_id:int}/start", control(start_conference), methods=post),
         Route("/_sandbox/conferences/{conference_id:int}/end", control(end_conference), methods=post),
+        Route("/_sandbox/conferences/{conference_id:int}/restart", control(restart_conference), methods=post),
+        Route(
+            "/_sandbox/conferences/{conference_id:int}/schedule", control(schedule_conference), methods=post
+        ),
+        Route("/_sandbox/conferences/{conference_id:int}", control(delete_conference), methods=["DELETE"]),
         Route("/_sandbox/conferences/{conference_id:int}/recordings", control(add_recording), methods=post),
         Route("/_sandbox/faults", control(add_fault), methods=post),
         Route("/_sandbox/faults", control(clear_faults), methods=["DELETE"]),

@@ -143,6 +143,9 @@ class Conference:
     attendees: list[int] = field(default_factory=list)
     started_at: float | None = None
     ended_at: float | None = None
+    # Scheduled times (newer Canvas): rendered with Canvas's `infer_conference_details` defaults.
+    start_at: float | None = None
+    end_at: float | None = None
     recordings: list[Recording] = field(default_factory=list)
     # Real Canvas always answers null; set, it plays a server that fills it (with any text it likes).
     join_url: str | None = None
@@ -422,12 +425,15 @@ class CanvasState:
     def start_conference(
         self, conference_id: int, at: float | None = None, attendee_ids: list[int] | None = None
     ) -> Conference:
-        """Like the first join: started_at set, ended_at cleared, invitees turned attendees."""
+        """A join, as Canvas does it: `started_at ||= now` (set once, never reset: `at` places that
+        first start in the past), an ended conference restarted (`restart` only clears ended_at), and
+        the joining invitees turned attendees."""
         conference = self.conference(conference_id)
         joining = conference.invitees if attendee_ids is None else attendee_ids
         for user_id in joining:
             self.user(user_id)
-        conference.started_at = self.clock.now() if at is None else at
+        if conference.started_at is None:
+            conference.started_at = self.clock.now() if at is None else at
         conference.ended_at = None
         for user_id in joining:
             if user_id not in conference.attendees:
@@ -436,6 +442,32 @@ class CanvasState:
         conference.invitees = [u for u in conference.invitees if u not in conference.attendees]
         conference.cached_json = None
         return conference
+
+    def restart_conference(self, conference_id: int) -> Conference:
+        """Canvas's `restart`: clears ended_at and nothing else (started_at keeps the first start)."""
+        conference = self.conference(conference_id)
+        conference.ended_at = None
+        conference.cached_json = None
+        return conference
+
+    def schedule_conference(
+        self, conference_id: int, start_at: float | None, end_at: float | None = None
+    ) -> Conference:
+        """Set (or move) a conference's scheduled start and end."""
+        conference = self.conference(conference_id)
+        conference.start_at, conference.end_at = start_at, end_at
+        conference.cached_json = None
+        return conference
+
+    def delete_conference(self, conference_id: int) -> None:
+        """A deleted conference disappears from every listing."""
+        conference = self.conference(conference_id)
+        del self.conferences[conference_id]
+        self.context_conference_ids[(conference.context_type, conference.context_id)].remove(conference_id)
+        for user_id in conference.users():
+            ids = self.user_conference_ids.get(user_id, [])
+            if conference_id in ids:
+                ids.remove(conference_id)
 
     def end_conference(self, conference_id: int, at: float | None = None) -> Conference:
         conference = self.conference(conference_id)
