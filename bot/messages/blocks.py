@@ -93,6 +93,7 @@ class ConferenceCard:
     ended_at: datetime | None
     join_url: str
     recordings: tuple[RecordingLink, ...] = ()
+    again: bool = False  # a later session (restarted, reused): "live again"
 
 
 # --- small builders -------------------------------------------------------------------------------------
@@ -264,12 +265,13 @@ def live_alert(card: ConferenceCard, now: datetime) -> Message:
     body = f"*{_course_md(card, 1000)}* · {escape(type_label(card.conference_type))}\n"
     started = _started_phrase(card, now)
     body += started[:1].upper() + started[1:]
-    text = f"{escape(title)} is live in {escape(card.context_name)}"
+    again = " again" if card.again else ""
+    text = f"{escape(title)} is live{again} in {escape(card.context_name)}"
     join = bare_link(card.join_url)
     if join:
         text += f" — join: {join}"
     blocks = [
-        header_block(f"🔴 Live now: {title}"),
+        header_block(f"🔴 Live {'again' if card.again else 'now'}: {title}"),
         section_block(body),
         *actions_block(_join_button(card)),
     ]
