@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     )
     poll_interval_seconds: float = Field(default=60, gt=0, description="How often each user is polled")
     canvas_timeout_seconds: float = Field(default=15, gt=0, description="Timeout of one Canvas request")
+    session_scan_interval_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often each user's full conference list is read (schedules, restarts after day one)",
+    )
+    reminder_lead_minutes: int = Field(
+        default=10, ge=0, le=1440, description="Reminder DM this long before a scheduled start (0: none)"
+    )
+    host_nudge_minutes: int = Field(
+        default=5, ge=1, le=120, description="Nudge a course's teachers this long after a missed start"
+    )
     poll_concurrency: int = Field(
         default=200,
         ge=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,9 @@ from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.quiet_summaries import QuietSummaries
 from bot.engine.recordings import RecordingWatcher
+from bot.engine.reminders import ReminderRunner
 from bot.engine.scheduler import EngineScheduler
+from bot.engine.session_scan import SessionScanner
 from bot.ops.metrics import Metrics
 from bot.slack.app import build_bolt_app, oauth_settings
 from bot.slack.channel_commands import ChannelCommands
@@ -194,7 +197,28 @@ class Runtime:
             )
             return sum(polled)
 
-        self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic={"digests": (digests.tick, 30.0)})
+        scanner = SessionScanner(
+            self.sessions,
+            self.canvas,
+            self.credentials,
+            self.contexts,
+            interval=settings.session_scan_interval_seconds,
+            semaphore=in_flight,
+            deadline=2 * settings.canvas_timeout_seconds,
+        )
+        reminders = ReminderRunner(
+            self.sessions,
+            lead=timedelta(minutes=settings.reminder_lead_minutes),
+            nudge_after=timedelta(minutes=settings.host_nudge_minutes),
+            canvas_root=settings.canvas_root,
+            on_enqueued=wake,
+        )
+        periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
+            "digests": (digests.tick, 30.0),
+            "session-scan": (scanner.tick, min(5.0, settings.session_scan_interval_seconds / 4)),
+            "reminders": (reminders.tick, min(15.0, settings.poll_interval_seconds)),
+        }
+        self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic=periodic)
 
     def bolt_app(self) -> AsyncApp:
         """The Bolt app, its listeners built from the parts each one uses (bot/slack/app.py)."""
@@ -244,7 +268,13 @@ class Runtime:
             ),
             oauth=oauth,
             handler=handler,
-            home=HomeService(self.sessions, self.slack, self.link_flow, lister),
+            home=HomeService(
+                self.sessions,
+                self.slack,
+                self.link_flow,
+                lister,
+                reminder_lead=settings.reminder_lead_minutes,
+            ),
             forget_team=forget,
             link_token=link_token,
             canvas_root=settings.canvas_root,

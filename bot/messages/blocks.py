@@ -403,6 +403,7 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("mute <course>", "no alerts for one course"),
     ("unmute <course>", "alerts for that course again"),
     ("alerts on|off", "turn all your live alerts on or off"),
+    ("remind <minutes>|off", "a DM that many minutes before a scheduled conference starts"),
     ("help", "this message"),
 )
 

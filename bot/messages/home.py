@@ -41,6 +41,7 @@ class HomeState:
     quiet_end: str | None
     live: Sequence[ConferenceCard]
     live_error: str | None = None
+    reminder_minutes: int = 0  # before a scheduled start; 0: off
 
 
 def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[str, Any]:
@@ -107,6 +108,14 @@ def _settings_blocks(state: HomeState) -> list[dict[str, Any]]:
         )
     if not state.muted:
         blocks.append(context_block("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
+    blocks.append(
+        section_block(
+            f"Reminders: *{state.reminder_minutes} min* before a scheduled start. "
+            "Change with `/conferences remind &lt;minutes&gt;|off`."
+            if state.reminder_minutes
+            else "Reminders: *off*. Turn them on with `/conferences remind 10`."
+        )
+    )
     quiet = (
         f"Quiet hours: *{escape(state.quiet.describe())}*. Alerts are held, then sent as one summary."
         if state.quiet

@@ -85,7 +85,9 @@ def api(handler: Handler) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         state = _state(request)
         token = bearer_token(request)
-        state.count_request(token)
+        live_only = request.query_params.get("state")
+        route = f"{request.method} {request.url.path}" + (f"?state={live_only}" if live_only else "")
+        state.count_request(token, route)
         client = request.client.host if request.client else "anonymous"
         bucket, full = state.reserve(token or f"ip:{client}")
         cost = state.settings.request_cost

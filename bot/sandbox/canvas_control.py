@@ -304,6 +304,9 @@ async def request_counts(state: CanvasState, body: Body, request: Request) -> An
     answer: dict[str, Any] = {"by_token": dict(state.request_counts), "total": state.request_total}
     if request.query_params.get("times"):
         answer["times_by_token"] = {token: list(times) for token, times in state.request_times.items()}
+    if request.query_params.get("routes"):
+        answer["by_route"] = dict(state.route_totals)
+        answer["routes_by_token"] = {token: dict(routes) for token, routes in state.route_counts.items()}
     return answer
 
 
@@ -314,6 +317,8 @@ async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any
 async def reset_request_counts(state: CanvasState, body: Body, request: Request) -> Any:
     state.request_counts.clear()
     state.request_times.clear()
+    state.route_totals.clear()
+    state.route_counts.clear()
     state.request_total = 0
     return {}
 

@@ -231,6 +231,8 @@ class CanvasState:
         # token, so a benchmark can tell how long each user went between two polls.
         self.request_times: dict[str, list[float]] = {}
         self.request_total = 0
+        self.route_totals: dict[str, int] = {}
+        self.route_counts: dict[str, dict[str, int]] = {}
         self.error_report_seq = 9000
         # Indexes kept in step with every mutation.
         self.user_conference_ids: dict[int, list[int]] = {}
@@ -573,8 +575,15 @@ class CanvasState:
                     return fault
         return None
 
-    def count_request(self, token: str | None) -> None:
+    def count_request(self, token: str | None, route: str = "") -> None:
+        """Count a request; `route` ("GET /api/v1/conferences?state=live") is counted per token and in
+        total, so a test or benchmark can tell the live poll's requests from the session scan's."""
         self.request_total += 1
+        if route:
+            self.route_totals[route] = self.route_totals.get(route, 0) + 1
+            if token:
+                per_token = self.route_counts.setdefault(token, {})
+                per_token[route] = per_token.get(route, 0) + 1
         if token:
             self.request_counts[token] = self.request_counts.get(token, 0) + 1
             self.request_times.setdefault(token, []).append(time.time())

@@ -97,6 +97,13 @@ class Alerts:
 
 
 @dataclass(frozen=True, slots=True)
+class Remind:
+    """Reminders before scheduled starts: `minutes` ahead, 0 for none."""
+
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     reason: str | None = None
 
@@ -117,6 +124,7 @@ Command: TypeAlias = (
     | Mute
     | Unmute
     | Alerts
+    | Remind
     | Help
 )
 
@@ -274,6 +282,22 @@ def _alerts(rest: str) -> Command:
     raise _Malformed(f"`alerts` takes `on` or `off`, not `{_shown(rest)}`.")
 
 
+MAX_REMIND_MINUTES = 24 * 60
+
+
+def _remind(rest: str) -> Command:
+    usage = "`remind <minutes>` (1 to 1440) or `remind off`"
+    value = rest.lower()
+    if value == "off":
+        return Remind(minutes=0)
+    if not value:
+        raise _Malformed(f"`remind` needs a number of minutes or `off`: {usage}.")
+    minutes = int(value) if value.isascii() and value.isdigit() and len(value) <= 4 else None
+    if minutes is None or not 1 <= minutes <= MAX_REMIND_MINUTES:
+        raise _Malformed(f"`{_shown(rest)}` is not a reminder lead: use {usage}.")
+    return Remind(minutes=minutes)
+
+
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
     def handler(rest: str) -> Command:
         _no_args(verb, rest)
@@ -303,6 +327,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "mute": _with_course("mute", Mute),
     "unmute": _with_course("unmute", Unmute),
     "alerts": _alerts,
+    "remind": _remind,
     "help": lambda _rest: Help(reason=None),
 }
 

@@ -115,6 +115,8 @@ class CommandHandler:
                 return await self._status(caller)
             case commands.Alerts(on=on):
                 return await self._alerts(caller, on)
+            case commands.Remind(minutes=minutes):
+                return await self._remind(caller, minutes)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
@@ -196,6 +198,17 @@ class CommandHandler:
         return blocks.status_message(
             user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow()
         )
+
+    async def _remind(self, caller: Caller, minutes: int) -> Message:
+        async with self._sessions.begin() as session:
+            linked = await repo.update_linked(
+                session, caller.team_id, caller.user_id, reminder_minutes=minutes
+            )
+        if not linked:
+            return blocks.link_instructions(await self._link_url(caller))
+        if minutes == 0:
+            return blocks.simple("Reminders are off. `/conferences remind 10` turns them back on.")
+        return blocks.simple(f"I'll remind you {minutes} min before each scheduled conference starts.")
 
     async def _alerts(self, caller: Caller, on: bool) -> Message:
         async with self._sessions.begin() as session:

@@ -3,14 +3,16 @@ catalog of each user's conferences. Callers own the transactions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.models import OpenedSession, UserConference
+from bot.domain.sessions import ScanChanges, Scanned
+from bot.store.models import KnownConference, LinkedUser, OpenedSession, OutboxMessage, UserConference
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ async def open_session(
     statement = statement.on_conflict_do_update(
         index_elements=["conference_id"],
         set_={key: statement.excluded[key] for key in values if key != "conference_id"},
-        where=OpenedSession.expires_at < statement.excluded.opened_at,
+        where=OpenedSession.expires_at <= statement.excluded.opened_at,
     )
     result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -89,4 +91,159 @@ async def close_opened_session(session: AsyncSession, conference_id: int, ended_
         update(OpenedSession)
         .where(OpenedSession.conference_id == conference_id, OpenedSession.expires_at > ended_at)
         .values(expires_at=ended_at)
+    )
+
+
+async def claim_due_scans(
+    session: AsyncSession, now: datetime, limit: int, next_scan: Callable[[], datetime]
+) -> list[LinkedUser]:
+    """Linked users whose session scan is due (never scanned: due now), each pushed to its next scan in
+    the same transaction; locked rows are skipped so replicas share the work."""
+    users = list(
+        await session.scalars(
+            select(LinkedUser)
+            .where(
+                LinkedUser.needs_relink.is_(False),
+                or_(LinkedUser.next_scan_at.is_(None), LinkedUser.next_scan_at <= now),
+            )
+            .order_by(LinkedUser.next_scan_at.nulls_first())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for user in users:
+        user.next_scan_at = next_scan()
+    return users
+
+
+def _scanned(row: UserConference) -> Scanned:
+    return Scanned(
+        conference_id=row.conference_id,
+        context_type=row.context_type,
+        context_id=row.context_id,
+        title=row.title,
+        start_at=row.start_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        invited=row.invited,
+        teaches=row.teaches,
+    )
+
+
+async def load_catalog(session: AsyncSession, linked_user_id: int) -> dict[int, Scanned]:
+    rows = await session.scalars(
+        select(UserConference).where(UserConference.linked_user_id == linked_user_id)
+    )
+    return {row.conference_id: _scanned(row) for row in rows}
+
+
+async def write_catalog(session: AsyncSession, linked_user_id: int, changes: ScanChanges) -> None:
+    """Write what the scan found different (an upsert: two replicas may scan one user at once)."""
+    if changes.gone:
+        await session.execute(
+            delete(UserConference).where(
+                UserConference.linked_user_id == linked_user_id,
+                UserConference.conference_id.in_(changes.gone),
+            )
+        )
+    if not changes.changed:
+        return
+    rows = [{"linked_user_id": linked_user_id, **asdict(entry)} for entry in changes.changed]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(UserConference).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["linked_user_id", "conference_id"],
+            set_={
+                key: statement.excluded[key]
+                for key in rows[0]
+                if key not in ("linked_user_id", "conference_id")
+            },
+        )
+    )
+
+
+async def poll_participants_now(session: AsyncSession, conference_ids: list[int], now: datetime) -> int:
+    """Make the polls of every linked user the scan knows in these conferences due now (a Live Event or a
+    scan saw one start); returns how many users that was."""
+    if not conference_ids:
+        return 0
+    participants = select(UserConference.linked_user_id).where(
+        UserConference.conference_id.in_(conference_ids)
+    )
+    result = await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.id.in_(participants), LinkedUser.next_poll_at > now)
+        .values(next_poll_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A scheduled conference of a linked user, with what a reminder or nudge needs about them."""
+
+    entry: Scanned
+    linked_user_id: int
+    team_id: str
+    slack_user_id: str
+    reminder_minutes: int | None
+    quiet_start: str | None
+    quiet_end: str | None
+    timezone: str | None
+
+
+async def scheduled_between(session: AsyncSession, earliest: datetime, latest: datetime) -> list[Scheduled]:
+    """Conferences of linked users (alerts on) scheduled to start within [earliest, latest)."""
+    rows = await session.execute(
+        select(UserConference, LinkedUser)
+        .join(LinkedUser, LinkedUser.id == UserConference.linked_user_id)
+        .where(
+            UserConference.start_at >= earliest,
+            UserConference.start_at < latest,
+            LinkedUser.needs_relink.is_(False),
+            LinkedUser.alerts_enabled.is_(True),
+        )
+    )
+    return [
+        Scheduled(
+            entry=_scanned(row),
+            linked_user_id=user.id,
+            team_id=user.team_id,
+            slack_user_id=user.slack_user_id,
+            reminder_minutes=user.reminder_minutes,
+            quiet_start=user.quiet_start,
+            quiet_end=user.quiet_end,
+            timezone=user.timezone,
+        )
+        for row, user in rows.all()
+    ]
+
+
+async def live_sessions_of(session: AsyncSession, linked_user_ids: list[int]) -> set[tuple[int, int]]:
+    """(user, conference) pairs whose latest session the live poll holds open: started, so nothing to
+    remind or nudge about, whatever the last scan saw."""
+    if not linked_user_ids:
+        return set()
+    rows = await session.execute(
+        select(KnownConference.linked_user_id, KnownConference.conference_id).where(
+            KnownConference.linked_user_id.in_(linked_user_ids), KnownConference.ended_at.is_(None)
+        )
+    )
+    return {(int(user_id), int(conference_id)) for user_id, conference_id in rows.all()}
+
+
+REMINDER_KEY_SUFFIX = ":remind"
+
+
+async def deferred_reminders(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
+    """Reminders held for later (quiet hours): each is checked against the catalog before it goes."""
+    return list(
+        await session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at > now,
+                OutboxMessage.dedup_key.endswith(REMINDER_KEY_SUFFIX),
+            )
+        )
     )
