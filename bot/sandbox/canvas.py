@@ -24,6 +24,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.sandbox.canvas_control import control_routes
+from bot.sandbox.canvas_live_control import live_events_routes
+from bot.sandbox.canvas_live_events import LiveEventsEmitter
 from bot.sandbox.canvas_oauth import bearer_token, oauth_routes
 from bot.sandbox.canvas_render import (
     NOT_FOUND,
@@ -236,9 +238,11 @@ def api_routes() -> list[BaseRoute]:
 
 
 def create_canvas_app(state: CanvasState | None = None) -> Starlette:
-    """The sandbox Canvas as an ASGI app; its world is `app.state.canvas`."""
-    app = Starlette(routes=[*api_routes(), *oauth_routes(), *control_routes()])
+    """The sandbox Canvas as an ASGI app; its world is `app.state.canvas`, its Live Events emitter
+    (joins POSTed to a subscribed URL) `app.state.live_events`."""
+    app = Starlette(routes=[*api_routes(), *oauth_routes(), *control_routes(), *live_events_routes()])
     app.state.canvas = state if state is not None else CanvasState()
+    app.state.live_events = LiveEventsEmitter(app.state.canvas)
     return app
 
 

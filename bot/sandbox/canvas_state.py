@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -239,6 +240,9 @@ class CanvasState:
         self.user_active_courses: dict[int, set[int]] = {}
         self.user_groups: dict[int, set[int]] = {}
         self.context_conference_ids: dict[tuple[str, int], list[int]] = {}
+        # Called with (conference, user id) for each user joining through `start_conference`, after the
+        # join took effect: where the Live Events emitter hears of joins, as Canvas's does.
+        self.join_listeners: list[Callable[[Conference, int], None]] = []
         self._next_id = 1000
 
     def _id(self) -> int:
@@ -443,6 +447,9 @@ class CanvasState:
             self._index_participant(user_id, conference)
         conference.invitees = [u for u in conference.invitees if u not in conference.attendees]
         conference.cached_json = None
+        for user_id in dict.fromkeys(joining):
+            for listener in self.join_listeners:
+                listener(conference, user_id)
         return conference
 
     def restart_conference(self, conference_id: int) -> Conference:
