@@ -23,6 +23,7 @@ from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.linking import link_with_token
+from bot.engine.live_events import LiveEventIntake
 from bot.engine.oauth_state import StateSigner
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
@@ -104,6 +105,7 @@ class Runtime:
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
+    live_events: LiveEventIntake
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -154,6 +156,7 @@ class Runtime:
             ),
             # how late a due unit may be claimed: the poll tick
             scheduler=EngineScheduler(poll_every=min(0.5, settings.poll_interval_seconds / 4)),
+            live_events=LiveEventIntake(sessions),
         )
         runtime._schedule_engine()
         return runtime

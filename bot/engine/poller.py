@@ -50,6 +50,7 @@ class PollOutcome:
     names: dict[tuple[str, int], str] = field(default_factory=dict)
     error: Exception | None = None
     relink_reason: str | None = None
+    closed: dict[int, datetime] = field(default_factory=dict)  # opened sessions Canvas says have ended
 
     @property
     def result_name(self) -> str:
@@ -237,6 +238,12 @@ class Poller:
             resolved = await self._resolve_vanished(token, job, current)
             opened = {cid: hint.opened_at for cid, hint in job.opened.items()}
             result = diff(job.previous, current, self._clock(), resolved=resolved, opened=opened)
+            # An opened session whose details show an end is closed, so later polls stop looking it up.
+            outcome.closed = {
+                cid: ended
+                for cid in job.opened
+                if cid in resolved and (ended := resolved[cid].ended_at) is not None
+            }
             started = {(e.context_type, e.context_id) for e in result.events if e.kind == "started"}
             return result, await self._contexts.lookup(token, started)
 
@@ -286,9 +293,8 @@ class Poller:
                     events = await self._new_to_slack(session, job, self._announced(job, outcome))
                     rows.extend(self._rows_for(job, outcome, events, now))
                     watches.extend(self._watches_for(job, [e for e, _ in events if e.kind == "ended"], now))
-                    for event in outcome.result.events:
-                        if event.kind == "ended" and event.ended_at and event.conference_id in job.opened:
-                            await sessions.close_opened_session(session, event.conference_id, event.ended_at)
+                    for conference_id, ended_at in outcome.closed.items():
+                        await sessions.close_opened_session(session, conference_id, ended_at)
                 elif outcome.relink_reason is not None:
                     await self._dead_token(session, job, outcome.relink_reason, now, rows)
                 elif outcome.error is not None:

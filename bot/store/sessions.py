@@ -12,7 +12,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.sessions import ScanChanges, Scanned
-from bot.store.models import KnownConference, LinkedUser, OpenedSession, OutboxMessage, UserConference
+from bot.store.models import (
+    KnownConference,
+    LinkedUser,
+    OpenedSession,
+    OutboxMessage,
+    Subscription,
+    UserConference,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +34,23 @@ class OpenedHint:
 async def opened_for_users(
     session: AsyncSession, linked_user_ids: list[int], now: datetime
 ) -> dict[int, dict[int, OpenedHint]]:
-    """Unexpired opened sessions of the users' conferences (as the session scan knows them)."""
+    """Unexpired opened sessions in the courses and groups of the users' conferences (as the session scan
+    knows them): not only the conferences the scan has seen, since a Live Event may be the first news
+    of a new one. The poll's look-up of the details decides whether the user can see it at all."""
     found: dict[int, dict[int, OpenedHint]] = {uid: {} for uid in linked_user_ids}
     rows = await session.execute(
         select(UserConference.linked_user_id, OpenedSession)
-        .join(OpenedSession, OpenedSession.conference_id == UserConference.conference_id)
+        .join(
+            OpenedSession,
+            (OpenedSession.context_type == UserConference.context_type)
+            & (OpenedSession.context_id == UserConference.context_id),
+        )
         .where(UserConference.linked_user_id.in_(linked_user_ids), OpenedSession.expires_at > now)
+        .distinct()
     )
     for user_id, opened in rows.all():
-        found[user_id][opened.conference_id] = OpenedHint(
-            opened.opened_at, opened.context_type, opened.context_id
-        )
+        hint = OpenedHint(opened.opened_at, opened.context_type, opened.context_id)
+        found[user_id][opened.conference_id] = hint
     return found
 
 
@@ -247,3 +260,43 @@ async def deferred_reminders(session: AsyncSession, now: datetime) -> list[Outbo
             )
         )
     )
+
+
+async def conference_context(session: AsyncSession, conference_id: int) -> tuple[str, int] | None:
+    """The course or group of a conference, as any user's scan saw it (None: no scan has seen it)."""
+    row = (
+        await session.execute(
+            select(UserConference.context_type, UserConference.context_id)
+            .where(UserConference.conference_id == conference_id)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
+async def poll_concerned_now(
+    session: AsyncSession,
+    conference_id: int,
+    *,
+    canvas_user_id: int | None,
+    course_id: int | None,
+    now: datetime,
+) -> int:
+    """Make due now every poll that may see this conference: its participants as the scan knows them, the
+    linked accounts of the Canvas user who joined, and the channel subscriptions of its course."""
+    due = await poll_participants_now(session, [conference_id], now)
+    if canvas_user_id is not None:
+        result = await session.execute(
+            update(LinkedUser)
+            .where(LinkedUser.canvas_user_id == canvas_user_id, LinkedUser.next_poll_at > now)
+            .values(next_poll_at=now)
+        )
+        due += int(result.rowcount)  # type: ignore[attr-defined]
+    if course_id is not None:
+        result = await session.execute(
+            update(Subscription)
+            .where(Subscription.course_id == course_id, Subscription.next_poll_at > now)
+            .values(next_poll_at=now)
+        )
+        due += int(result.rowcount)  # type: ignore[attr-defined]
+    return due

@@ -24,7 +24,7 @@ from bot.slack.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store import repo
 from bot.store.models import utcnow
 from bot.web.body_limit import BodyLimitMiddleware
-from bot.web.live_events import Sink, live_events_routes
+from bot.web.live_events import live_events_routes
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +65,15 @@ def _bolt_request(request: Request, body: bytes) -> AsyncBoltRequest | Response:
     return bolt_request
 
 
-def create_app(
-    runtime: Runtime, *, run_engine: bool = True, live_events_sink: Sink | None = None
-) -> Starlette:
-    """The bot's ASGI app. With `live_events_sink`, the Canvas Live Events routes that the settings
-    configure (`CANVAS_LIVE_EVENTS_JWKS_URL`, `CANVAS_LIVE_EVENTS_SECRET`) hand each conference join to it."""
+def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
+    """The bot's ASGI app. The Canvas Live Events routes that the settings configure
+    (`CANVAS_LIVE_EVENTS_JWKS_URL`, `CANVAS_LIVE_EVENTS_SECRET`) hand each conference join to the engine."""
     link_flow = runtime.link_flow
-    live_events_http: httpx.AsyncClient | None = None
-    live_routes: list[BaseRoute] = []
-    if live_events_sink is not None:
-        # The JWK set's client: a request per key rotation, so httpx; closed with the app.
-        live_events_http = httpx.AsyncClient()
-        live_routes = live_events_routes(runtime.settings, http=live_events_http, sink=live_events_sink)
+    # The JWK set's client: a request per key rotation, so httpx; closed with the app.
+    live_events_http = httpx.AsyncClient()
+    live_routes: list[BaseRoute] = live_events_routes(
+        runtime.settings, http=live_events_http, sink=runtime.live_events.conference_joined
+    )
 
     bolt = runtime.bolt_app()
     slack_handler = AsyncSlackRequestHandler(bolt)
@@ -153,8 +150,7 @@ def create_app(
         finally:
             if socket is not None:
                 await socket.close()
-            if live_events_http is not None:
-                await live_events_http.aclose()
+            await live_events_http.aclose()
             await runtime.close()
 
     app = Starlette(
