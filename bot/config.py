@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     canvas_base_url: AnyHttpUrl = Field(description="Canvas root URL, e.g. https://canvas.example.edu")
     canvas_client_id: str | None = Field(default=None, description="Canvas developer key id (OAuth linking)")
     canvas_client_secret: SecretStr | None = Field(default=None, description="Canvas developer key secret")
+    canvas_scopes: bool = Field(
+        default=True,
+        description="Name the Canvas scopes the bot needs in the authorize request (a key with Enforce "
+        "Scopes requires them); `off` for a developer key without Enforce Scopes",
+    )
     slack_bot_token: SecretStr | None = Field(default=None, description="xoxb- token, single-workspace mode")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies requests from Slack")
     slack_app_token: SecretStr | None = Field(default=None, description="xapp- token: Socket Mode")

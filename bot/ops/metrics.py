@@ -48,6 +48,12 @@ class Metrics:
             "now - next_poll_at of the oldest due poll unit",
             registry=self.registry,
         )
+        self.missing_scopes = Counter(
+            "confbot_canvas_missing_scope",
+            "Canvas calls or authorizations refused for a scope the developer key does not grant, by scope",
+            ["scope"],
+            registry=self.registry,
+        )
         self.linked_users = Gauge(
             "confbot_linked_users", "Linked users that are polled", registry=self.registry
         )

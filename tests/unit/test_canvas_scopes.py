@@ -17,6 +17,7 @@ import pytest
 from bot.canvas import Forbidden, InsufficientScope, InvalidToken
 from bot.canvas.errors import error_for_answer
 from bot.canvas.scopes import SCOPE_NAMES, SCOPES, scope_for, scope_for_request, scopes_named_in
+from bot.ops.scope_check import PROBES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 INSUFFICIENT = json.dumps({"errors": [{"message": "Insufficient scopes on access token."}]}).encode()
@@ -84,6 +85,11 @@ def test_scopes_are_read_back_from_canvas_invalid_scope_description() -> None:
         "url:GET|/api/v1/groups/:group_id",
         "url:GET|/api/v1/conferences",
     ]
+
+
+def test_confbot_check_probes_every_scope() -> None:
+    """`confbot check --canvas-token` calls one endpoint per scope; a new scope needs its probe."""
+    assert list(PROBES) == list(SCOPE_NAMES)
 
 
 def test_readme_lists_the_scopes_of_the_code() -> None:
