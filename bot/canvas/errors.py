@@ -45,6 +45,9 @@ class Forbidden(CanvasError):
     """The token is fine but may not see this resource (401 without WWW-Authenticate, 403)."""
 
 
+UNLISTED_SCOPE = "(a request outside bot/canvas/scopes.py)"
+
+
 class InsufficientScope(CanvasError):
     """The token works but its scopes do not cover this endpoint (a developer key with Enforce Scopes).
 
@@ -59,9 +62,10 @@ class InsufficientScope(CanvasError):
 
     @property
     def missing_scope(self) -> str:
-        """The Canvas scope string the developer key must grant, or the request itself when unlisted."""
+        """The Canvas scope string the developer key must grant (a fixed text for a request outside the
+        list, a bug: it is a metric label, so it must not carry the request's ids)."""
         scope = scope_for_request(self.request)
-        return scope.name if scope is not None else f"(no listed scope covers {self.request})"
+        return scope.name if scope is not None else UNLISTED_SCOPE
 
 
 class NotFound(CanvasError):

@@ -63,6 +63,10 @@ class Metrics:
         if result == "Throttled":
             self.throttles.inc()
 
+    def missing_scope(self, scope: str) -> None:
+        """Canvas refused a call or an authorization for `scope` (see bot/ops/scope_alarm.py)."""
+        self.missing_scopes.labels(scope=scope).inc()
+
     async def render(self, sessions: SessionFactory, now: datetime) -> bytes:
         """Refresh the database gauges (cheap aggregate queries) and render the text format."""
         async with sessions() as session:

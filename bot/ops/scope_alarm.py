@@ -39,7 +39,7 @@ class MissingScopeAlarm:
 
     def _raise(self, scope: str, what: str) -> None:
         if self._metrics is not None:
-            self._metrics.missing_scopes.labels(scope=scope).inc()
+            self._metrics.missing_scope(scope)
         if scope in self._told:
             return
         self._told.add(scope)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.canvas import Forbidden, InsufficientScope, InvalidToken
-from bot.canvas.errors import error_for_answer
+from bot.canvas.errors import UNLISTED_SCOPE, error_for_answer
 from bot.canvas.scopes import SCOPE_NAMES, SCOPES, scope_for, scope_for_request, scopes_named_in
 from bot.ops.scope_check import PROBES
 
@@ -53,6 +53,8 @@ def test_each_request_the_client_sends_has_exactly_one_scope(method: str, path: 
 def test_requests_outside_the_list_have_no_scope() -> None:
     assert scope_for("GET", "/api/v1/courses/12/enrollments") is None
     assert scope_for("DELETE", "/api/v1/courses/12") is None
+    unlisted = error_for_answer(401, {}, INSUFFICIENT, "GET /api/v1/courses/12/enrollments")
+    assert isinstance(unlisted, InsufficientScope) and unlisted.missing_scope == UNLISTED_SCOPE  # no ids
     assert scope_for_request("GET /api/v1/courses/3/conferences?per_page=100") == scope_for(
         "GET", "/api/v1/courses/3/conferences"
     )
