@@ -17,7 +17,8 @@ import pytest
 
 from bot.canvas.scopes import SCOPE_NAMES
 from tests.e2e.test_linking import CLIENT_ID, CLIENT_SECRET, browser_link, connect_link
-from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, requests_by, slash, wait_for
+from tests.oauth_support import oauth_bot_process
+from tests.support import BotProcess, CanvasWorld, SlackWorld, requests_by, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,20 +42,7 @@ def scoped_key(canvas: CanvasWorld, bot: BotProcess, scopes: list[str]) -> None:
 @pytest.fixture
 def scoped_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
     """`confbot run` with a Canvas developer key (the key itself is made by each test)."""
-    process = BotProcess(workdir=tmp_path, env={})
-    process.env.update(
-        {
-            "CANVAS_BASE_URL": canvas.canvas.url,
-            "CANVAS_CLIENT_ID": CLIENT_ID,
-            "CANVAS_CLIENT_SECRET": CLIENT_SECRET,
-            "PUBLIC_BASE_URL": process.url,
-            "SLACK_API_URL": slack.slack.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "1",
-            "CANVAS_TIMEOUT_SECONDS": "2",
-        }
-    )
+    process = oauth_bot_process(tmp_path, canvas, slack, CLIENT_ID, CLIENT_SECRET)
     yield process
     process.stop()
 

@@ -18,11 +18,13 @@ from bot.store.db import upgrade
 from tests.support import SlackWorld
 
 
-def check(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[int, list[str]]:
+def check(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], canvas_token: str | None = None
+) -> tuple[int, list[str]]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = io.StringIO()
-    code = run_check(out)
+    code = run_check(out, canvas_token=canvas_token)
     return code, out.getvalue().splitlines()
 
 

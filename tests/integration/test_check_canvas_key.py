@@ -7,12 +7,9 @@ a test token (`--canvas-token`) one line per scope the bot needs, the token itse
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from bot.canvas.scopes import SCOPE_NAMES
-from bot.ops.check import run_check
 from bot.store.db import upgrade
 from tests.integration.test_check import check, line
 from tests.support import CanvasWorld
@@ -96,16 +93,6 @@ def test_a_wrong_key_is_named_with_its_fix(
     assert key_line.startswith("FAIL") and expected in key_line, key_line
 
 
-def run_with_token(
-    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], token: str
-) -> tuple[int, list[str]]:
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    out = io.StringIO()
-    code = run_check(out, canvas_token=token)
-    return code, out.getvalue().splitlines()
-
-
 def test_a_test_token_proves_each_scope_and_names_the_missing_one(
     monkeypatch: pytest.MonkeyPatch,
     env: dict[str, str],
@@ -122,11 +109,11 @@ def test_a_test_token_proves_each_scope_and_names_the_missing_one(
         "/_sandbox/tokens", {"user_id": ada["id"], "client_id": CLIENT_ID, "scopes": short}
     )["token"]
 
-    code, lines = run_with_token(monkeypatch, key_env(env), full)
+    code, lines = check(monkeypatch, key_env(env), full)
     assert code == 0, "\n".join(lines)
     assert [item.split(": ", 1)[1] for item in scope_lines(lines)] == [f"{s} granted" for s in SCOPE_NAMES]
 
-    code, lines = run_with_token(monkeypatch, key_env(env), lacking)
+    code, lines = check(monkeypatch, key_env(env), lacking)
     assert code == 1
     failed = [item for item in scope_lines(lines) if item.startswith("FAIL")]
     assert len(scope_lines(lines)) == len(SCOPE_NAMES) and len(failed) == 1
@@ -140,7 +127,7 @@ def test_a_refused_test_token_is_one_line(
     env: dict[str, str],
     canvas: CanvasWorld,
 ) -> None:
-    code, lines = run_with_token(monkeypatch, env, "1~not-a-token-canvas-knows")
+    code, lines = check(monkeypatch, env, "1~not-a-token-canvas-knows")
 
     assert code == 1
     assert line(lines, "canvas token").startswith("FAIL  canvas token: Canvas refused the test token (401)")
