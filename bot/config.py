@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="Unsigned Canvas Live Events are taken only at POST /canvas/live-events/<this value> "
         "(at least 32 letters, digits, - or _)",
     )
+    canvas_scopes: bool = Field(
+        default=True,
+        description="Name the Canvas scopes the bot needs in the authorize request (a key with Enforce "
+        "Scopes requires them); `off` for a developer key without Enforce Scopes",
+    )
     slack_bot_token: SecretStr | None = Field(default=None, description="xoxb- token, single-workspace mode")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies requests from Slack")
     slack_app_token: SecretStr | None = Field(default=None, description="xapp- token: Socket Mode")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
+from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
 from bot.domain.models import CanvasUser
 from bot.engine.canvas_link import CanvasLinkFlow
@@ -33,6 +34,7 @@ from bot.engine.reminders import ReminderRunner
 from bot.engine.scheduler import EngineScheduler
 from bot.engine.session_scan import SessionScanner
 from bot.ops.metrics import Metrics
+from bot.ops.scope_alarm import MissingScopeAlarm
 from bot.slack.app import build_bolt_app, oauth_settings
 from bot.slack.channel_commands import ChannelCommands
 from bot.slack.handlers import CommandHandler, ConferenceLister
@@ -112,10 +114,13 @@ class Runtime:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         cipher = build_cipher(settings)
+        metrics = Metrics()
+        scope_alarm = MissingScopeAlarm(metrics)
         canvas = CanvasClient(
             settings.canvas_root,
             max_connections=settings.poll_concurrency,
             timeout=settings.canvas_timeout_seconds,
+            on_insufficient_scope=scope_alarm.refused_call,
         )
         oauth = canvas_oauth(settings)
         credentials = Credentials(sessions, cipher, oauth)
@@ -130,8 +135,9 @@ class Runtime:
             signer=StateSigner(cipher.derived_secret("canvas-oauth-state")),
             canvas_root=settings.canvas_root,
             public_root=settings.public_root,
+            scopes=SCOPE_NAMES if settings.canvas_scopes else (),
+            scope_alarm=scope_alarm,
         )
-        metrics = Metrics()
         runtime = cls(
             settings=settings,
             engine=engine,

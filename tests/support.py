@@ -149,12 +149,13 @@ class BotProcess:
         env.update(self.env)
         return env
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run another confbot subcommand against the same database (e.g. `link`)."""
+    def cli(self, *args: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Run another confbot subcommand against the same database (e.g. `link`), `stdin` piped in."""
         result = subprocess.run(
             [sys.executable, "-m", "bot.cli", *args],
             env=self.full_env(),
             cwd=self.workdir,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,

@@ -9,18 +9,20 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import delete, update
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError
-from bot.canvas.oauth import CanvasOAuth, authorize_url
+from bot.canvas.errors import CanvasError, InsufficientScope
+from bot.canvas.oauth import CALLBACK_PATH, CanvasOAuth, authorize_url
 from bot.engine.linking import link_with_token
 from bot.engine.oauth_state import STATE_TTL, StateError, StateSigner
 from bot.messages import blocks
 from bot.messages.mrkdwn import escape
+from bot.ops.scope_alarm import MissingScopeAlarm
 from bot.slackweb.clients import TeamClients
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
@@ -29,7 +31,6 @@ from bot.store.models import OAuthState, utcnow
 log = logging.getLogger(__name__)
 
 START_PATH = "/canvas/oauth/start"
-CALLBACK_PATH = "/canvas/oauth/callback"
 BROWSER_COOKIE = "confbot_canvas_link"
 """Holds the browser nonce of the bound state (see bot.engine.oauth_state): HttpOnly, SameSite=Lax (sent on
 Canvas's top-level redirect back to us), scoped to /canvas/oauth, and no longer-lived than the state."""
@@ -43,6 +44,16 @@ def _page(title: str, message: str, status: int = 200) -> HTMLResponse:
         f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
     )
     return HTMLResponse(body, status_code=status)
+
+
+def _not_configured_page() -> HTMLResponse:
+    return _page(
+        "Canvas is not set up for confbot yet",
+        "Canvas's developer key for confbot does not allow everything confbot needs to read, so nothing was "
+        "linked. Nothing is wrong with your account: the bot's operator has been told, and your Canvas "
+        "administrator can fix it. Try /conferences link again once they have.",
+        502,
+    )
 
 
 class CanvasLinkFlow:
@@ -59,7 +70,11 @@ class CanvasLinkFlow:
         signer: StateSigner,
         canvas_root: str,
         public_root: str,
+        scopes: Sequence[str] = (),
+        scope_alarm: MissingScopeAlarm | None = None,
     ) -> None:
+        """`scopes` go into the authorize request (empty: none named, CANVAS_SCOPES=off); `scope_alarm`
+        hears Canvas refusing them, so a misconfigured key reaches the operator, not a relink prompt."""
         self._sessions = sessions
         self._canvas = canvas
         self._cipher = cipher
@@ -68,6 +83,8 @@ class CanvasLinkFlow:
         self._signer = signer
         self._canvas_root = canvas_root
         self._public_root = public_root
+        self._scopes = tuple(scopes)
+        self._scope_alarm = scope_alarm
 
     @property
     def enabled(self) -> bool:
@@ -104,7 +121,9 @@ class CanvasLinkFlow:
         except StateError as error:
             return _page("Link not valid", str(error), 400)
         bound_state, browser = self._signer.bind(claims)
-        target = authorize_url(self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state)
+        target = authorize_url(
+            self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state, self._scopes
+        )
         response = RedirectResponse(target, status_code=302)
         response.set_cookie(
             BROWSER_COOKIE,
@@ -121,6 +140,11 @@ class CanvasLinkFlow:
         params = request.query_params
         if self._oauth is None:
             return _page("Canvas linking is off", "This bot links Canvas with access tokens only.", 404)
+        if params.get("error") == "invalid_scope":
+            # Canvas appends no state to this error, and it is no one's doing but the key's configuration.
+            if self._scope_alarm is not None:
+                self._scope_alarm.refused_authorization(params.get("error_description", ""), self._scopes)
+            return _not_configured_page()
         if params.get("error"):
             return _page(
                 "Canvas was not linked", "Canvas said the request was denied. You can try again.", 400
@@ -153,6 +177,8 @@ class CanvasLinkFlow:
                 expires_in=grant.expires_in,
                 canvas_user=grant.user,
             )
+        except InsufficientScope:
+            return _not_configured_page()  # the client's hook has told the operator which scope
         except CanvasError as error:
             log.warning("Canvas OAuth callback failed: %s", type(error).__name__)
             return _page("Canvas was not linked", "Canvas did not accept the request. Please try again.", 502)

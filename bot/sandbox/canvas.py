@@ -2,7 +2,8 @@
 
 It reproduces the behaviours confbot must survive — `state=live` semantics, participation filtering,
 bookmark pagination, the per-token leaky bucket answering 403 (or 429), 401s with and without
-`WWW-Authenticate`, 302s instead of JSON, `while(1);` — and lets tests steer it through `/_sandbox`.
+`WWW-Authenticate`, 302s instead of JSON, `while(1);`, developer keys that enforce scopes — and lets
+tests steer it through `/_sandbox`.
 
 Throttling follows Canvas: each request reserves `up_front_cost` while in flight and is then charged
 only `request_cost`, so sequential clients rarely throttle; raise `request_cost` (or lower
@@ -42,6 +43,7 @@ from bot.sandbox.canvas_render import (
     numbered_page,
     user_json,
 )
+from bot.sandbox.canvas_scopes import INSUFFICIENT_SCOPES
 from bot.sandbox.canvas_state import Bucket, CanvasState, Conference, Course, User
 
 __all__ = ["CanvasState", "create_canvas_app"]
@@ -108,6 +110,8 @@ def api(handler: Handler) -> Endpoint:
                 user = state.authenticate(token)
                 if isinstance(user, str):
                     response = json_response(state, {"errors": [{"message": user}]}, 401, WWW_AUTHENTICATE)
+                elif state.scope_refused(token, request.method, request.url.path):
+                    response = json_response(state, INSUFFICIENT_SCOPES, 401)  # no WWW-Authenticate
                 else:
                     response = await handler(request, user)
         finally:

@@ -74,6 +74,13 @@ def _int_list(body: Body, key: str) -> list[int]:
     return value
 
 
+def _str_list(body: Body, key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SandboxError(f"{key} must be a list of non-empty strings")
+    return value
+
+
 def _at(body: Body) -> float | None:
     text = _opt_str(body, "at")
     return None if text is None else parse_iso(text)
@@ -123,7 +130,12 @@ async def bulk_users(state: CanvasState, body: Body, request: Request) -> Any:
 
 
 async def create_token(state: CanvasState, body: Body, request: Request) -> Any:
-    return {"token": state.issue_token(_int(body, "user_id"))}
+    """A personal token; with `client_id` (and `scopes`) one as that developer key's OAuth flow makes it."""
+    client_id = _opt_str(body, "client_id")
+    if client_id is not None and client_id not in state.developer_keys:
+        raise SandboxError(f"no developer key {client_id}", 404)
+    scopes = _str_list(body, "scopes") if "scopes" in body else None
+    return {"token": state.issue_token(_int(body, "user_id"), client_id=client_id, scopes=scopes)}
 
 
 async def revoke_token(state: CanvasState, body: Body, request: Request) -> Any:
@@ -278,12 +290,15 @@ async def update_settings(state: CanvasState, body: Body, request: Request) -> A
 
 
 async def add_developer_key(state: CanvasState, body: Body, request: Request) -> Any:
+    """Create or replace a key; `scopes` and `require_scopes` ("Enforce Scopes") as the admin ticked them."""
     key = DeveloperKey(
         client_id=_str(body, "client_id"),
         client_secret=_str(body, "client_secret"),
         redirect_uri=_str(body, "redirect_uri"),
+        scopes=_str_list(body, "scopes"),
+        require_scopes=_bool(body, "require_scopes", False),
     )
-    state.developer_keys[key.client_id] = key
+    state.put_developer_key(key)
     return {}
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from bot.sandbox.canvas_scopes import allows, not_granted
+
 LIVE_WINDOW_SECONDS = 24 * 3600
 AUTH_CODE_TTL_SECONDS = 600
 OAUTH_TOKEN_TTL_SECONDS = 3600
@@ -89,6 +91,8 @@ class AccessToken:
     expires_at: float | None = None
     refresh_token: str | None = None
     client_id: str | None = None
+    # The `scope` of the authorization that made it; only a key enforcing scopes checks them.
+    scopes: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -197,6 +201,8 @@ class DeveloperKey:
     client_id: str
     client_secret: str
     redirect_uri: str
+    scopes: list[str] = field(default_factory=list)
+    require_scopes: bool = False  # Canvas's "Enforce Scopes" switch
 
 
 @dataclass(slots=True)
@@ -296,13 +302,20 @@ class CanvasState:
         ttl: float | None = None,
         client_id: str | None = None,
         refresh: bool = False,
+        scopes: list[str] | None = None,
     ) -> str:
         self.user(user_id)
         token = token or new_token()
         if token in self.tokens:
             raise SandboxError("token already in use", 409)
+        key = self.developer_keys.get(client_id or "")
+        if scopes and key is not None and key.require_scopes and not_granted(scopes, key.scopes):
+            # AccessToken#must_only_include_valid_scopes
+            raise SandboxError(f"scopes not on the developer key: {not_granted(scopes, key.scopes)}")
         expires = None if ttl is None else self.clock.now() + ttl
-        record = AccessToken(token=token, user_id=user_id, expires_at=expires, client_id=client_id)
+        record = AccessToken(
+            token=token, user_id=user_id, expires_at=expires, client_id=client_id, scopes=scopes
+        )
         if refresh:
             record.refresh_token = new_token()
             self.refresh_tokens[record.refresh_token] = record
@@ -326,6 +339,23 @@ class CanvasState:
         record.expires_at = self.clock.now() + OAUTH_TOKEN_TTL_SECONDS
         self.tokens[record.token] = record
         return record.token
+
+    def put_developer_key(self, key: DeveloperKey) -> None:
+        """Create or replace a key; dropping any scope destroys every token issued under the key, as Canvas's
+        DeveloperKey#invalidate_access_tokens_if_scopes_removed! does."""
+        before = self.developer_keys.get(key.client_id)
+        self.developer_keys[key.client_id] = key
+        if before is not None and set(before.scopes) - set(key.scopes):
+            for record in [r for r in self.tokens.values() if r.client_id == key.client_id]:
+                self.revoke_token(record.token)
+
+    def scope_refused(self, token: str, method: str, path: str) -> bool:
+        """Whether a scope-enforcing developer key keeps this token from `method path`."""
+        record = self.tokens.get(token)
+        key = None if record is None else self.developer_keys.get(record.client_id or "")
+        if record is None or key is None or not key.require_scopes:
+            return False
+        return not allows(record.scopes or (), method, path)
 
     def authenticate(self, token: str) -> User | str:
         """The user behind a token, or the Canvas error message explaining why not."""

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import assert_never
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, Forbidden, NotFound, Throttled
+from bot.canvas.errors import CanvasError, Forbidden, InsufficientScope, NotFound, Throttled
 from bot.canvas.oauth import CanvasOAuth
 from bot.domain.models import Conference
 from bot.engine.alerts import join_url
@@ -170,6 +170,11 @@ class CommandHandler:
             )
         except Throttled:
             return blocks.simple("Canvas asked me to slow down. Try again in a minute.")
+        except InsufficientScope:
+            return blocks.simple(
+                "Canvas does not allow me to read that yet (its developer key lacks a permission). "
+                "Nothing is wrong with your account; the bot's operator has been told."
+            )
         except CanvasError as error:
             log.info("listing failed for %s: %s", caller.user_id, type(error).__name__)
             return blocks.simple("Canvas is not answering right now. Try again in a minute.")

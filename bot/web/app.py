@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.engine.canvas_link import CALLBACK_PATH, START_PATH
+from bot.canvas.oauth import CALLBACK_PATH
+from bot.engine.canvas_link import START_PATH
 from bot.runtime import Runtime
 from bot.slack.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store import repo
