@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo.page import Reply, create_page_app
+from bot.demo.controls import Reply
+from bot.demo.page import create_page_app
 from bot.messages.blocks import ConferenceCard, ended_alert, live_alert, live_list
 from bot.sandbox.server import RunningServer, free_port, start_in_thread
 from tests.support import SlackWorld, wait_for
@@ -211,14 +212,15 @@ def test_page_shows_alert_cards_safely_and_refreshes_live(
 
 
 def test_mrkdwn_is_rendered_as_text_never_as_markup() -> None:
-    from bot.demo.page import Ansi, mrkdwn_html
+    from bot.demo.render import mrkdwn_html
+    from bot.demo.terminal import Ansi
 
     shown = mrkdwn_html(
         "*Bio* &lt;b&gt; &amp;amp; <javascript:alert(1)|click> <https://x.test/?a=1&amp;b=2|A &amp; B> "
         "<!channel> <@UADA> \x1b[2J",
         {"UADA": "Ada"},
     )
-    assert "<strong>Bio</strong>" in shown
+    assert '<span class="bold">Bio</span>' in shown
     assert "&lt;b&gt; &amp;amp;" in shown, "escaped entities are displayed as the text they stand for"
     assert "javascript" not in shown.split("click")[0], "only http(s) links become anchors"
     assert (
