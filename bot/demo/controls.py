@@ -27,6 +27,13 @@ from bot.sandbox.slack import signed_request, signed_slash_command
 STEP_TIMEOUT = 25.0
 SCHEDULE_DELAY = timedelta(minutes=2)
 DigestTrigger = Callable[[str], Awaitable[int]]
+# action -> (sandbox Canvas control path, what the page says happened)
+_CONFERENCE_ACTIONS = {
+    "start": ("start", "Started in Canvas; the bot sees it at its next poll."),
+    "end": ("end", "Ended in Canvas; the bot edits the alerts at its next poll."),
+    "restart": ("restart", "Restarted in Canvas (same session); the ended alerts turn live again."),
+    "recording": ("recordings", "Recording added; the bot replies in the alerts' threads."),
+}
 
 
 async def until(condition: Callable[[], Any], *, within: float, what: str, every: float = 0.1) -> Any:
@@ -137,20 +144,14 @@ class ControlRoom:
         return int(made["id"])
 
     async def act(self, conference_id: int, action: str) -> str:
-        """`start`, `end` or `restart` (Canvas keeps `started_at`, clears `ended_at`) or `recording`."""
-        paths = {"start": "start", "end": "end", "restart": "restart", "recording": "recordings"}
-        if action not in paths:
+        """`start`, `end`, `restart` (Canvas keeps `started_at`, clears `ended_at`) or `recording`."""
+        if action not in _CONFERENCE_ACTIONS:
             raise DemoError(f"unknown conference action {action!r}")
+        path, note = _CONFERENCE_ACTIONS[action]
         body = {"title": "Lecture recording", "duration_minutes": 42} if action == "recording" else {}
-        await sandbox_post(
-            self._http, f"{self._canvas_url}/_sandbox/conferences/{conference_id}/{paths[action]}", body
-        )
-        return {
-            "start": "Started in Canvas; the bot sees it at its next poll.",
-            "end": "Ended in Canvas; the bot edits the alerts at its next poll.",
-            "restart": "Restarted in Canvas (same session); the ended alerts turn live again.",
-            "recording": "Recording added; the bot replies in the alerts' threads.",
-        }[action]
+        url = f"{self._canvas_url}/_sandbox/conferences/{conference_id}/{path}"
+        await sandbox_post(self._http, url, body)
+        return note
 
     async def schedule(self, title: str) -> str:
         """A conference with `start_at` in two minutes; the teacher joins it then, which starts it."""

@@ -20,20 +20,20 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import update
 
 from bot.config import Settings
+from bot.demo.console import Console, Feed
 from bot.demo.controls import STEP_TIMEOUT, ControlRoom, DigestTrigger, until
 from bot.demo.page import create_page_app
 from bot.demo.serving import LoopServer, serve_on_loop
 from bot.demo.terminal import Ansi, message_lines
 from bot.demo.world import (
     COURSE_NAME,
-    JSON,
     PEOPLE,
     POLL_SECONDS,
     TEAM_ID,
@@ -56,60 +56,6 @@ from bot.web.app import create_app
 # Deliberately full of mrkdwn and HTML metacharacters: the demo shows they arrive as plain text.
 CONFERENCE_TITLE = "Lecture 5: Cells & <Membranes>"
 ONCE_TIMEOUT = 60.0
-
-
-class Console:
-    """Everything the demo prints goes through here (stdout, flushed, optional colour)."""
-
-    def __init__(self, ansi: Ansi) -> None:
-        self.ansi = ansi
-
-    def say(self, text: str = "") -> None:
-        print(text, flush=True)
-
-    def step(self, text: str) -> None:
-        self.say(f"{self.ansi('1;36', '▶')} {text}")
-
-    def lines(self, lines: list[str]) -> None:
-        self.say("\n" + "\n".join(lines))
-
-
-class Feed:
-    """Follows the sandbox Slack: prints each new or edited message once, keeps the latest snapshot."""
-
-    def __init__(self, http: httpx.AsyncClient, slack_url: str, console: Console, names: Mapping[str, str]):
-        self.http, self.slack_url, self.console, self.names = http, slack_url, console, names
-        self.messages: list[JSON] = []
-        self._printed: dict[tuple[str, str], int] = {}
-
-    async def refresh(self) -> None:
-        response = await self.http.get(f"{self.slack_url}/_sandbox/messages")
-        response.raise_for_status()
-        messages: list[JSON] = sorted(response.json()["messages"], key=lambda m: float(m["ts"]))
-        for message in messages:
-            key, edits = (message["channel"], message["ts"]), int(message.get("edits") or 0)
-            if self._printed.get(key) != edits:
-                self._printed[key] = edits
-                self.console.lines(
-                    message_lines(message, self._heading(message), self.console.ansi, self.names)
-                )
-        self.messages = messages
-
-    def _heading(self, message: JSON) -> str:
-        user = message.get("user")
-        if user:
-            return f"DM to {self.names.get(user, user)}"
-        return f"#{message.get('channel')}"
-
-    async def watch(self) -> None:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                await self.refresh()
-            await asyncio.sleep(0.25)
-
-    def dms(self, predicate: Callable[[JSON], bool]) -> dict[str, JSON]:
-        """Latest DM per recipient matching `predicate`."""
-        return {m["user"]: m for m in self.messages if m.get("user") and predicate(m)}
 
 
 async def start_bot(settings: Settings) -> tuple[Runtime, LoopServer]:
