@@ -31,7 +31,7 @@ DigestTrigger = Callable[[str], Awaitable[int]]
 _CONFERENCE_ACTIONS = {
     "start": ("start", "Started in Canvas; the bot sees it at its next poll."),
     "end": ("end", "Ended in Canvas; the bot edits the alerts at its next poll."),
-    "restart": ("restart", "Restarted in Canvas (same session); the ended alerts turn live again."),
+    "restart": ("restart", "Restarted in Canvas (started_at kept, ended_at cleared); alerts say live again."),
     "recording": ("recordings", "Recording added; the bot replies in the alerts' threads."),
 }
 

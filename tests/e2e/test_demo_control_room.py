@@ -84,7 +84,7 @@ def test_start_end_restart_and_a_slash_command_by_clicking(tab: Page) -> None:
     shot = artifact_path("demo-control-room.png")
     status = tab.locator("#status")
     ada = tab.locator("section.group.dm", has_text="DM · Ada Lovelace (UADA)")
-    card = ada.locator("article.message", has_text=TITLE)
+    card = ada.locator("article.message", has_text=TITLE).first
 
     # start -> the alert card appears with its Join link
     tab.get_by_label("New conference").fill(TITLE)
@@ -101,10 +101,13 @@ def test_start_end_restart_and_a_slash_command_by_clicking(tab: Page) -> None:
     expect(card).to_contain_text("(edited)")
     expect(card.get_by_role("link", name="Join")).to_have_count(0)
 
-    # restart keeps Canvas's started_at: the same session, so the same card turns live again
+    # restart (Canvas keeps started_at, clears ended_at) is a new session: a "Live again" alert with a
+    # Join link, while the first card stays ended
     row.get_by_role("button", name="Restart").click()
-    expect(card).to_contain_text(f"Live now: {TITLE}", timeout=STEP_MS)
-    expect(ada.locator("article.message", has_text=TITLE)).to_have_count(1)
+    again = ada.locator("article.message", has_text=f"Live again: {TITLE}")
+    expect(again.get_by_role("link", name="Join")).to_have_attribute("href", JOIN_HREF, timeout=STEP_MS)
+    expect(card).to_contain_text(f"Ended: {TITLE}")
+    expect(row).to_have_attribute("data-status", "live")
 
     # a slash command typed in the box -> its ephemeral reply
     slash = tab.locator("form#slash")
