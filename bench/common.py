@@ -418,15 +418,18 @@ class BotChild:
 
 
 @contextlib.contextmanager
-def confbot_run(db: BenchDb, settings: Settings, *, limit: float = 60.0) -> Iterator[BotChild]:
+def confbot_run(
+    db: BenchDb, settings: Settings, *, limit: float = 60.0, extra_env: dict[str, str] | None = None
+) -> Iterator[BotChild]:
     """Start `confbot run` on a free loopback port; yield once /healthz answers (any status: a poller
-    still catching up may rightly say "degraded"); stop it by its own pid on exit."""
+    still catching up may rightly say "degraded"); stop it by its own pid on exit. `extra_env` adds
+    settings `bot_settings` does not take (e.g. SESSION_SCAN_INTERVAL_SECONDS)."""
     port = free_port()
     log_path = db.directory / "bot.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run"],
-            env=bot_env(settings, host="127.0.0.1", port=port),
+            env={**bot_env(settings, host="127.0.0.1", port=port), **(extra_env or {})},
             cwd=db.directory,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -41,6 +41,7 @@ FULL: list[Bench] = [
     Bench("rss_per_user", ("--users", "10000")),
     Bench("slow_users"),
     Bench("unsigned_post"),
+    Bench("scan_overhead"),
 ]
 QUICK: list[Bench] = [
     Bench("slow_users", ("--quick",), limit=120),
@@ -51,6 +52,7 @@ QUICK: list[Bench] = [
     Bench("ack_latency", ("--users", "500", "--requests", "40"), limit=60),
     Bench("rss_per_user", ("--users", "500"), limit=60),
     Bench("unsigned_post", ("--megabytes", "10"), limit=60),
+    Bench("scan_overhead", ("--quick",), limit=90),
 ]
 
 

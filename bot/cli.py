@@ -283,12 +283,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--once", action="store_true", help="exit after the scripted scenario")
     demo.add_argument("--port", type=int, default=0, help="port of the demo page (default: any free port)")
-    _command(
+    check = _command(
         sub,
         "check",
         "Validate the settings and reach Slack, Canvas and the database; changes nothing.",
-        ["confbot check", "confbot check && confbot run"],
-        "Exit status 0 only when every line is ok.",
+        [
+            "confbot check",
+            "confbot check && confbot run",
+            "printf '%s\\n' \"$TEST_TOKEN\" | confbot check --canvas-token -   # one line per Canvas scope",
+        ],
+        "Exit status 0 only when every line is ok. With --canvas-token, a token made under the developer "
+        "key, each Canvas endpoint the bot needs is called once: one line per scope, ok or the missing scope "
+        "and where to tick it. The token is never printed.",
+    )
+    check.add_argument(
+        "--canvas-token",
+        nargs="?",
+        const="-",
+        metavar="-",
+        help="prove the developer key's scopes with this test token, read from stdin (or a hidden prompt "
+        "on a terminal); a TOKEN given here is visible to other users",
     )
     keys = _command(
         sub,
@@ -331,6 +345,25 @@ def _main_link(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_link(settings, args.slack_user, args.team, token))
 
 
+def _main_check(canvas_token: str | None) -> int:
+    """`confbot check`; with `--canvas-token` the test token is read (stdin, prompt) but never shown."""
+    from bot.ops.check import run_check
+
+    token = None
+    if canvas_token is not None:
+        try:
+            # `-` on a terminal asks at a hidden prompt instead of waiting on an echoing stdin.
+            token = read_token(
+                None if canvas_token == "-" and sys.stdin.isatty() else canvas_token,
+                stdin=sys.stdin,
+                stderr=sys.stderr,
+            )
+        except (UsageError, EOFError) as error:
+            print(str(error) or "no Canvas token given", file=sys.stderr)
+            return 2
+    return run_check(canvas_token=token)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -338,9 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(once=args.once, page_port=args.port)
     if args.command == "check":
-        from bot.ops.check import run_check
-
-        return run_check()
+        return _main_check(args.canvas_token)
     settings = load_settings_or_exit(serving=args.command == "run")
     logs.configure(settings.log_level)
     if args.command == "run":

@@ -5,6 +5,7 @@ Every name here is a contract (see DESIGN.md): deploy manifests and operators se
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from functools import cached_property
@@ -35,6 +36,8 @@ class ConfigError(Exception):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+MIN_PATH_SECRET_LENGTH = 32
+_PATH_SECRET = re.compile(rf"[A-Za-z0-9_-]{{{MIN_PATH_SECRET_LENGTH},256}}")
 MAKE_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
@@ -53,6 +56,21 @@ class Settings(BaseSettings):
     canvas_base_url: AnyHttpUrl = Field(description="Canvas root URL, e.g. https://canvas.example.edu")
     canvas_client_id: str | None = Field(default=None, description="Canvas developer key id (OAuth linking)")
     canvas_client_secret: SecretStr | None = Field(default=None, description="Canvas developer key secret")
+    canvas_live_events_jwks_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="JWK set that signs Canvas Live Events (HTTPS delivery, Sign Payload on). Set: "
+        "POST /canvas/live-events takes signed events",
+    )
+    canvas_live_events_secret: SecretStr | None = Field(
+        default=None,
+        description="Unsigned Canvas Live Events are taken only at POST /canvas/live-events/<this value> "
+        "(at least 32 letters, digits, - or _)",
+    )
+    canvas_scopes: bool = Field(
+        default=True,
+        description="Name the Canvas scopes the bot needs in the authorize request (a key with Enforce "
+        "Scopes requires them); `off` for a developer key without Enforce Scopes",
+    )
     slack_bot_token: SecretStr | None = Field(default=None, description="xoxb- token, single-workspace mode")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies requests from Slack")
     slack_app_token: SecretStr | None = Field(default=None, description="xapp- token: Socket Mode")
@@ -73,6 +91,17 @@ class Settings(BaseSettings):
     )
     poll_interval_seconds: float = Field(default=60, gt=0, description="How often each user is polled")
     canvas_timeout_seconds: float = Field(default=15, gt=0, description="Timeout of one Canvas request")
+    session_scan_interval_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often each user's full conference list is read (schedules, restarts after day one)",
+    )
+    reminder_lead_minutes: int = Field(
+        default=10, ge=0, le=1440, description="Reminder DM this long before a scheduled start (0: none)"
+    )
+    host_nudge_minutes: int = Field(
+        default=5, ge=1, le=120, description="Nudge a course's teachers this long after a missed start"
+    )
     poll_concurrency: int = Field(
         default=200,
         ge=1,
@@ -133,6 +162,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be comma-separated Fernet keys (44 characters each); make one with: {MAKE_KEY}, "
                 "or unset it to have a key generated next to the database"
+            )
+        return value
+
+    @field_validator("canvas_live_events_secret")
+    @classmethod
+    def _live_events_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is a path segment that is the only proof of an unsigned delivery: long enough not to be
+        # guessed, and nothing a URL would have to escape (Canvas's form takes the URL as typed).
+        if value is not None and not _PATH_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                f"must be at least {MIN_PATH_SECRET_LENGTH} letters, digits, - or _ (it is part of the URL "
+                "Canvas posts to); make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
 
@@ -264,6 +306,7 @@ def _problem(item: ErrorDetails) -> tuple[str | None, str]:
 # What a pydantic type error should point to, so the line carries its fix.
 _EXAMPLES = {
     "canvas_base_url": "https://canvas.example.edu",
+    "canvas_live_events_jwks_url": "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks",
     "slack_api_url": "https://slack.com/api/",
     "public_base_url": "https://confbot.example.edu",
     "poll_interval_seconds": "60",

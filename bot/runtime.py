@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
+from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
 from bot.domain.models import CanvasUser
 from bot.engine.canvas_link import CanvasLinkFlow
@@ -22,14 +24,18 @@ from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.linking import link_with_token
+from bot.engine.live_events import LiveEventIntake
 from bot.engine.locales import Locales
 from bot.engine.oauth_state import StateSigner
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.quiet_summaries import QuietSummaries
 from bot.engine.recordings import RecordingWatcher
+from bot.engine.reminders import ReminderRunner
 from bot.engine.scheduler import EngineScheduler
+from bot.engine.session_scan import SessionScanner
 from bot.ops.metrics import Metrics
+from bot.ops.scope_alarm import MissingScopeAlarm
 from bot.slack.app import build_bolt_app, oauth_settings
 from bot.slack.channel_commands import ChannelCommands
 from bot.slack.handlers import CommandHandler, ConferenceLister
@@ -103,16 +109,20 @@ class Runtime:
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
+    live_events: LiveEventIntake
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         cipher = build_cipher(settings)
+        metrics = Metrics()
+        scope_alarm = MissingScopeAlarm(metrics)
         canvas = CanvasClient(
             settings.canvas_root,
             max_connections=settings.poll_concurrency,
             timeout=settings.canvas_timeout_seconds,
+            on_insufficient_scope=scope_alarm.refused_call,
         )
         oauth = canvas_oauth(settings)
         credentials = Credentials(sessions, cipher, oauth)
@@ -129,8 +139,9 @@ class Runtime:
             canvas_root=settings.canvas_root,
             public_root=settings.public_root,
             locales=locales,
+            scopes=SCOPE_NAMES if settings.canvas_scopes else (),
+            scope_alarm=scope_alarm,
         )
-        metrics = Metrics()
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -157,6 +168,7 @@ class Runtime:
             ),
             # how late a due unit may be claimed: the poll tick
             scheduler=EngineScheduler(poll_every=min(0.5, settings.poll_interval_seconds / 4)),
+            live_events=LiveEventIntake(sessions),
         )
         runtime._schedule_engine()
         return runtime
@@ -206,7 +218,28 @@ class Runtime:
             )
             return sum(polled)
 
-        self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic={"digests": (digests.tick, 30.0)})
+        scanner = SessionScanner(
+            self.sessions,
+            self.canvas,
+            self.credentials,
+            self.contexts,
+            interval=settings.session_scan_interval_seconds,
+            semaphore=in_flight,
+            deadline=2 * settings.canvas_timeout_seconds,
+        )
+        reminders = ReminderRunner(
+            self.sessions,
+            lead=timedelta(minutes=settings.reminder_lead_minutes),
+            nudge_after=timedelta(minutes=settings.host_nudge_minutes),
+            canvas_root=settings.canvas_root,
+            on_enqueued=wake,
+        )
+        periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
+            "digests": (digests.tick, 30.0),
+            "session-scan": (scanner.tick, min(5.0, settings.session_scan_interval_seconds / 4)),
+            "reminders": (reminders.tick, min(15.0, settings.poll_interval_seconds)),
+        }
+        self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic=periodic)
 
     def bolt_app(self) -> AsyncApp:
         """The Bolt app, its listeners built from the parts each one uses (bot/slack/app.py)."""
@@ -257,7 +290,14 @@ class Runtime:
             ),
             oauth=oauth,
             handler=handler,
-            home=HomeService(self.sessions, self.slack, self.link_flow, lister, self.locales),
+            home=HomeService(
+                self.sessions,
+                self.slack,
+                self.link_flow,
+                lister,
+                self.locales,
+                reminder_lead=settings.reminder_lead_minutes,
+            ),
             forget_team=forget,
             link_token=link_token,
             canvas_root=settings.canvas_root,

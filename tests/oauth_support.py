@@ -6,14 +6,37 @@ made by the sandbox's own token endpoint, exactly what the bot's callback would 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.support import BotProcess, Sandbox
+from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, fernet_key
 
 REDIRECT_URI = "https://bot.test/canvas/oauth/callback"
+
+
+def oauth_bot_process(
+    workdir: Path, canvas: CanvasWorld, slack: SlackWorld, client_id: str, client_secret: str
+) -> BotProcess:
+    """`confbot run` (not started) linking through Canvas OAuth with this developer key, redirected back to
+    itself (PUBLIC_BASE_URL is the process's own address); the key at Canvas is the test's to make."""
+    process = BotProcess(workdir=workdir, env={})
+    process.env.update(
+        {
+            "CANVAS_BASE_URL": canvas.canvas.url,
+            "CANVAS_CLIENT_ID": client_id,
+            "CANVAS_CLIENT_SECRET": client_secret,
+            "PUBLIC_BASE_URL": process.url,
+            "SLACK_API_URL": slack.slack.url + "/api/",
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
+            "POLL_INTERVAL_SECONDS": "1",
+            "CANVAS_TIMEOUT_SECONDS": "2",
+        }
+    )
+    return process
 
 
 def developer_key(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,12 +152,13 @@ class BotProcess:
         env.update(self.env)
         return env
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run another confbot subcommand against the same database (e.g. `link`)."""
+    def cli(self, *args: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Run another confbot subcommand against the same database (e.g. `link`), `stdin` piped in."""
         result = subprocess.run(
             [sys.executable, "-m", "bot.cli", *args],
             env=self.full_env(),
             cwd=self.workdir,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -278,3 +281,35 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class OutputLines:
+    """Reads a child's stdout on a thread so waiting for a line can time out instead of hanging."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+
+    def text(self) -> str:
+        while not self._queue.empty():
+            self.seen.append(self._queue.get_nowait())
+        return "".join(self.seen)
+
+    def wait_for(self, wanted: str, timeout: float) -> str:
+        def arrived() -> bool:
+            if wanted in self.text():
+                return True
+            if not self._pump_thread.is_alive() and self._queue.empty():  # EOF: the demo has exited
+                raise AssertionError(f"demo exited with {self.process.returncode}:\n{self.text()}")
+            return False
+
+        wait_for(arrived, timeout=timeout, what=repr(wanted))
+        return self.text()

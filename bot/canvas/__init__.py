@@ -4,6 +4,7 @@ from bot.canvas.client import MAX_PAGES, CanvasClient
 from bot.canvas.errors import (
     CanvasError,
     Forbidden,
+    InsufficientScope,
     InvalidToken,
     NotFound,
     OAuthError,
@@ -35,6 +36,7 @@ __all__ = [
     "Enrollment",
     "Forbidden",
     "Group",
+    "InsufficientScope",
     "InvalidToken",
     "NotFound",
     "OAuthError",

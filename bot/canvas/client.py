@@ -24,7 +24,7 @@ import yarl
 from pydantic import TypeAdapter, ValidationError
 
 from bot.canvas import network
-from bot.canvas.errors import Transient, error_for_answer, strip_json_prefix
+from bot.canvas.errors import InsufficientScope, Transient, error_for_answer, strip_json_prefix
 from bot.domain.models import CanvasUser, Conference, ConferenceList, Course, Group
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,12 @@ class CanvasClient:
         timeout: float = 15.0,
         max_connections: int = 100,
         user_agent: str = "confbot/0.1",
+        on_insufficient_scope: Callable[[InsufficientScope], None] | None = None,
     ) -> None:
+        """`on_insufficient_scope` hears every call Canvas refuses for a scope the token lacks: every
+        caller's, in one place, even where the caller swallows the error (a look-up that is a nicety)."""
         self.base_url = base_url.rstrip("/")
+        self._on_insufficient_scope = on_insufficient_scope
         self._origin = _origin(yarl.URL(self.base_url))
         self._session: aiohttp.ClientSession | None = None
         self._timeout = timeout
@@ -178,6 +182,8 @@ class CanvasClient:
         except aiohttp.ClientError as exc:
             raise Transient(f"GET {path}: {network.describe(exc)}") from None
         logger.debug("canvas %s", error)
+        if isinstance(error, InsufficientScope) and self._on_insufficient_scope is not None:
+            self._on_insufficient_scope(error)
         raise error
 
     def _pool(self) -> aiohttp.ClientSession:

@@ -3,8 +3,10 @@
 The scheduler never inspects status codes itself: it reacts to the exception class.
 `InvalidToken` means re-link or refresh, `Throttled` means back off (never unlink),
 `Transient` means try again later, `Forbidden`/`NotFound` mean the resource is not for
-this user. Messages are built from Canvas' own error text plus the request path, never
-from headers or query strings, so a token cannot leak into a log line.
+this user, and `InsufficientScope` means the developer key's configuration lacks a scope: an
+operator's fault that no refresh or relink can mend. Messages are built from Canvas' own error
+text plus the request path, never from headers or query strings, so a token cannot leak into a
+log line.
 
 `error_for_answer` is the one mapping from an answer (status, headers, body) to one of these
 classes. It is pure, so it serves the API client (aiohttp) and the OAuth client (httpx) alike
@@ -16,6 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from enum import Enum
+
+from bot.canvas.scopes import INSUFFICIENT_SCOPES_MESSAGE, scope_for_request
 
 # Canvas' leaky bucket (RequestThrottle): each request is charged this much up front and
 # the bucket drains at this rate per second. Used to turn X-Rate-Limit-Remaining into a wait.
@@ -39,6 +43,29 @@ class InvalidToken(CanvasError):
 
 class Forbidden(CanvasError):
     """The token is fine but may not see this resource (401 without WWW-Authenticate, 403)."""
+
+
+UNLISTED_SCOPE = "(a request outside bot/canvas/scopes.py)"
+
+
+class InsufficientScope(CanvasError):
+    """The token works but its scopes do not cover this endpoint (a developer key with Enforce Scopes).
+
+    Canvas answers 401 without WWW-Authenticate. Not an `InvalidToken`: refreshing keeps the same scopes
+    and relinking asks Canvas for scopes the key lacks, so telling users to relink would only spread the
+    fault. `request` is the refused "METHOD /path"; `missing_scope` the scope it needs.
+    """
+
+    def __init__(self, message: str, *, request: str, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.request = request
+
+    @property
+    def missing_scope(self) -> str:
+        """The Canvas scope string the developer key must grant (a fixed text for a request outside the
+        list, a bug: it is a metric label, so it must not carry the request's ids)."""
+        scope = scope_for_request(self.request)
+        return scope.name if scope is not None else UNLISTED_SCOPE
 
 
 class NotFound(CanvasError):
@@ -190,6 +217,8 @@ def error_for_answer(
         if refusal is None:
             return Transient(msg("without an OAuth2 error body"), status=status)
         return OAuthError(*refusal, status=status)
+    if status in (401, 403) and detail == INSUFFICIENT_SCOPES_MESSAGE and "WWW-Authenticate" not in headers:
+        return InsufficientScope(msg("insufficient scopes"), request=what, status=status)
     if status == 401:
         if "WWW-Authenticate" in headers:
             return InvalidToken(msg("invalid access token"), status=status)

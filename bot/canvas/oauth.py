@@ -8,6 +8,7 @@ one passed in, so callers may store the grant as-is; keeping the old one is equa
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode
@@ -21,20 +22,24 @@ from bot.domain.models import TokenGrant
 logger = logging.getLogger(__name__)
 
 TOKEN_PATH = "/login/oauth2/token"
+AUTHORIZE_PATH = "/login/oauth2/auth"
+CALLBACK_PATH = "/canvas/oauth/callback"
+"""Where Canvas sends the browser back, under PUBLIC_BASE_URL: the developer key's Redirect URI."""
 
 
 def authorize_url(
-    canvas_root: str, client_id: str, redirect_uri: str, state: str, scopes: list[str] | None = None
+    canvas_root: str, client_id: str, redirect_uri: str, state: str, scopes: Sequence[str] = ()
 ) -> str:
     """Where to send the user's browser to approve linking; Canvas redirects back with `code`.
 
-    `scopes` (e.g. `url:GET|/api/v1/conferences`) only matter when the developer key
-    enforces scopes; omit them otherwise.
+    `scopes` (e.g. `url:GET|/api/v1/conferences`, see bot/canvas/scopes.py) go in one space-separated
+    `scope` parameter. A developer key with Enforce Scopes requires them (and sends the browser back with
+    `error=invalid_scope` when one is not on the key); a key without it ignores them.
     """
     query = {"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri, "state": state}
     if scopes:
         query["scope"] = " ".join(scopes)
-    return f"{canvas_root.rstrip('/')}/login/oauth2/auth?{urlencode(query)}"
+    return f"{canvas_root.rstrip('/')}{AUTHORIZE_PATH}?{urlencode(query)}"
 
 
 class CanvasOAuth:

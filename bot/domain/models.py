@@ -34,6 +34,7 @@ def past_live_window(started_at: datetime, now: datetime) -> bool:
 
 
 _MANAGING_ENROLLMENTS = frozenset({"teacher", "ta", "designer"})
+_TEACHING_ENROLLMENTS = frozenset({"teacher", "ta"})
 # Above this an integer timestamp is epoch milliseconds (BigBlueButton recordings), below it seconds.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
 
@@ -118,6 +119,9 @@ class Conference(_CanvasModel):
     duration: int | None = None
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
+    # Scheduled times (newer Canvas only): decorative, so a malformed one never fails a poll.
+    start_at: Annotated[UtcDatetime | None, WrapValidator(_none_if_invalid)] = None
+    end_at: Annotated[UtcDatetime | None, WrapValidator(_none_if_invalid)] = None
     context_type: str
     context_id: CanvasId
     long_running: Annotated[bool, BeforeValidator(_null_to_false)] = False
@@ -163,8 +167,16 @@ class Enrollment(_CanvasModel):
         """Teacher, TA or designer, whichever spelling ("teacher" or "TeacherEnrollment") is used."""
         if self.enrollment_state not in (None, "active"):
             return False
-        kind = self.type.lower().removesuffix("enrollment")
-        return kind in _MANAGING_ENROLLMENTS
+        return self._kind in _MANAGING_ENROLLMENTS
+
+    @property
+    def teaches(self) -> bool:
+        """Teacher or TA: who hosts the course's conferences (a designer builds the course, not lessons)."""
+        return self.enrollment_state in (None, "active") and self._kind in _TEACHING_ENROLLMENTS
+
+    @property
+    def _kind(self) -> str:
+        return self.type.lower().removesuffix("enrollment")
 
 
 class Course(_CanvasModel):
@@ -177,6 +189,11 @@ class Course(_CanvasModel):
     def can_manage_conferences(self) -> bool:
         """Whether the token's user may subscribe a channel to this course's conferences."""
         return any(enrollment.can_manage for enrollment in self.enrollments)
+
+    @property
+    def taught(self) -> bool:
+        """Whether the token's user teaches this course (teacher or TA)."""
+        return any(enrollment.teaches for enrollment in self.enrollments)
 
 
 class Group(_CanvasModel):

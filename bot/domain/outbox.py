@@ -110,6 +110,11 @@ class AlertPayload(StoredPayload):
     started_at: IsoDatetime | None = None
     ended_at: IsoDatetime | None = None
     join_url: str
+    again: bool = False  # a later session of a conference that ran before: "live again"
+
+    def to_stored(self) -> dict[str, Any]:
+        """Without `again` for a first session, as rows have always been written."""
+        return self.model_dump(mode="json", exclude=None if self.again else {"again"})
 
 
 class RelinkPayload(StoredPayload):

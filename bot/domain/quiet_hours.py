@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.domain import zones
@@ -33,3 +33,11 @@ class QuietHours:
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
+
+    def ends_after(self, now: datetime) -> datetime:
+        """When the quiet window that is active at `now` ends (the next local `end`), in now's zone."""
+        local = now.astimezone(ZoneInfo(self.zone))
+        end = datetime.combine(local.date(), self.end, tzinfo=ZoneInfo(self.zone))
+        if end <= local:
+            end = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=ZoneInfo(self.zone))
+        return end.astimezone(now.tzinfo)

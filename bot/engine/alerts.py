@@ -143,9 +143,11 @@ def outbox_row(
         title=event.title,
         context_name=context_name,
         conference_type=conference.conference_type if conference else None,
-        started_at=event.started_at,
+        # A later session's start shown is when it was seen (a restart's key is the previous end).
+        started_at=now if event.again and event.kind == "started" and edit is None else event.started_at,
         ended_at=event.ended_at or (now if event.kind == "ended" else None),
         join_url=url,
+        again=event.again,
     )
     key_event = row_event.value if occurrence is None else f"{row_event.value}:{occurrence}"
     held = quiet and row_event is OutboxEvent.STARTED

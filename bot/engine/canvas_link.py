@@ -12,20 +12,22 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import delete, update
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError
-from bot.canvas.oauth import CanvasOAuth, authorize_url
+from bot.canvas.errors import CanvasError, InsufficientScope
+from bot.canvas.oauth import CALLBACK_PATH, CanvasOAuth, authorize_url
 from bot.engine.linking import link_with_token
 from bot.engine.locales import Locales
 from bot.engine.oauth_state import STATE_TTL, StateError, StateSigner
 from bot.messages import blocks
 from bot.messages.i18n import Translator, accept_language, translator
 from bot.messages.mrkdwn import escape
+from bot.ops.scope_alarm import MissingScopeAlarm
 from bot.slackweb.clients import TeamClients
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
@@ -34,7 +36,6 @@ from bot.store.models import OAuthState, utcnow
 log = logging.getLogger(__name__)
 
 START_PATH = "/canvas/oauth/start"
-CALLBACK_PATH = "/canvas/oauth/callback"
 BROWSER_COOKIE = "confbot_canvas_link"
 """Holds the browser nonce of the bound state (see bot.engine.oauth_state): HttpOnly, SameSite=Lax (sent on
 Canvas's top-level redirect back to us), scoped to /canvas/oauth, and no longer-lived than the state."""
@@ -52,6 +53,20 @@ def _page(t: Translator, title: str, message: str, status: int = 200) -> HTMLRes
     return HTMLResponse(body, status_code=status)
 
 
+def _not_configured_page(t: Translator) -> HTMLResponse:
+    """Canvas refused a scope of the developer key: the reader can do nothing but wait, so say so."""
+    return _page(
+        t,
+        t._("Canvas is not set up for confbot yet"),
+        t._(
+            "Canvas's developer key for confbot does not allow everything confbot needs to read, so nothing "
+            "was linked. Nothing is wrong with your account: the bot's operator has been told, and your "
+            "Canvas administrator can fix it. Try /conferences link again once they have."
+        ),
+        502,
+    )
+
+
 class CanvasLinkFlow:
     """Issues personal "Connect Canvas" links and completes them when Canvas sends the browser back."""
 
@@ -67,7 +82,12 @@ class CanvasLinkFlow:
         canvas_root: str,
         public_root: str,
         locales: Locales | None = None,
+        scopes: Sequence[str] = (),
+        scope_alarm: MissingScopeAlarm | None = None,
     ) -> None:
+        """`scopes` go into the authorize request (empty: none named, CANVAS_SCOPES=off); `scope_alarm`
+        hears Canvas refusing them, so a misconfigured key reaches the operator, not a relink prompt;
+        `locales` picks the Slack user's language for the result page (None: the browser's)."""
         self._sessions = sessions
         self._locales = locales
         self._canvas = canvas
@@ -77,6 +97,8 @@ class CanvasLinkFlow:
         self._signer = signer
         self._canvas_root = canvas_root
         self._public_root = public_root
+        self._scopes = tuple(scopes)
+        self._scope_alarm = scope_alarm
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +147,9 @@ class CanvasLinkFlow:
             t = await self._reader(request)
             return _page(t, t._("Link not valid"), t.text(str(error)), 400)
         bound_state, browser = self._signer.bind(claims)
-        target = authorize_url(self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state)
+        target = authorize_url(
+            self._canvas_root, self._oauth.client_id, self.redirect_uri, bound_state, self._scopes
+        )
         response = RedirectResponse(target, status_code=302)
         response.set_cookie(
             BROWSER_COOKIE,
@@ -145,6 +169,12 @@ class CanvasLinkFlow:
             return _page(
                 t, t._("Canvas linking is off"), t._("This bot links Canvas with access tokens only."), 404
             )
+        if params.get("error") == "invalid_scope":
+            # Canvas appends no state to this error, and it is no one's doing but the key's configuration;
+            # with no state naming the Slack user, the page is in the browser's language.
+            if self._scope_alarm is not None:
+                self._scope_alarm.refused_authorization(params.get("error_description", ""), self._scopes)
+            return _not_configured_page(await self._reader(request))
         if params.get("error"):
             t = await self._reader(request)
             return _page(
@@ -193,6 +223,8 @@ class CanvasLinkFlow:
                 expires_in=grant.expires_in,
                 canvas_user=grant.user,
             )
+        except InsufficientScope:
+            return _not_configured_page(t)  # the client's hook has told the operator which scope
         except CanvasError as error:
             log.warning("Canvas OAuth callback failed: %s", type(error).__name__)
             return _page(

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, Forbidden, NotFound
+from bot.canvas.errors import CanvasError, Forbidden, InsufficientScope, NotFound
 from bot.domain.digest_schedule import Schedule, next_slot, parse_hhmm, previous_slot
 from bot.domain.models import Conference
 from bot.engine import alerts
@@ -236,6 +236,8 @@ class DigestRunner:
                 return CourseDigest(source.course_name, problem=_GONE)
             except Forbidden:
                 return CourseDigest(source.course_name, problem=_FORBIDDEN)
+            except InsufficientScope:
+                return CourseDigest(source.course_name, problem=_NOT_ALLOWED)
             except CanvasError as error:
                 log.info("digest: course %s unreadable (%s)", source.course_id, type(error).__name__)
                 return CourseDigest(source.course_name, problem=_UNANSWERED)
@@ -265,6 +267,9 @@ class DigestRunner:
 
 # Problems are msgids: digest_message translates them in the channel's language.
 _FORBIDDEN = N_("The person who subscribed this course can no longer see its conferences in Canvas.")
+_NOT_ALLOWED = N_(
+    "Canvas does not allow confbot to read course conferences yet; the bot's operator has been told."
+)
 _RELINK = N_("The Canvas link of the person who subscribed this course stopped working; they need to relink.")
 _GONE = N_("Canvas no longer knows this course.")
 _UNANSWERED = N_("Canvas did not answer; this course is missing.")

@@ -10,7 +10,16 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, Forbidden, InvalidToken, NotFound, Throttled, Transient
+from bot.canvas.errors import (
+    CanvasError,
+    Forbidden,
+    InsufficientScope,
+    InvalidToken,
+    NotFound,
+    Throttled,
+    Transient,
+)
+from bot.canvas.scopes import where_to_tick
 from bot.domain.models import CanvasUser
 from bot.store import repo
 from bot.store.crypto import TokenCipher
@@ -38,6 +47,11 @@ def describe_link_failure(error: CanvasError, canvas_root: str) -> str:
         return (
             f"Canvas refused the token ({error.status}, invalid access token): make a new personal access "
             f"token at {canvas_root}/profile/settings"
+        )
+    if isinstance(error, InsufficientScope):
+        return (
+            f"Canvas accepted the token but its scopes do not include {error.missing_scope}; a token made "
+            f"under a developer key with Enforce Scopes needs it ({where_to_tick(error.missing_scope)})"
         )
     if isinstance(error, Throttled):
         return "Canvas is throttling this token (rate limit exceeded); wait a minute and try again"

@@ -20,7 +20,7 @@ from bot.domain.models import Conference
 from bot.domain.quiet_hours import QuietHours
 from bot.engine import alerts
 from bot.engine.credentials import StoredToken
-from bot.store import repo
+from bot.store import repo, sessions
 from bot.store.models import (
     KnownConference,
     LinkedUser,
@@ -28,6 +28,7 @@ from bot.store.models import (
     Subscription,
     SubscriptionKnownConference,
 )
+from bot.store.sessions import OpenedHint
 
 ContextKey = tuple[str, int]
 
@@ -47,6 +48,7 @@ class PollJob:
     course_id: int | None = None
     linked_at: datetime | None = None
     quiet: QuietHours | None = None
+    opened: dict[int, OpenedHint] = field(default_factory=dict)  # sessions beyond the live scope
 
 
 class PollUnits(Protocol):
@@ -80,6 +82,7 @@ class UserUnits:
             return []
         ids = [u.id for u in users]
         known = await repo.load_known(session, KnownConference, ids)
+        opened = await sessions.opened_for_users(session, ids, now)
         muted: dict[int, set[ContextKey]] = {uid: set() for uid in ids}
         for row in await session.scalars(select(MutedContext).where(MutedContext.linked_user_id.in_(ids))):
             muted[row.linked_user_id].add((row.context_type, row.context_id))
@@ -95,6 +98,7 @@ class UserUnits:
                 muted=frozenset(muted[u.id]),
                 linked_at=u.linked_at,
                 quiet=QuietHours.parse(u.quiet_start, u.quiet_end, u.timezone),
+                opened=opened[u.id],
             )
             for u in users
         ]
@@ -145,6 +149,7 @@ class SubscriptionUnits:
                 previous=known[s.id],
                 failures=s.consecutive_failures,
                 course_id=s.course_id,
+                opened=await sessions.opened_for_course(session, s.course_id, now),
             )
             for s, owner in rows
         ]

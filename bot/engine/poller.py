@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
-from bot.domain.diff import Diff, Event, Seen, diff, vanished
+from bot.domain.diff import Diff, Event, diff, vanished
 from bot.domain.models import Conference
 from bot.domain.outbox import OutboxEvent
 from bot.engine import alerts
@@ -30,7 +30,7 @@ from bot.engine.credentials import Credentials, RelinkNeeded
 from bot.engine.poll_units import PollJob, PollUnits
 from bot.engine.recordings import watch_row
 from bot.ops.metrics import Metrics
-from bot.store import repo
+from bot.store import repo, sessions
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow
 
@@ -50,6 +50,7 @@ class PollOutcome:
     names: dict[tuple[str, int], str] = field(default_factory=dict)
     error: Exception | None = None
     relink_reason: str | None = None
+    closed: dict[int, datetime] = field(default_factory=dict)  # opened sessions Canvas says have ended
 
     @property
     def result_name(self) -> str:
@@ -234,24 +235,35 @@ class Poller:
 
         async def poll_with(token: str) -> tuple[Diff, dict[tuple[str, int], str]]:
             current = await self._units.fetch(self._canvas, token, job, self._clock())
-            resolved = await self._resolve_vanished(token, job.previous, current)
-            result = diff(job.previous, current, self._clock(), resolved=resolved)
+            resolved = await self._resolve_vanished(token, job, current)
+            opened = {cid: hint.opened_at for cid, hint in job.opened.items()}
+            result = diff(job.previous, current, self._clock(), resolved=resolved, opened=opened)
+            # An opened session whose details show an end is closed, so later polls stop looking it up.
+            outcome.closed = {
+                cid: ended
+                for cid in job.opened
+                if cid in resolved and (ended := resolved[cid].ended_at) is not None
+            }
             started = {(e.context_type, e.context_id) for e in result.events if e.kind == "started"}
             return result, await self._contexts.lookup(token, started)
 
         outcome.result, outcome.names = await self._credentials.call(job.token, poll_with)
 
     async def _resolve_vanished(
-        self, token: str, previous: dict[int, Seen], current: list[Conference]
+        self, token: str, job: PollJob, current: list[Conference]
     ) -> dict[int, Conference]:
-        """Look up conferences missing from the live list, to learn whether and when they really ended.
+        """Look up conferences missing from the live list, to learn whether and when they really ended,
+        and those with a session opened beyond the live scope, to learn whether they are running.
 
         Every poll while one is missing, not only the first: the details decide (see `diff`), and a
         list that flaps for longer than the grace polls must not end a session Canvas says is running.
         """
-        missing = vanished(previous, current)
+        missing = vanished(job.previous, current)
+        live_ids = {c.id for c in current}
+        hinted = {cid: hint for cid, hint in job.opened.items() if cid not in live_ids}
         contexts = {(seen.context_type, seen.context_id) for seen in missing}
-        wanted = {seen.conference_id for seen in missing}
+        contexts |= {(hint.context_type, hint.context_id) for hint in hinted.values()}
+        wanted = {seen.conference_id for seen in missing} | set(hinted)
         resolved: dict[int, Conference] = {}
         for context_type, context_id in contexts:
             try:
@@ -281,6 +293,8 @@ class Poller:
                     events = await self._new_to_slack(session, job, self._announced(job, outcome))
                     rows.extend(self._rows_for(job, outcome, events, now))
                     watches.extend(self._watches_for(job, [e for e, _ in events if e.kind == "ended"], now))
+                    for conference_id, ended_at in outcome.closed.items():
+                        await sessions.close_opened_session(session, conference_id, ended_at)
                 elif outcome.relink_reason is not None:
                     await self._dead_token(session, job, outcome.relink_reason, now, rows)
                 elif outcome.error is not None:

@@ -96,6 +96,7 @@ class ConferenceCard:
     ended_at: datetime | None
     join_url: str
     recordings: tuple[RecordingLink, ...] = ()
+    again: bool = False  # a later session (restarted, reused): "live again"
 
 
 # --- small builders -------------------------------------------------------------------------------------
@@ -285,14 +286,28 @@ def live_alert(card: ConferenceCard, now: datetime, *, t: Translator = DEFAULT_T
     body += _started_phrase(card, now, t, sentence=True)
     course = escape(card.context_name)
     join = bare_link(card.join_url)
-    if join:
+    # Whole sentences per case (not "again" spliced in): word order differs between languages.
+    if card.again and join:
+        text = t._(
+            "%(title)s is live again in %(course)s — join: %(link)s",
+            title=escape(title),
+            course=course,
+            link=join,
+        )
+    elif card.again:
+        text = t._("%(title)s is live again in %(course)s", title=escape(title), course=course)
+    elif join:
         text = t._(
             "%(title)s is live in %(course)s — join: %(link)s", title=escape(title), course=course, link=join
         )
     else:
         text = t._("%(title)s is live in %(course)s", title=escape(title), course=course)
+    if card.again:
+        header = t._("🔴 Live again: %(title)s", title=title)
+    else:
+        header = t._("🔴 Live now: %(title)s", title=title)
     blocks = [
-        header_block(t._("🔴 Live now: %(title)s", title=title)),
+        header_block(header),
         section_block(body),
         *actions_block(_join_button(card, t)),
     ]
@@ -457,6 +472,7 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("unmute <course>", N_("alerts for that course again")),
     ("alerts on|off", N_("turn all your live alerts on or off")),
     ("language <code>", N_("this channel's language for alerts and digests: en, es or pt-BR")),
+    ("remind <minutes>|off", N_("a DM that many minutes before a scheduled conference starts")),
     ("help", N_("this message")),
 )
 """Subcommands (typed as shown, in every language) and what each does (translated)."""

@@ -15,4 +15,5 @@ def card_from_payload(payload: AlertPayload) -> ConferenceCard:
         started_at=payload.started_at,
         ended_at=payload.ended_at,
         join_url=payload.join_url,
+        again=payload.again,
     )

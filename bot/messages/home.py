@@ -43,6 +43,7 @@ class HomeState:
     quiet_end: str | None
     live: Sequence[ConferenceCard]
     live_error: Text | str | None = None
+    reminder_minutes: int = 0  # before a scheduled start; 0: off
 
 
 def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[str, Any]:
@@ -128,6 +129,17 @@ def _settings_blocks(state: HomeState, t: Translator) -> list[dict[str, Any]]:
         blocks.append(
             context_block(t._("No muted courses. Mute one with `/conferences mute &lt;course&gt;`."))
         )
+    blocks.append(
+        section_block(
+            t._(
+                "Reminders: *%(minutes)d min* before a scheduled start. "
+                "Change with `/conferences remind &lt;minutes&gt;|off`.",
+                minutes=state.reminder_minutes,
+            )
+            if state.reminder_minutes
+            else t._("Reminders: *off*. Turn them on with `/conferences remind 10`.")
+        )
+    )
     quiet = (
         t._(
             "Quiet hours: *%(hours)s*. Alerts are held, then sent as one summary.",

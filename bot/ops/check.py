@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import TextIO
 
 import httpx
@@ -22,7 +21,9 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.canvas import network
 from bot.config import ConfigError, Settings, display_database_url, load_settings
+from bot.ops.check_result import CheckResult, fail, ok
 from bot.ops.config_docs import env_name, is_secret
+from bot.ops.scope_check import check_developer_key, check_scopes
 
 TIMEOUT = 15
 MIN_SCRUB = 6
@@ -40,31 +41,13 @@ NEEDS: dict[str, set[str]] = {
         "slack_api_url",
     },
     "canvas": {"canvas_base_url"},
+    "canvas key": {"canvas_base_url", "canvas_client_id", "canvas_scopes", "public_base_url"},
+    "canvas scope": {"canvas_base_url"},  # only with --canvas-token
     "database": {"database_url"},  # the database check reports migrations too
 }
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """One printed line: `ok` with what was found, or what is wrong and how to fix it."""
-
-    name: str
-    ok: bool
-    message: str
-
-    def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.message}"
-
-
-Check = Callable[[Settings], Awaitable[list["CheckResult"]]]
-
-
-def ok(name: str, message: str) -> CheckResult:
-    return CheckResult(name, True, message)
-
-
-def fail(name: str, message: str) -> CheckResult:
-    return CheckResult(name, False, message)
+Check = Callable[[Settings], Awaitable[list[CheckResult]]]
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -324,17 +307,35 @@ async def _bounded(name: str, check: Check, settings: Settings) -> list[CheckRes
         return [fail(name, f"no answer within {TIMEOUT * 2:.0f}s")]
 
 
-CHECKS: dict[str, Check] = {"slack": check_slack, "canvas": check_canvas, "database": check_database}
+CHECKS: dict[str, Check] = {
+    "slack": check_slack,
+    "canvas": check_canvas,
+    "canvas key": check_developer_key,
+    "database": check_database,
+}
 
 # Printed in this order whatever order the concurrent checks finish in.
-ORDER = ["slack", "canvas", "database", "migrations"]
+ORDER = ["slack", "canvas", "canvas key", "canvas token", "canvas scope", "database", "migrations"]
 
 
-async def collect(settings: Settings | None, broken: set[str]) -> list[CheckResult]:
+def checks_for(canvas_token: str | None) -> dict[str, Check]:
+    """Every check; with a Canvas test token also one line per scope the bot needs."""
+    if canvas_token is None:
+        return CHECKS
+
+    async def scopes(settings: Settings) -> list[CheckResult]:
+        return await check_scopes(settings, canvas_token)
+
+    return {**CHECKS, "canvas scope": scopes}
+
+
+async def collect(
+    settings: Settings | None, broken: set[str], checks: dict[str, Check] = CHECKS
+) -> list[CheckResult]:
     """Run the network checks concurrently; skip each one whose settings did not validate."""
     results: list[CheckResult] = []
     runnable: list[tuple[str, Check]] = []
-    for name, check in CHECKS.items():
+    for name, check in checks.items():
         bad = sorted(env_name(field) for field in NEEDS[name] & broken)
         if settings is None or bad:
             reason = f"fix {', '.join(bad)} first" if bad else "fix the settings first"
@@ -349,8 +350,12 @@ async def collect(settings: Settings | None, broken: set[str]) -> list[CheckResu
     )
 
 
-def run_check(out: TextIO | None = None) -> int:
-    """Print every check's line; exit status 0 only when every line is ok."""
+def run_check(out: TextIO | None = None, canvas_token: str | None = None) -> int:
+    """Print every check's line; exit status 0 only when every line is ok.
+
+    `canvas_token` (a test token made under the developer key) adds one line per Canvas scope; it is
+    scrubbed from every line like the settings' secrets.
+    """
     stream = out or sys.stdout
     settings, settings_error, broken = load_for_check()
     results: list[CheckResult] = []
@@ -358,8 +363,8 @@ def run_check(out: TextIO | None = None) -> int:
         results.append(settings_error)
     elif settings is not None:
         results.extend(describe_settings(settings))
-    results.extend(asyncio.run(collect(settings, broken)))
-    secrets = secret_values(settings)
+    results.extend(asyncio.run(collect(settings, broken, checks_for(canvas_token))))
+    secrets = secret_values(settings) + ([canvas_token] if canvas_token else [])
     for result in results:
         print(scrub(result.line(), secrets), file=stream)
     failed = [result for result in results if not result.ok]

@@ -48,6 +48,12 @@ class Metrics:
             "now - next_poll_at of the oldest due poll unit",
             registry=self.registry,
         )
+        self.missing_scopes = Counter(
+            "confbot_canvas_missing_scope",
+            "Canvas calls or authorizations refused for a scope the developer key does not grant, by scope",
+            ["scope"],
+            registry=self.registry,
+        )
         self.linked_users = Gauge(
             "confbot_linked_users", "Linked users that are polled", registry=self.registry
         )
@@ -56,6 +62,10 @@ class Metrics:
         self.polls.labels(kind=kind, result=result).inc()
         if result == "Throttled":
             self.throttles.inc()
+
+    def missing_scope(self, scope: str) -> None:
+        """Canvas refused a call or an authorization for `scope` (see bot/ops/scope_alarm.py)."""
+        self.missing_scopes.labels(scope=scope).inc()
 
     async def render(self, sessions: SessionFactory, now: datetime) -> bytes:
         """Refresh the database gauges (cheap aggregate queries) and render the text format."""

@@ -2,7 +2,8 @@
 
 It reproduces the behaviours confbot must survive — `state=live` semantics, participation filtering,
 bookmark pagination, the per-token leaky bucket answering 403 (or 429), 401s with and without
-`WWW-Authenticate`, 302s instead of JSON, `while(1);` — and lets tests steer it through `/_sandbox`.
+`WWW-Authenticate`, 302s instead of JSON, `while(1);`, developer keys that enforce scopes — and lets
+tests steer it through `/_sandbox`.
 
 Throttling follows Canvas: each request reserves `up_front_cost` while in flight and is then charged
 only `request_cost`, so sequential clients rarely throttle; raise `request_cost` (or lower
@@ -24,6 +25,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.sandbox.canvas_control import control_routes
+from bot.sandbox.canvas_live_control import live_events_routes
+from bot.sandbox.canvas_live_events import LiveEventsEmitter
 from bot.sandbox.canvas_oauth import bearer_token, oauth_routes
 from bot.sandbox.canvas_render import (
     NOT_FOUND,
@@ -40,6 +43,7 @@ from bot.sandbox.canvas_render import (
     numbered_page,
     user_json,
 )
+from bot.sandbox.canvas_scopes import INSUFFICIENT_SCOPES
 from bot.sandbox.canvas_state import Bucket, CanvasState, Conference, Course, User
 
 __all__ = ["CanvasState", "create_canvas_app"]
@@ -85,7 +89,9 @@ def api(handler: Handler) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         state = _state(request)
         token = bearer_token(request)
-        state.count_request(token)
+        live_only = request.query_params.get("state")
+        route = f"{request.method} {request.url.path}" + (f"?state={live_only}" if live_only else "")
+        state.count_request(token, route)
         client = request.client.host if request.client else "anonymous"
         bucket, full = state.reserve(token or f"ip:{client}")
         cost = state.settings.request_cost
@@ -104,6 +110,8 @@ def api(handler: Handler) -> Endpoint:
                 user = state.authenticate(token)
                 if isinstance(user, str):
                     response = json_response(state, {"errors": [{"message": user}]}, 401, WWW_AUTHENTICATE)
+                elif state.scope_refused(token, request.method, request.url.path):
+                    response = json_response(state, INSUFFICIENT_SCOPES, 401)  # no WWW-Authenticate
                 else:
                     response = await handler(request, user)
         finally:
@@ -234,9 +242,11 @@ def api_routes() -> list[BaseRoute]:
 
 
 def create_canvas_app(state: CanvasState | None = None) -> Starlette:
-    """The sandbox Canvas as an ASGI app; its world is `app.state.canvas`."""
-    app = Starlette(routes=[*api_routes(), *oauth_routes(), *control_routes()])
+    """The sandbox Canvas as an ASGI app; its world is `app.state.canvas`, its Live Events emitter
+    (joins POSTed to a subscribed URL) `app.state.live_events`."""
+    app = Starlette(routes=[*api_routes(), *oauth_routes(), *control_routes(), *live_events_routes()])
     app.state.canvas = state if state is not None else CanvasState()
+    app.state.live_events = LiveEventsEmitter(app.state.canvas)
     return app
 
 

@@ -74,6 +74,13 @@ def _int_list(body: Body, key: str) -> list[int]:
     return value
 
 
+def _str_list(body: Body, key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SandboxError(f"{key} must be a list of non-empty strings")
+    return value
+
+
 def _at(body: Body) -> float | None:
     text = _opt_str(body, "at")
     return None if text is None else parse_iso(text)
@@ -123,7 +130,12 @@ async def bulk_users(state: CanvasState, body: Body, request: Request) -> Any:
 
 
 async def create_token(state: CanvasState, body: Body, request: Request) -> Any:
-    return {"token": state.issue_token(_int(body, "user_id"))}
+    """A personal token; with `client_id` (and `scopes`) one as that developer key's OAuth flow makes it."""
+    client_id = _opt_str(body, "client_id")
+    if client_id is not None and client_id not in state.developer_keys:
+        raise SandboxError(f"no developer key {client_id}", 404)
+    scopes = _str_list(body, "scopes") if "scopes" in body else None
+    return {"token": state.issue_token(_int(body, "user_id"), client_id=client_id, scopes=scopes)}
 
 
 async def revoke_token(state: CanvasState, body: Body, request: Request) -> Any:
@@ -177,7 +189,32 @@ async def create_conference(state: CanvasState, body: Body, request: Request) ->
         duration=_int(body, "duration", 60),
         join_url=_opt_str(body, "join_url"),
     )
+    if body.get("start_at") is not None:
+        end_at = body.get("end_at")
+        end = None if end_at is None else parse_iso(str(end_at))
+        state.schedule_conference(conference.id, parse_iso(_str(body, "start_at")), end)
     return conference_json(conference)
+
+
+async def schedule_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    """Move a conference's scheduled start (and end); null start_at clears the schedule."""
+    start_at, end_at = body.get("start_at"), body.get("end_at")
+    return conference_json(
+        state.schedule_conference(
+            _path_int(request, "conference_id"),
+            None if start_at is None else parse_iso(str(start_at)),
+            None if end_at is None else parse_iso(str(end_at)),
+        )
+    )
+
+
+async def restart_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    return conference_json(state.restart_conference(_path_int(request, "conference_id")))
+
+
+async def delete_conference(state: CanvasState, body: Body, request: Request) -> Any:
+    state.delete_conference(_path_int(request, "conference_id"))
+    return {"deleted": True}
 
 
 async def start_conference(state: CanvasState, body: Body, request: Request) -> Any:
@@ -253,12 +290,15 @@ async def update_settings(state: CanvasState, body: Body, request: Request) -> A
 
 
 async def add_developer_key(state: CanvasState, body: Body, request: Request) -> Any:
+    """Create or replace a key; `scopes` and `require_scopes` ("Enforce Scopes") as the admin ticked them."""
     key = DeveloperKey(
         client_id=_str(body, "client_id"),
         client_secret=_str(body, "client_secret"),
         redirect_uri=_str(body, "redirect_uri"),
+        scopes=_str_list(body, "scopes"),
+        require_scopes=_bool(body, "require_scopes", False),
     )
-    state.developer_keys[key.client_id] = key
+    state.put_developer_key(key)
     return {}
 
 
@@ -279,6 +319,9 @@ async def request_counts(state: CanvasState, body: Body, request: Request) -> An
     answer: dict[str, Any] = {"by_token": dict(state.request_counts), "total": state.request_total}
     if request.query_params.get("times"):
         answer["times_by_token"] = {token: list(times) for token, times in state.request_times.items()}
+    if request.query_params.get("routes"):
+        answer["by_route"] = dict(state.route_totals)
+        answer["routes_by_token"] = {token: dict(routes) for token, routes in state.route_counts.items()}
     return answer
 
 
@@ -289,6 +332,8 @@ async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any
 async def reset_request_counts(state: CanvasState, body: Body, request: Request) -> Any:
     state.request_counts.clear()
     state.request_times.clear()
+    state.route_totals.clear()
+    state.route_counts.clear()
     state.request_total = 0
     return {}
 
@@ -314,6 +359,11 @@ def control_routes() -> list[BaseRoute]:
         Route("/_sandbox/conferences", control(create_conference), methods=post),
         Route("/_sandbox/conferences/{conference_id:int}/start", control(start_conference), methods=post),
         Route("/_sandbox/conferences/{conference_id:int}/end", control(end_conference), methods=post),
+        Route("/_sandbox/conferences/{conference_id:int}/restart", control(restart_conference), methods=post),
+        Route(
+            "/_sandbox/conferences/{conference_id:int}/schedule", control(schedule_conference), methods=post
+        ),
+        Route("/_sandbox/conferences/{conference_id:int}", control(delete_conference), methods=["DELETE"]),
         Route("/_sandbox/conferences/{conference_id:int}/recordings", control(add_recording), methods=post),
         Route("/_sandbox/faults", control(add_fault), methods=post),
         Route("/_sandbox/faults", control(clear_faults), methods=["DELETE"]),

@@ -3,6 +3,9 @@
 The "browser user" who approves an authorization is whoever `POST /_sandbox/login` named, or the
 `sandbox_user_id` query parameter; without one a small page lists users to pick from.
 
+A key with "Enforce Scopes" refuses an authorization whose `scope` is empty or names a scope the key
+lacks (`error=invalid_scope`, see canvas_scopes.py); its tokens carry the scopes they were approved with.
+
 Refusals at the token endpoint use Canvas' own errors (Canvas::OAuth::RequestError,
 lib/canvas/oauth/request_error.rb), including the final ones a client must tell apart from a
 passing fault: 401 invalid_client ("unknown client" / "invalid client"), 400 invalid_grant
@@ -25,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.sandbox.canvas_render import WWW_AUTHENTICATE, json_response
+from bot.sandbox.canvas_scopes import INVALID_SCOPE_TEXT, not_granted, to_sentence
 from bot.sandbox.canvas_state import (
     AUTH_CODE_TTL_SECONDS,
     OAUTH_TOKEN_TTL_SECONDS,
@@ -99,6 +103,13 @@ async def authorize(request: Request) -> Response:
     redirect_uri = params.get("redirect_uri", "")
     if not _redirect_allowed(key, redirect_uri):
         return _oauth_error(state, "invalid_request", "redirect_uri does not match client settings")
+    requested = (params.get("scope") or params.get("scopes") or "").split()
+    if key.require_scopes and (not requested or not_granted(requested, key.scopes)):
+        # Canvas::OAuth::InvalidScopeError, sent back to the redirect URI without `state`.
+        missing = to_sentence(not_granted(requested, key.scopes))
+        return _redirect_with(
+            redirect_uri, {"error": "invalid_scope", "error_description": INVALID_SCOPE_TEXT + missing}
+        )
     if params.get("response_type") != "code":
         return _oauth_error(state, "unsupported_response_type", "response_type must be code")
     user_id: int | None = state.logged_in_user_id
@@ -121,6 +132,10 @@ async def authorize(request: Request) -> Response:
     query = {"code": code}
     if "state" in params:
         query["state"] = params["state"]
+    return _redirect_with(redirect_uri, query)
+
+
+def _redirect_with(redirect_uri: str, query: dict[str, str]) -> Response:
     separator = "&" if "?" in redirect_uri else "?"
     return RedirectResponse(redirect_uri + separator + urlencode(query), status_code=302)
 
@@ -188,7 +203,11 @@ def _exchange_code(state: CanvasState, key: DeveloperKey, params: dict[str, str]
     if params.get("redirect_uri", "") != code.redirect_uri:
         return _oauth_error(state, "invalid_grant", "redirect_uri does not match")
     issued = state.issue_token(
-        code.user_id, ttl=OAUTH_TOKEN_TTL_SECONDS, client_id=key.client_id, refresh=True
+        code.user_id,
+        ttl=OAUTH_TOKEN_TTL_SECONDS,
+        client_id=key.client_id,
+        refresh=True,
+        scopes=code.scope.split() if code.scope else None,
     )
     return json_response(state, _token_body(state, state.tokens[issued], with_refresh=True))
 

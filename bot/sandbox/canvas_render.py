@@ -94,6 +94,11 @@ def conference_url(conference: Conference) -> str:
 
 
 def conference_json(conference: Conference) -> dict[str, Any]:
+    # Canvas's infer_conference_details: start_at ||= started_at; end_at ||= start_at + duration.
+    start_at = conference.start_at if conference.start_at is not None else conference.started_at
+    end_at = conference.end_at
+    if end_at is None and start_at is not None and conference.duration:
+        end_at = start_at + conference.duration * 60
     return {
         "id": conference.id,
         "title": conference.title,
@@ -102,8 +107,8 @@ def conference_json(conference: Conference) -> dict[str, Any]:
         "duration": conference.duration,
         "started_at": iso(conference.started_at),
         "ended_at": iso(conference.ended_at),
-        "start_at": None,
-        "end_at": None,
+        "start_at": iso(start_at),
+        "end_at": iso(end_at),
         "conference_key": conference.conference_key,
         "context_type": conference.context_type,
         "context_id": conference.context_id,

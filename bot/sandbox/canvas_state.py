@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+from bot.sandbox.canvas_scopes import allows, not_granted
 
 LIVE_WINDOW_SECONDS = 24 * 3600
 AUTH_CODE_TTL_SECONDS = 600
@@ -88,6 +91,8 @@ class AccessToken:
     expires_at: float | None = None
     refresh_token: str | None = None
     client_id: str | None = None
+    # The `scope` of the authorization that made it; only a key enforcing scopes checks them.
+    scopes: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -143,6 +148,9 @@ class Conference:
     attendees: list[int] = field(default_factory=list)
     started_at: float | None = None
     ended_at: float | None = None
+    # Scheduled times (newer Canvas): rendered with Canvas's `infer_conference_details` defaults.
+    start_at: float | None = None
+    end_at: float | None = None
     recordings: list[Recording] = field(default_factory=list)
     # Real Canvas always answers null; set, it plays a server that fills it (with any text it likes).
     join_url: str | None = None
@@ -193,6 +201,8 @@ class DeveloperKey:
     client_id: str
     client_secret: str
     redirect_uri: str
+    scopes: list[str] = field(default_factory=list)
+    require_scopes: bool = False  # Canvas's "Enforce Scopes" switch
 
 
 @dataclass(slots=True)
@@ -228,12 +238,17 @@ class CanvasState:
         # token, so a benchmark can tell how long each user went between two polls.
         self.request_times: dict[str, list[float]] = {}
         self.request_total = 0
+        self.route_totals: dict[str, int] = {}
+        self.route_counts: dict[str, dict[str, int]] = {}
         self.error_report_seq = 9000
         # Indexes kept in step with every mutation.
         self.user_conference_ids: dict[int, list[int]] = {}
         self.user_active_courses: dict[int, set[int]] = {}
         self.user_groups: dict[int, set[int]] = {}
         self.context_conference_ids: dict[tuple[str, int], list[int]] = {}
+        # Called with (conference, user id) for each user joining through `start_conference`, after the
+        # join took effect: where the Live Events emitter hears of joins, as Canvas's does.
+        self.join_listeners: list[Callable[[Conference, int], None]] = []
         self._next_id = 1000
 
     def _id(self) -> int:
@@ -287,13 +302,20 @@ class CanvasState:
         ttl: float | None = None,
         client_id: str | None = None,
         refresh: bool = False,
+        scopes: list[str] | None = None,
     ) -> str:
         self.user(user_id)
         token = token or new_token()
         if token in self.tokens:
             raise SandboxError("token already in use", 409)
+        key = self.developer_keys.get(client_id or "")
+        if scopes and key is not None and key.require_scopes and not_granted(scopes, key.scopes):
+            # AccessToken#must_only_include_valid_scopes
+            raise SandboxError(f"scopes not on the developer key: {not_granted(scopes, key.scopes)}")
         expires = None if ttl is None else self.clock.now() + ttl
-        record = AccessToken(token=token, user_id=user_id, expires_at=expires, client_id=client_id)
+        record = AccessToken(
+            token=token, user_id=user_id, expires_at=expires, client_id=client_id, scopes=scopes
+        )
         if refresh:
             record.refresh_token = new_token()
             self.refresh_tokens[record.refresh_token] = record
@@ -317,6 +339,23 @@ class CanvasState:
         record.expires_at = self.clock.now() + OAUTH_TOKEN_TTL_SECONDS
         self.tokens[record.token] = record
         return record.token
+
+    def put_developer_key(self, key: DeveloperKey) -> None:
+        """Create or replace a key; dropping any scope destroys every token issued under the key, as Canvas's
+        DeveloperKey#invalidate_access_tokens_if_scopes_removed! does."""
+        before = self.developer_keys.get(key.client_id)
+        self.developer_keys[key.client_id] = key
+        if before is not None and set(before.scopes) - set(key.scopes):
+            for record in [r for r in self.tokens.values() if r.client_id == key.client_id]:
+                self.revoke_token(record.token)
+
+    def scope_refused(self, token: str, method: str, path: str) -> bool:
+        """Whether a scope-enforcing developer key keeps this token from `method path`."""
+        record = self.tokens.get(token)
+        key = None if record is None else self.developer_keys.get(record.client_id or "")
+        if record is None or key is None or not key.require_scopes:
+            return False
+        return not allows(record.scopes or (), method, path)
 
     def authenticate(self, token: str) -> User | str:
         """The user behind a token, or the Canvas error message explaining why not."""
@@ -422,12 +461,15 @@ class CanvasState:
     def start_conference(
         self, conference_id: int, at: float | None = None, attendee_ids: list[int] | None = None
     ) -> Conference:
-        """Like the first join: started_at set, ended_at cleared, invitees turned attendees."""
+        """A join, as Canvas does it: `started_at ||= now` (set once, never reset: `at` places that
+        first start in the past), an ended conference restarted (`restart` only clears ended_at), and
+        the joining invitees turned attendees."""
         conference = self.conference(conference_id)
         joining = conference.invitees if attendee_ids is None else attendee_ids
         for user_id in joining:
             self.user(user_id)
-        conference.started_at = self.clock.now() if at is None else at
+        if conference.started_at is None:
+            conference.started_at = self.clock.now() if at is None else at
         conference.ended_at = None
         for user_id in joining:
             if user_id not in conference.attendees:
@@ -435,7 +477,36 @@ class CanvasState:
             self._index_participant(user_id, conference)
         conference.invitees = [u for u in conference.invitees if u not in conference.attendees]
         conference.cached_json = None
+        for user_id in dict.fromkeys(joining):
+            for listener in self.join_listeners:
+                listener(conference, user_id)
         return conference
+
+    def restart_conference(self, conference_id: int) -> Conference:
+        """Canvas's `restart`: clears ended_at and nothing else (started_at keeps the first start)."""
+        conference = self.conference(conference_id)
+        conference.ended_at = None
+        conference.cached_json = None
+        return conference
+
+    def schedule_conference(
+        self, conference_id: int, start_at: float | None, end_at: float | None = None
+    ) -> Conference:
+        """Set (or move) a conference's scheduled start and end."""
+        conference = self.conference(conference_id)
+        conference.start_at, conference.end_at = start_at, end_at
+        conference.cached_json = None
+        return conference
+
+    def delete_conference(self, conference_id: int) -> None:
+        """A deleted conference disappears from every listing."""
+        conference = self.conference(conference_id)
+        del self.conferences[conference_id]
+        self.context_conference_ids[(conference.context_type, conference.context_id)].remove(conference_id)
+        for user_id in conference.users():
+            ids = self.user_conference_ids.get(user_id, [])
+            if conference_id in ids:
+                ids.remove(conference_id)
 
     def end_conference(self, conference_id: int, at: float | None = None) -> Conference:
         conference = self.conference(conference_id)
@@ -541,8 +612,15 @@ class CanvasState:
                     return fault
         return None
 
-    def count_request(self, token: str | None) -> None:
+    def count_request(self, token: str | None, route: str = "") -> None:
+        """Count a request; `route` ("GET /api/v1/conferences?state=live") is counted per token and in
+        total, so a test or benchmark can tell the live poll's requests from the session scan's."""
         self.request_total += 1
+        if route:
+            self.route_totals[route] = self.route_totals.get(route, 0) + 1
+            if token:
+                per_token = self.route_counts.setdefault(token, {})
+                per_token[route] = per_token.get(route, 0) + 1
         if token:
             self.request_counts[token] = self.request_counts.get(token, 0) + 1
             self.request_times.setdefault(token, []).append(time.time())

@@ -107,6 +107,13 @@ class Language:
 
 
 @dataclass(frozen=True, slots=True)
+class Remind:
+    """Reminders before scheduled starts: `minutes` ahead, 0 for none."""
+
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     reason: Text | None = None
 
@@ -128,6 +135,7 @@ Command: TypeAlias = (
     | Unmute
     | Alerts
     | Language
+    | Remind
     | Help
 )
 
@@ -324,6 +332,34 @@ def _language(rest: str) -> Command:
     return Language(code)
 
 
+MAX_REMIND_MINUTES = 24 * 60
+
+
+def _remind(rest: str) -> Command:
+    """`remind 15` asks for a DM 15 minutes before each scheduled start, `remind off` for none."""
+    value = rest.lower()
+    if value == "off":
+        return Remind(minutes=0)
+    if not value:
+        raise _Malformed(
+            Text(
+                "`remind` needs a number of minutes or `off`: "
+                "`remind <minutes>` (1 to %(max)d) or `remind off`.",
+                max=MAX_REMIND_MINUTES,
+            )
+        )
+    minutes = int(value) if value.isascii() and value.isdigit() and len(value) <= 4 else None
+    if minutes is None or not 1 <= minutes <= MAX_REMIND_MINUTES:
+        raise _Malformed(
+            Text(
+                "`%(got)s` is not a reminder lead: use `remind <minutes>` (1 to %(max)d) or `remind off`.",
+                got=_shown(rest),
+                max=MAX_REMIND_MINUTES,
+            )
+        )
+    return Remind(minutes=minutes)
+
+
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
     def handler(rest: str) -> Command:
         _no_args(verb, rest)
@@ -354,6 +390,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "unmute": _with_course("unmute", Unmute),
     "alerts": _alerts,
     "language": _language,
+    "remind": _remind,
     "help": lambda _rest: Help(reason=None),
 }
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import assert_never
 
 from bot.canvas.client import CanvasClient
-from bot.canvas.errors import CanvasError, Forbidden, NotFound, Throttled
+from bot.canvas.errors import CanvasError, Forbidden, InsufficientScope, NotFound, Throttled
 from bot.canvas.oauth import CanvasOAuth
 from bot.domain.models import Conference
 from bot.engine.alerts import join_url
@@ -128,6 +128,8 @@ class CommandHandler:
                 return await self._status(caller, t)
             case commands.Alerts(on=on):
                 return await self._alerts(caller, on, t)
+            case commands.Remind(minutes=minutes):
+                return await self._remind(caller, minutes, t)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller, t)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
@@ -209,6 +211,13 @@ class CommandHandler:
             )
         except Throttled:
             return blocks.simple(t._("Canvas asked me to slow down. Try again in a minute."))
+        except InsufficientScope:
+            return blocks.simple(
+                t._(
+                    "Canvas does not allow me to read that yet (its developer key lacks a permission). "
+                    "Nothing is wrong with your account; the bot's operator has been told."
+                )
+            )
         except CanvasError as error:
             log.info("listing failed for %s: %s", caller.user_id, type(error).__name__)
             return blocks.simple(t._("Canvas is not answering right now. Try again in a minute."))
@@ -240,6 +249,19 @@ class CommandHandler:
             return blocks.status_message(None, None, False, False, utcnow(), t=t)
         return blocks.status_message(
             user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow(), t=t
+        )
+
+    async def _remind(self, caller: Caller, minutes: int, t: Translator) -> Message:
+        async with self._sessions.begin() as session:
+            linked = await repo.update_linked(
+                session, caller.team_id, caller.user_id, reminder_minutes=minutes
+            )
+        if not linked:
+            return blocks.link_instructions(await self._link_url(caller), t=t)
+        if minutes == 0:
+            return blocks.simple(t._("Reminders are off. `/conferences remind 10` turns them back on."))
+        return blocks.simple(
+            t._("I'll remind you %(minutes)d min before each scheduled conference starts.", minutes=minutes)
         )
 
     async def _alerts(self, caller: Caller, on: bool, t: Translator) -> Message:

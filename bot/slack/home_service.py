@@ -36,7 +36,10 @@ class HomeService:
         link_flow: CanvasLinkFlow,
         lister: ConferenceLister,
         locales: Locales,
+        *,
+        reminder_lead: int = 10,
     ) -> None:
+        self._reminder_lead = reminder_lead  # minutes, for users who never chose (REMINDER_LEAD_MINUTES)
         self._sessions = sessions
         self._locales = locales
         self._slack = slack
@@ -86,6 +89,7 @@ class HomeService:
             quiet_end=user.quiet_end,
             live=live,
             live_error=error,
+            reminder_minutes=self._reminder_lead if user.reminder_minutes is None else user.reminder_minutes,
         )
 
     async def set_alerts(self, team_id: str, user_id: str, on: bool) -> None:

@@ -94,6 +94,9 @@ class LinkedUser(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The session scan's schedule (null: due now) and the user's reminder lead (null: the default, 0: off).
+    next_scan_at: Mapped[datetime | None] = mapped_column(default=None)
+    reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class _KnownColumns:
@@ -105,6 +108,9 @@ class _KnownColumns:
     context_type: Mapped[str] = mapped_column(String(16))
     context_id: Mapped[int] = mapped_column(BigInteger)
     missing_polls: Mapped[int] = mapped_column(Integer, default=0)
+    # See domain.diff.Seen: Canvas's started_at when this is a later session; set when it ended.
+    canvas_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class KnownConference(_KnownColumns, Base):
@@ -258,6 +264,45 @@ class RecordingWatch(Base):
     linked_user_id: Mapped[int] = mapped_column(ForeignKey("linked_users.id", ondelete="CASCADE"))
     next_check_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class OpenedSession(Base):
+    """A session Canvas's `state=live` cannot show (the conference first started over a day ago), opened
+    by a Live Event or the session scan. One row per conference, shared by every poll unit, so every
+    destination keys the session by the same `opened_at`; a later session replaces an expired row."""
+
+    __tablename__ = "opened_sessions"
+
+    conference_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[int] = mapped_column(BigInteger)
+    opened_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))  # "event" | "scan"
+    expires_at: Mapped[datetime]
+
+
+class UserConference(Base):
+    """What the session scan last saw of one of a user's conferences: schedules (reminders, nudges),
+    Canvas's started_at/ended_at (restarts older than a day), and who is invited."""
+
+    __tablename__ = "user_conferences"
+    __table_args__ = (
+        Index("ix_user_conferences_conference", "conference_id"),
+        Index("ix_user_conferences_start", "start_at"),
+    )
+
+    linked_user_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conference_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(Text)
+    start_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    invited: Mapped[int] = mapped_column(Integer, default=0)
+    teaches: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ChannelSetting(Base):

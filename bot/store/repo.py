@@ -170,6 +170,8 @@ async def load_known(
             context_type=row.context_type,
             context_id=row.context_id,
             missing_polls=row.missing_polls,
+            canvas_started_at=row.canvas_started_at,
+            ended_at=row.ended_at,
         )
     return known
 
@@ -191,7 +193,7 @@ async def replace_known(
             await session.execute(
                 update(model)
                 .where(owner == owner_id, model.conference_id == cid)
-                .values(missing_polls=seen.missing_polls, title=seen.title)
+                .values(missing_polls=seen.missing_polls, title=seen.title, ended_at=seen.ended_at)
             )
             continue
         fresh.append(
@@ -203,6 +205,8 @@ async def replace_known(
                 "context_type": seen.context_type,
                 "context_id": seen.context_id,
                 "missing_polls": seen.missing_polls,
+                "canvas_started_at": seen.canvas_started_at,
+                "ended_at": seen.ended_at,
             }
         )
     if fresh:
@@ -217,7 +221,15 @@ def _upsert_known(
     whole batch's transaction (every unit in it polled for nothing), an upsert just agrees with it."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(model).values(rows)
-    columns = ("started_at", "title", "context_type", "context_id", "missing_polls")
+    columns = (
+        "started_at",
+        "title",
+        "context_type",
+        "context_id",
+        "missing_polls",
+        "canvas_started_at",
+        "ended_at",
+    )
     return statement.on_conflict_do_update(
         index_elements=[owner.key, "conference_id"],
         set_={column: statement.excluded[column] for column in columns},

@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
 from slack_bolt.async_app import AsyncBoltRequest
@@ -15,14 +16,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from bot.engine.canvas_link import CALLBACK_PATH, START_PATH
+from bot.canvas.oauth import CALLBACK_PATH
+from bot.engine.canvas_link import START_PATH
 from bot.runtime import Runtime
 from bot.slack.socket_mode import SocketModeRunner, start_socket_mode
 from bot.store import repo
 from bot.store.models import utcnow
 from bot.web.body_limit import BodyLimitMiddleware
+from bot.web.live_events import live_events_routes
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,14 @@ def _bolt_request(request: Request, body: bytes) -> AsyncBoltRequest | Response:
 
 
 def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
+    """The bot's ASGI app. The Canvas Live Events routes that the settings configure
+    (`CANVAS_LIVE_EVENTS_JWKS_URL`, `CANVAS_LIVE_EVENTS_SECRET`) hand each conference join to the engine."""
     link_flow = runtime.link_flow
+    # The JWK set's client: a request per key rotation, so httpx; closed with the app.
+    live_events_http = httpx.AsyncClient()
+    live_routes: list[BaseRoute] = live_events_routes(
+        runtime.settings, http=live_events_http, sink=runtime.live_events.conference_joined
+    )
 
     bolt = runtime.bolt_app()
     slack_handler = AsyncSlackRequestHandler(bolt)
@@ -141,6 +151,7 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         finally:
             if socket is not None:
                 await socket.close()
+            await live_events_http.aclose()
             await runtime.close()
 
     app = Starlette(
@@ -152,6 +163,7 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route(START_PATH, link_flow.start, methods=["GET"]),
             Route(CALLBACK_PATH, link_flow.callback, methods=["GET"]),
+            *live_routes,
         ],
         # every route, POST or not, sits behind the body cap: no handler reads an unbounded body
         middleware=[Middleware(BodyLimitMiddleware)],

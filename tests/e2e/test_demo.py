@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,24 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.demo.page import Reply, create_page_app
+from bot.demo.controls import Reply
+from bot.demo.page import create_page_app
 from bot.messages.blocks import ConferenceCard, ended_alert, live_alert, live_list
 from bot.sandbox.server import RunningServer, free_port, start_in_thread
-from tests.support import SlackWorld, wait_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, artifact_path, needs_chromium
+from tests.support import OutputLines, SlackWorld
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 JOIN_LINE = re.compile(r"\[Join\] (http://127\.0\.0\.1:\d+/courses/\d+/conferences/(\d+)/join)")
 CANVAS_TOKEN = re.compile(r"\d+~[0-9A-Za-z]{8,}")
 
@@ -63,38 +52,6 @@ def test_demo_once_plays_the_whole_story_and_exits_zero(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir()), "the demo leaves no database or key file behind"
 
 
-class _Lines:
-    """Reads a child's stdout on a thread so waiting for a line can time out instead of hanging."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-        self._pump_thread.start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line)
-
-    def text(self) -> str:
-        while not self._queue.empty():
-            self.seen.append(self._queue.get_nowait())
-        return "".join(self.seen)
-
-    def wait_for(self, wanted: str, timeout: float) -> str:
-        def arrived() -> bool:
-            if wanted in self.text():
-                return True
-            if not self._pump_thread.is_alive() and self._queue.empty():  # EOF: the demo has exited
-                raise AssertionError(f"demo exited with {self.process.returncode}:\n{self.text()}")
-            return False
-
-        wait_for(arrived, timeout=timeout, what=repr(wanted))
-        return self.text()
-
-
 def test_demo_keeps_serving_the_page_until_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -105,7 +62,7 @@ def test_demo_keeps_serving_the_page_until_ctrl_c(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        lines = _Lines(process)
+        lines = OutputLines(process)
         lines.wait_for("press Ctrl-C to stop", timeout=60)
         feed = httpx.get(f"http://127.0.0.1:{port}/feed", timeout=10).text
         assert feed.count("(edited)") == 3
@@ -170,15 +127,11 @@ def page(slack: SlackWorld) -> Iterator[RunningServer]:
     server.stop()
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-)
-def test_page_shows_alert_cards_safely_and_refreshes_live(
-    page: RunningServer, slack: SlackWorld, tmp_path: Path
-) -> None:
+@needs_chromium
+def test_page_shows_alert_cards_safely_and_refreshes_live(page: RunningServer, slack: SlackWorld) -> None:
     from playwright.sync_api import sync_playwright
 
-    shot = tmp_path / "demo-page.png"
+    shot = artifact_path("demo-page.png")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -206,19 +159,21 @@ def test_page_shows_alert_cards_safely_and_refreshes_live(
             tab.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
+    print(f"screenshot: {shot}")
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
 
 
 def test_mrkdwn_is_rendered_as_text_never_as_markup() -> None:
-    from bot.demo.page import Ansi, mrkdwn_html
+    from bot.demo.render import mrkdwn_html
+    from bot.demo.terminal import Ansi
 
     shown = mrkdwn_html(
         "*Bio* &lt;b&gt; &amp;amp; <javascript:alert(1)|click> <https://x.test/?a=1&amp;b=2|A &amp; B> "
         "<!channel> <@UADA> \x1b[2J",
         {"UADA": "Ada"},
     )
-    assert "<strong>Bio</strong>" in shown
+    assert '<span class="bold">Bio</span>' in shown
     assert "&lt;b&gt; &amp;amp;" in shown, "escaped entities are displayed as the text they stand for"
     assert "javascript" not in shown.split("click")[0], "only http(s) links become anchors"
     assert (

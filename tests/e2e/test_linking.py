@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.blockkit import buttons
-from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, requests_by, slash, wait_for
+from tests.oauth_support import oauth_bot_process
+from tests.support import BotProcess, CanvasWorld, SlackWorld, requests_by, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -19,20 +20,7 @@ CLIENT_ID, CLIENT_SECRET = "10000000000001", "sandbox-developer-key-secret"
 
 @pytest.fixture
 def oauth_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
-    process = BotProcess(workdir=tmp_path, env={})
-    process.env.update(
-        {
-            "CANVAS_BASE_URL": canvas.canvas.url,
-            "CANVAS_CLIENT_ID": CLIENT_ID,
-            "CANVAS_CLIENT_SECRET": CLIENT_SECRET,
-            "PUBLIC_BASE_URL": process.url,
-            "SLACK_API_URL": slack.slack.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "1",
-            "CANVAS_TIMEOUT_SECONDS": "2",
-        }
-    )
+    process = oauth_bot_process(tmp_path, canvas, slack, CLIENT_ID, CLIENT_SECRET)
     canvas.canvas.post(
         "/_sandbox/developer_keys",
         {

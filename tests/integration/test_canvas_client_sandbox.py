@@ -177,7 +177,7 @@ async def test_oauth_link_refresh_and_revoke(canvas_url: str, control: Control, 
         "/developer_keys",
         {"client_id": "170000000000001", "client_secret": "s3cret", "redirect_uri": redirect},
     )
-    url = authorize_url(canvas_url, "170000000000001", redirect, "xyz", None)
+    url = authorize_url(canvas_url, "170000000000001", redirect, "xyz")
     answer = await control.http.get(url + f"&sandbox_user_id={user_id}")
     assert answer.status_code == 302
     location = urlsplit(answer.headers["Location"])

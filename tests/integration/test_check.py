@@ -13,43 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
 from bot.ops.check import migrations_result, run_check
 from bot.store.db import upgrade
-from tests.support import SIGNING_SECRET, Sandbox, SlackWorld, fernet_key
+from tests.support import SlackWorld
 
 
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No setting leaks in from the developer's shell or a `.env` in the working directory."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, canvas_sandbox: Sandbox, slack: SlackWorld
-) -> dict[str, str]:
-    """A complete single-workspace configuration pointing at the sandboxes; tests tweak it."""
-    _clean_env(monkeypatch, tmp_path)
-    values = {
-        "CANVAS_BASE_URL": canvas_sandbox.url,
-        "SLACK_API_URL": slack.slack.url + "/api/",
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'confbot.db'}",
-        "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def check(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[int, list[str]]:
+def check(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], canvas_token: str | None = None
+) -> tuple[int, list[str]]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = io.StringIO()
-    code = run_check(out)
+    code = run_check(out, canvas_token=canvas_token)
     return code, out.getvalue().splitlines()
 
 

@@ -438,3 +438,45 @@ def test_bulk_users_get_working_tokens(sandbox: Sandbox) -> None:
     assert len({u["token"] for u in made}) == 50
     me = sandbox.api("/api/v1/users/self", made[-1]["token"]).json()
     assert me["id"] == made[-1]["id"]
+
+
+def test_a_restart_keeps_started_at_and_a_day_later_leaves_the_live_scope(sandbox: Sandbox) -> None:
+    """Canvas sets started_at once (`started_at ||= now`); restart only clears ended_at. So a room
+    restarted the same day is live again with its first start, and one reused after a day never is."""
+    student, token = sandbox.user("Ada")
+    course = sandbox.course()
+    sandbox.enroll(course, student)
+    lecture = sandbox.conference(course, [student], "Lecture")
+    first = sandbox.start(lecture["id"], hours_ago=2)["started_at"]
+    sandbox.post(f"/conferences/{lecture['id']}/end")
+    assert titles(sandbox.api("/api/v1/conferences", token, state="live")) == []
+
+    again = sandbox.post(f"/conferences/{lecture['id']}/start")  # the host joins again
+    assert again["started_at"] == first and again["ended_at"] is None
+    assert titles(sandbox.api("/api/v1/conferences", token, state="live")) == ["Lecture"]
+
+    sandbox.post(f"/conferences/{lecture['id']}/end")
+    sandbox.state.clock.advance(3 * 24 * 3600)  # day three: reused again
+    restarted = sandbox.post(f"/conferences/{lecture['id']}/restart")
+    assert restarted["started_at"] == first and restarted["ended_at"] is None
+    assert titles(sandbox.api("/api/v1/conferences", token, state="live")) == []
+    full = sandbox.api("/api/v1/conferences", token).json()["conferences"]
+    assert [(c["title"], c["ended_at"]) for c in full] == [("Lecture", None)]
+
+
+def test_scheduled_times_follow_canvas_defaults_and_move(sandbox: Sandbox) -> None:
+    student, token = sandbox.user("Ada")
+    course = sandbox.course()
+    sandbox.enroll(course, student)
+    planned = sandbox.conference(course, [student], "Planned", start_at="2026-12-07T15:00:00Z", duration=90)
+    assert (planned["start_at"], planned["end_at"]) == ("2026-12-07T15:00:00Z", "2026-12-07T16:30:00Z")
+    moved = sandbox.post(f"/conferences/{planned['id']}/schedule", {"start_at": "2026-12-07T16:00:00Z"})
+    assert (moved["start_at"], moved["end_at"]) == ("2026-12-07T16:00:00Z", "2026-12-07T17:30:00Z")
+
+    adhoc = sandbox.conference(course, [student], "Ad hoc", duration=30)
+    assert adhoc["start_at"] is None and adhoc["end_at"] is None
+    started = sandbox.start(adhoc["id"])  # infer_conference_details: start_at ||= started_at
+    assert started["start_at"] == started["started_at"]
+
+    assert sandbox.client.delete(f"/_sandbox/conferences/{planned['id']}").status_code == 200
+    assert titles(sandbox.api("/api/v1/conferences", token)) == ["Ad hoc"]

@@ -37,7 +37,7 @@ def test_authorize_url_carries_all_parameters() -> None:
         "state": ["st4te"],
         "scope": ["url:GET|/api/v1/conferences"],
     }
-    assert "scope" not in authorize_url(BASE, "1", "https://r", "s", None)
+    assert "scope" not in authorize_url(BASE, "1", "https://r", "s")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,7 +53,8 @@ def test_vanished_with_known_end_ends_at_canvas_time() -> None:
     result = diff(before, [], NOW, resolved={1001: ended})
     assert kinds(result) == [("ended", 1001)]
     assert result.events[0].ended_at == NOW - timedelta(minutes=1)
-    assert result.keep == {}
+    assert not result.keep[1001].is_open, "the ended session is remembered, so a restart is a new one"
+    assert vanished(result.keep, []) == [], "an ended session is never looked up again"
 
 
 def test_one_missing_poll_is_not_an_end() -> None:
@@ -104,3 +106,85 @@ def test_details_of_another_session_do_not_keep_the_old_one_live() -> None:
     first = diff(seen, [], NOW, resolved=newer)
     assert kinds(first) == []
     assert kinds(diff(first.keep, [], NOW, resolved=newer)) == [("ended", 1001)]
+
+
+def _ended_at(minutes_ago: float) -> str:
+    return (NOW - timedelta(minutes=minutes_ago)).isoformat()
+
+
+def test_a_same_day_restart_is_a_new_session_keyed_by_the_previous_end() -> None:
+    """Canvas keeps started_at on a restart and only clears ended_at: the dedup key must not be
+    started_at alone, or the second session of the day is never alerted."""
+    first = diff({}, [conf(started=timedelta(hours=2))], NOW - timedelta(hours=1))
+    ended = diff(
+        first.keep, [], NOW, resolved={1001: conf(started=timedelta(hours=2), ended_at=_ended_at(5))}
+    )
+    assert kinds(ended) == [("ended", 1001)]
+
+    again = diff(ended.keep, [conf(started=timedelta(hours=2))], NOW + timedelta(minutes=10))
+    assert kinds(again) == [("started", 1001)]
+    session = again.events[0]
+    assert session.started_at == NOW - timedelta(minutes=5) and session.again
+    assert again.keep[1001].first_started_at == NOW - timedelta(hours=2)
+    steady = diff(again.keep, [conf(started=timedelta(hours=2))], NOW + timedelta(minutes=11))
+    assert kinds(steady) == [], "one alert per session, however many polls see it"
+
+    over = diff(
+        steady.keep,
+        [],
+        NOW + timedelta(minutes=30),
+        resolved={1001: conf(started=timedelta(hours=2), ended_at=_ended_at(-29))},
+    )
+    assert [(e.kind, e.started_at) for e in over.events] == [("ended", NOW - timedelta(minutes=5))]
+
+
+def test_a_flap_after_an_end_without_evidence_is_the_same_session() -> None:
+    before = {1001: replace(seen_from(conf()), missing_polls=1)}
+    gone = diff(before, [], NOW)  # grace polls ran out: no word from Canvas
+    assert kinds(gone) == [("ended", 1001)] and 1001 not in gone.keep
+    back = diff(gone.keep, [conf()], NOW + timedelta(minutes=1))
+    assert [(e.kind, e.again) for e in back.events] == [("started", False)], "same session: a reopen"
+
+
+def test_a_session_beyond_the_live_scope_opens_from_a_hint_and_ends_only_on_canvas_word() -> None:
+    week_old = conf(started=timedelta(days=7))
+    opened_at = NOW - timedelta(seconds=2)
+    not_running = diff(
+        {},
+        [],
+        NOW,
+        opened={1001: opened_at},
+        resolved={1001: conf(started=timedelta(days=7), ended_at=_ended_at(60))},
+    )
+    assert kinds(not_running) == [], "a hint is not evidence when Canvas says the room is closed"
+
+    opened = diff({}, [], NOW, opened={1001: opened_at}, resolved={1001: week_old})
+    assert [(e.kind, e.started_at, e.again) for e in opened.events] == [("started", opened_at, True)]
+    assert opened.keep[1001].beyond_live_scope
+    twice = diff(
+        opened.keep, [], NOW + timedelta(seconds=5), opened={1001: opened_at}, resolved={1001: week_old}
+    )
+    assert kinds(twice) == []
+
+    for later in (timedelta(minutes=5), timedelta(hours=3)):  # missing from state=live: no fake end
+        quiet = diff(opened.keep, [], NOW + later)
+        assert kinds(quiet) == [] and 1001 in quiet.keep
+    let_go = diff(opened.keep, [], NOW + timedelta(hours=25))
+    assert kinds(let_go) == [] and 1001 not in let_go.keep, "after a day it is let go without an end"
+    closed = diff(
+        opened.keep,
+        [],
+        NOW + timedelta(hours=1),
+        resolved={1001: conf(started=timedelta(days=7), ended_at=_ended_at(-59))},
+    )
+    assert [(e.kind, e.ended_at) for e in closed.events] == [("ended", NOW + timedelta(minutes=59))]
+
+
+def test_a_restart_within_the_second_of_the_start_still_gets_its_own_session() -> None:
+    """Canvas renders whole seconds: started and ended in one second must not give the restart the first
+    session's key (its alert would be taken for a duplicate)."""
+    start = conf(started=timedelta(0))
+    first = diff({}, [start], NOW)
+    ended = diff(first.keep, [], NOW, resolved={1001: conf(started=timedelta(0), ended_at=NOW.isoformat())})
+    again = diff(ended.keep, [start], NOW)
+    assert [e.started_at for e in again.events] == [NOW + timedelta(seconds=1)]

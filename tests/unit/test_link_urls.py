@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo.page import message_html, mrkdwn_html
+from bot.demo.render import message_html, mrkdwn_html
 from bot.domain.diff import Event
 from bot.domain.models import Conference
 from bot.domain.outbox import AlertPayload
@@ -262,7 +262,7 @@ def test_demo_page_never_makes_an_href_of_an_unsafe_url(url: str) -> None:
 
 def test_demo_page_links_a_safe_url_html_escaped() -> None:
     shown = mrkdwn_html('<https://ok.example/?a=1&amp;b="x"|click>')
-    assert 'href="https://ok.example/?a=1&amp;b=&quot;x&quot;"' in shown
+    assert 'href="https://ok.example/?a=1&amp;b=&#34;x&#34;"' in shown
 
 
 @pytest.mark.parametrize(

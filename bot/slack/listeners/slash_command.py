@@ -9,13 +9,20 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.messages import blocks
 from bot.messages.i18n import DEFAULT_TRANSLATOR
+from bot.messages.schedule_blocks import ACTION_START
 from bot.slack import commands
 from bot.slack.caller import Caller
 from bot.slack.handlers import CommandHandler
 
 log = logging.getLogger(__name__)
 
-LINK_BUTTONS = (blocks.ACTION_JOIN, blocks.ACTION_OPEN, blocks.ACTION_CONNECT, blocks.ACTION_RELINK)
+LINK_BUTTONS = (
+    blocks.ACTION_JOIN,
+    blocks.ACTION_OPEN,
+    blocks.ACTION_CONNECT,
+    blocks.ACTION_RELINK,
+    ACTION_START,
+)
 
 
 def register(app: AsyncApp, handler: CommandHandler) -> None:

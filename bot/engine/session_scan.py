@@ -1,0 +1,116 @@
+"""The session scan: a slower full listing per linked user that sees what the live poll cannot.
+
+`GET /api/v1/conferences?state=live` only shows conferences first started within the last day. Every
+`SESSION_SCAN_INTERVAL_SECONDS` (jittered, spread like polls) each user's full listing is compared with
+the last one (domain/sessions.py): scheduled times feed reminders and nudges, and a conference older than
+a day whose `ended_at` went back to null was restarted, so a session is opened for it (shared by every
+destination) and its participants are polled at once. Only differences are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.canvas.client import CanvasClient
+from bot.canvas.errors import CanvasError
+from bot.domain.models import LIVE_WINDOW, Conference
+from bot.domain.sessions import compare_scan
+from bot.engine.contexts import ContextNames
+from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.store import sessions as store
+from bot.store.db import SessionFactory
+from bot.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_HORIZON = timedelta(days=1)
+"""Enrollments (who teaches) are fetched only for users with a conference scheduled this close: the one
+thing they are needed for is the host nudge."""
+
+Listing = tuple[list[Conference], frozenset[tuple[str, int]]]
+
+
+class SessionScanner:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        canvas: CanvasClient,
+        credentials: Credentials,
+        contexts: ContextNames,
+        *,
+        interval: float,
+        semaphore: asyncio.Semaphore,
+        deadline: float = 30.0,
+        batch_size: int = 500,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._canvas = canvas
+        self._credentials = credentials
+        self._contexts = contexts
+        self._interval = interval
+        self._semaphore = semaphore
+        self._deadline = deadline
+        self._batch_size = batch_size
+        self._clock = clock
+
+    def _next_scan(self) -> datetime:
+        """Jittered upwards only, so scans never cost more than one listing per interval per user."""
+        return self._clock() + timedelta(seconds=self._interval * random.uniform(1.0, 1.15))
+
+    async def tick(self) -> int:
+        """Scan every user whose scan is due (up to a batch); returns how many were scanned."""
+        async with self._sessions.begin() as session:
+            users = await store.claim_due_scans(session, self._clock(), self._batch_size, self._next_scan)
+            jobs = [(user.id, StoredToken.of(user)) for user in users]
+        await asyncio.gather(*(self._scan(user_id, token) for user_id, token in jobs))
+        return len(jobs)
+
+    async def _scan(self, user_id: int, token: StoredToken) -> None:
+        async with self._semaphore:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    listed, teaching = await self._credentials.call(token, self._listing)
+            except (CanvasError, RelinkNeeded, TimeoutError) as error:
+                # The live poll owns back-off and relinking; a scan just waits for its next turn.
+                log.info("session scan of linked user %s skipped: %s", user_id, type(error).__name__)
+                return
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            changes = compare_scan(await store.load_catalog(session, user_id), listed, now, teaching)
+            await store.write_catalog(session, user_id, changes)
+            for restart in changes.restarts:
+                await store.open_session(
+                    session,
+                    conference_id=restart.conference_id,
+                    context_type=restart.context_type,
+                    context_id=restart.context_id,
+                    opened_at=restart.opened_at,
+                    source="scan",
+                    lasts=LIVE_WINDOW,
+                )
+            if changes.restarts:
+                log.info(
+                    "session scan: %d conference(s) restarted beyond the live scope", len(changes.restarts)
+                )
+                await store.poll_participants_now(session, [r.conference_id for r in changes.restarts], now)
+
+    async def _listing(self, token: str) -> Listing:
+        conferences = await self._canvas.all_conferences(token)
+        now = self._clock()
+        soon = [
+            c
+            for c in conferences
+            if c.start_at is not None and now - SCHEDULE_HORIZON < c.start_at < now + SCHEDULE_HORIZON
+        ]
+        if not soon:
+            return conferences, frozenset()
+        await self._contexts.lookup(
+            token, {(c.context_type, c.context_id) for c in soon}
+        )  # names for reminders
+        courses = await self._canvas.courses(token)
+        return conferences, frozenset(("Course", course.id) for course in courses if course.taught)

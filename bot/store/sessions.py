@@ -1,0 +1,302 @@
+"""Sessions beyond Canvas's live scope (opened by Live Events or the session scan) and the scan's
+catalog of each user's conferences. Callers own the transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.sessions import ScanChanges, Scanned
+from bot.store.models import (
+    KnownConference,
+    LinkedUser,
+    OpenedSession,
+    OutboxMessage,
+    Subscription,
+    UserConference,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedHint:
+    """A session opened beyond Canvas's live scope (OpenedSession), as a poll needs it."""
+
+    opened_at: datetime
+    context_type: str
+    context_id: int
+
+
+async def opened_for_users(
+    session: AsyncSession, linked_user_ids: list[int], now: datetime
+) -> dict[int, dict[int, OpenedHint]]:
+    """Unexpired opened sessions in the courses and groups of the users' conferences (as the session scan
+    knows them): not only the conferences the scan has seen, since a Live Event may be the first news
+    of a new one. The poll's look-up of the details decides whether the user can see it at all."""
+    found: dict[int, dict[int, OpenedHint]] = {uid: {} for uid in linked_user_ids}
+    rows = await session.execute(
+        select(UserConference.linked_user_id, OpenedSession)
+        .join(
+            OpenedSession,
+            (OpenedSession.context_type == UserConference.context_type)
+            & (OpenedSession.context_id == UserConference.context_id),
+        )
+        .where(UserConference.linked_user_id.in_(linked_user_ids), OpenedSession.expires_at > now)
+        .distinct()
+    )
+    for user_id, opened in rows.all():
+        hint = OpenedHint(opened.opened_at, opened.context_type, opened.context_id)
+        found[user_id][opened.conference_id] = hint
+    return found
+
+
+async def opened_for_course(session: AsyncSession, course_id: int, now: datetime) -> dict[int, OpenedHint]:
+    """Unexpired opened sessions of one course's conferences (a channel subscription's)."""
+    rows = await session.scalars(
+        select(OpenedSession).where(
+            OpenedSession.context_type == "Course",
+            OpenedSession.context_id == course_id,
+            OpenedSession.expires_at > now,
+        )
+    )
+    return {o.conference_id: OpenedHint(o.opened_at, o.context_type, o.context_id) for o in rows}
+
+
+async def open_session(
+    session: AsyncSession,
+    *,
+    conference_id: int,
+    context_type: str,
+    context_id: int,
+    opened_at: datetime,
+    source: str,
+    lasts: timedelta,
+) -> bool:
+    """Record a session opened beyond the live scope, unless one of this conference is still open (a
+    second join, a duplicated or late delivery of the same event: all the same session). True when this
+    call opened it."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {
+        "conference_id": conference_id,
+        "context_type": context_type,
+        "context_id": context_id,
+        "opened_at": opened_at,
+        "source": source,
+        "expires_at": opened_at + lasts,
+    }
+    statement = insert(OpenedSession).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["conference_id"],
+        set_={key: statement.excluded[key] for key in values if key != "conference_id"},
+        where=OpenedSession.expires_at <= statement.excluded.opened_at,
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def close_opened_session(session: AsyncSession, conference_id: int, ended_at: datetime) -> None:
+    """Canvas says the opened session ended: the row expires then, so the next join opens a new one."""
+    await session.execute(
+        update(OpenedSession)
+        .where(OpenedSession.conference_id == conference_id, OpenedSession.expires_at > ended_at)
+        .values(expires_at=ended_at)
+    )
+
+
+async def claim_due_scans(
+    session: AsyncSession, now: datetime, limit: int, next_scan: Callable[[], datetime]
+) -> list[LinkedUser]:
+    """Linked users whose session scan is due (never scanned: due now), each pushed to its next scan in
+    the same transaction; locked rows are skipped so replicas share the work."""
+    users = list(
+        await session.scalars(
+            select(LinkedUser)
+            .where(
+                LinkedUser.needs_relink.is_(False),
+                or_(LinkedUser.next_scan_at.is_(None), LinkedUser.next_scan_at <= now),
+            )
+            .order_by(LinkedUser.next_scan_at.nulls_first())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for user in users:
+        user.next_scan_at = next_scan()
+    return users
+
+
+def _scanned(row: UserConference) -> Scanned:
+    return Scanned(
+        conference_id=row.conference_id,
+        context_type=row.context_type,
+        context_id=row.context_id,
+        title=row.title,
+        start_at=row.start_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        invited=row.invited,
+        teaches=row.teaches,
+    )
+
+
+async def load_catalog(session: AsyncSession, linked_user_id: int) -> dict[int, Scanned]:
+    rows = await session.scalars(
+        select(UserConference).where(UserConference.linked_user_id == linked_user_id)
+    )
+    return {row.conference_id: _scanned(row) for row in rows}
+
+
+async def write_catalog(session: AsyncSession, linked_user_id: int, changes: ScanChanges) -> None:
+    """Write what the scan found different (an upsert: two replicas may scan one user at once)."""
+    if changes.gone:
+        await session.execute(
+            delete(UserConference).where(
+                UserConference.linked_user_id == linked_user_id,
+                UserConference.conference_id.in_(changes.gone),
+            )
+        )
+    if not changes.changed:
+        return
+    rows = [{"linked_user_id": linked_user_id, **asdict(entry)} for entry in changes.changed]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(UserConference).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["linked_user_id", "conference_id"],
+            set_={
+                key: statement.excluded[key]
+                for key in rows[0]
+                if key not in ("linked_user_id", "conference_id")
+            },
+        )
+    )
+
+
+async def poll_participants_now(session: AsyncSession, conference_ids: list[int], now: datetime) -> int:
+    """Make the polls of every linked user the scan knows in these conferences due now (a Live Event or a
+    scan saw one start); returns how many users that was."""
+    if not conference_ids:
+        return 0
+    participants = select(UserConference.linked_user_id).where(
+        UserConference.conference_id.in_(conference_ids)
+    )
+    result = await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.id.in_(participants), LinkedUser.next_poll_at > now)
+        .values(next_poll_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A scheduled conference of a linked user, with what a reminder or nudge needs about them."""
+
+    entry: Scanned
+    linked_user_id: int
+    team_id: str
+    slack_user_id: str
+    reminder_minutes: int | None
+    quiet_start: str | None
+    quiet_end: str | None
+    timezone: str | None
+
+
+async def scheduled_between(session: AsyncSession, earliest: datetime, latest: datetime) -> list[Scheduled]:
+    """Conferences of linked users (alerts on) scheduled to start within [earliest, latest)."""
+    rows = await session.execute(
+        select(UserConference, LinkedUser)
+        .join(LinkedUser, LinkedUser.id == UserConference.linked_user_id)
+        .where(
+            UserConference.start_at >= earliest,
+            UserConference.start_at < latest,
+            LinkedUser.needs_relink.is_(False),
+            LinkedUser.alerts_enabled.is_(True),
+        )
+    )
+    return [
+        Scheduled(
+            entry=_scanned(row),
+            linked_user_id=user.id,
+            team_id=user.team_id,
+            slack_user_id=user.slack_user_id,
+            reminder_minutes=user.reminder_minutes,
+            quiet_start=user.quiet_start,
+            quiet_end=user.quiet_end,
+            timezone=user.timezone,
+        )
+        for row, user in rows.all()
+    ]
+
+
+async def live_sessions_of(session: AsyncSession, linked_user_ids: list[int]) -> set[tuple[int, int]]:
+    """(user, conference) pairs whose latest session the live poll holds open: started, so nothing to
+    remind or nudge about, whatever the last scan saw."""
+    if not linked_user_ids:
+        return set()
+    rows = await session.execute(
+        select(KnownConference.linked_user_id, KnownConference.conference_id).where(
+            KnownConference.linked_user_id.in_(linked_user_ids), KnownConference.ended_at.is_(None)
+        )
+    )
+    return {(int(user_id), int(conference_id)) for user_id, conference_id in rows.all()}
+
+
+REMINDER_KEY_SUFFIX = ":remind"
+
+
+async def deferred_reminders(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
+    """Reminders held for later (quiet hours): each is checked against the catalog before it goes."""
+    return list(
+        await session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at > now,
+                OutboxMessage.dedup_key.endswith(REMINDER_KEY_SUFFIX),
+            )
+        )
+    )
+
+
+async def conference_context(session: AsyncSession, conference_id: int) -> tuple[str, int] | None:
+    """The course or group of a conference, as any user's scan saw it (None: no scan has seen it)."""
+    row = (
+        await session.execute(
+            select(UserConference.context_type, UserConference.context_id)
+            .where(UserConference.conference_id == conference_id)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
+async def poll_concerned_now(
+    session: AsyncSession,
+    conference_id: int,
+    *,
+    canvas_user_id: int | None,
+    course_id: int | None,
+    now: datetime,
+) -> int:
+    """Make due now every poll that may see this conference: its participants as the scan knows them, the
+    linked accounts of the Canvas user who joined, and the channel subscriptions of its course."""
+    due = await poll_participants_now(session, [conference_id], now)
+    if canvas_user_id is not None:
+        result = await session.execute(
+            update(LinkedUser)
+            .where(LinkedUser.canvas_user_id == canvas_user_id, LinkedUser.next_poll_at > now)
+            .values(next_poll_at=now)
+        )
+        due += int(result.rowcount)  # type: ignore[attr-defined]
+    if course_id is not None:
+        result = await session.execute(
+            update(Subscription)
+            .where(Subscription.course_id == course_id, Subscription.next_poll_at > now)
+            .values(next_poll_at=now)
+        )
+        due += int(result.rowcount)  # type: ignore[attr-defined]
+    return due
