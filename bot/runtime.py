@@ -233,6 +233,7 @@ class Runtime:
             nudge_after=timedelta(minutes=settings.host_nudge_minutes),
             canvas_root=settings.canvas_root,
             on_enqueued=wake,
+            locales=self.locales,
         )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
             "digests": (digests.tick, 30.0),

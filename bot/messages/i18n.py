@@ -36,10 +36,17 @@ SUPPORTED: Final = ("en", "es", "pt_BR")
 LANGUAGE_NAMES: Final = {"en": "English", "es": "Español", "pt_BR": "Português (Brasil)"}
 """Each language by its own name: what `/conferences language` lists (not translated on purpose)."""
 
-EXTRACT_KEYWORDS: Final = {"_": None, "ngettext": (1, 2), "N_": None, "Text": None}
+EXTRACT_KEYWORDS: Final = {
+    "_": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "N_": None,
+    "Text": None,
+}
 """Functions whose string arguments are msgids, for Babel's extractor (``tools/i18n_catalogs.py`` and the
-catalog test use this one list): ``t._(msgid)``, ``t.ngettext(singular, plural, n)``, ``N_(msgid)`` for a
-constant translated later, and ``Text(msgid, **params)`` for a message built where no reader is known."""
+catalog test use this one list): ``t._(msgid)``, ``t.ngettext(singular, plural, n)``,
+``t.pgettext(context, msgid)`` for an English word that means two things, ``N_(msgid)`` for a constant
+translated later, and ``Text(msgid, **params)`` for a message built where no reader is known."""
 
 
 def N_(msgid: str) -> str:
@@ -140,6 +147,12 @@ class Translator:
     def ngettext(self, singular: str, plural: str, count: int, /, **params: object) -> str:
         """The plural form for ``count`` (available to the template as ``%(count)d``)."""
         return self._catalog.ngettext(singular, plural, count) % {"count": count, **params}
+
+    def pgettext(self, context: str, msgid: str, /, **params: object) -> str:
+        """``msgid`` in a ``context``: one English word that other languages say two ways ("Start" is the
+        quiet-hours field, a noun, and a button, a verb), so each use is its own catalog entry."""
+        text = self._catalog.pgettext(context, msgid)
+        return text % params if params else text
 
     def text(self, message: Text | str) -> str:
         """A deferred :class:`Text` translated now. A plain string is looked up as a msgid without

@@ -1,4 +1,5 @@
-"""Locales: whose language a message is in, and how long a Slack user's locale is trusted.
+"""Locales: whose language a message is in, and how long a Slack user's locale is trusted; reminders and
+host nudges rendered in their recipient's language.
 
 Against a real (SQLite, migrated) database and a stand-in Slack client that counts users.info calls, with
 an injected clock: no server, no sleeps.
@@ -8,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.locales import FAILED_LOOKUP_RETRY, LOCALE_TTL, Locales
+from bot.engine.reminders import ReminderRunner
+from bot.messages.i18n import Translator, translator
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
-from bot.store.models import LinkedUser
+from bot.store.models import CanvasContext, LinkedUser, OutboxMessage, UserConference
 from tests.support import Clock
 
 
@@ -46,12 +52,17 @@ class FakeSlack:
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[SessionFactory]:
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'locales.db'}"
     await upgrade_async(url)
     engine = create_engine(url)
-    yield session_factory(engine)
+    yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return session_factory(engine)
 
 
 async def link(sessions: SessionFactory, user_id: str) -> None:
@@ -148,3 +159,97 @@ async def test_a_channel_reads_its_own_language_else_the_workspace_default(sessi
     assert (await spanish_workspace.channel_locale("T1", "C1")) == "en"
     assert (await spanish_workspace.for_destination("T2", "C1")).locale == "es", "per workspace"
     assert slack.calls == [], "a channel's language needs no Slack call"
+
+
+# --- reminders and host nudges ----------------------------------------------------------------------------
+
+
+class WatchedLocales(Locales):
+    """Locales noting, at each look-up, how many database connections this process had checked out: none
+    means no transaction (and so no row lock) is held while Slack is asked."""
+
+    def __init__(self, engine: AsyncEngine, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._engine = engine
+        self.lookups: list[tuple[str, int]] = []
+
+    async def for_user(self, team_id: str, user_id: str) -> Translator:
+        self.lookups.append((user_id, self._engine.pool.checkedout()))  # type: ignore[attr-defined]
+        return await super().for_user(team_id, user_id)
+
+
+async def scheduled(
+    sessions: SessionFactory, user_id: str, conference_id: int, title: str, start_at: datetime, teaches: bool
+) -> None:
+    """`user_id` (linked) is invited to a conference of course 5 that the session scan saw scheduled."""
+    linked = await stored(sessions, user_id)
+    async with sessions.begin() as session:
+        session.add(
+            UserConference(
+                linked_user_id=linked.id,
+                conference_id=conference_id,
+                context_type="Course",
+                context_id=5,
+                title=title,
+                start_at=start_at,
+                invited=3,
+                teaches=teaches,
+            )
+        )
+
+
+async def queued(sessions: SessionFactory) -> dict[str, dict[str, Any]]:
+    """Each queued message's rendering by recipient."""
+    async with sessions() as session:
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    return {row.destination: row.payload["message"] for row in rows}
+
+
+async def test_reminders_and_nudges_are_in_each_recipients_language_looked_up_with_no_row_locked(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    clock = Clock()
+    slack = FakeSlack(
+        {
+            "UEVA": {"id": "UEVA", "locale": "es-ES", "tz": "Europe/Madrid"},
+            "UBOB": {"id": "UBOB", "locale": "en-US", "tz": "America/Chicago"},
+            "UANA": {"id": "UANA", "locale": "pt-BR", "tz": "America/Sao_Paulo"},
+        }
+    )
+    for user in slack.profiles:
+        await link(sessions, user)
+    async with sessions.begin() as session:
+        session.add(CanvasContext(context_type="Course", context_id=5, name="Biología & <Co>"))
+    seminar_at = clock.now + timedelta(minutes=5)
+    await scheduled(sessions, "UEVA", 11, "Seminar", seminar_at, teaches=False)
+    await scheduled(sessions, "UBOB", 11, "Seminar", seminar_at, teaches=False)
+    await scheduled(sessions, "UANA", 12, "Lecture", clock.now - timedelta(minutes=6), teaches=True)
+    locales = WatchedLocales(engine, sessions, slack, clock=clock)
+    runner = ReminderRunner(
+        sessions,
+        lead=timedelta(minutes=10),
+        nudge_after=timedelta(minutes=5),
+        canvas_root="https://canvas.test",
+        clock=clock,
+        locales=locales,
+    )
+
+    assert await runner.tick() == 3
+    assert sorted(locales.lookups) == [("UANA", 0), ("UBOB", 0), ("UEVA", 0)], "no connection held"
+    messages = await queued(sessions)
+    headers = {user: message["blocks"][0]["text"]["text"] for user, message in messages.items()}
+    assert headers == {
+        "UEVA": "⏰ Empieza en 5 min: Seminar",
+        "UBOB": "⏰ Starts in 5 min: Seminar",
+        "UANA": "Ainda não começou: Lecture",
+    }
+    madrid = translator("es-ES", "Europe/Madrid").clock(seminar_at)
+    assert messages["UEVA"]["text"] == (
+        f"Seminar en Biología &amp; &lt;Co&gt; empieza en 5 min (<!date^{int(seminar_at.timestamp())}"
+        f"^{{time}}|{madrid}>)"
+    ), "the course escaped, the time in her zone"
+    assert "3 pessoas convidadas" in messages["UANA"]["text"]
+
+    clock.advance(15)
+    assert await runner.tick() == 0, "queued once"
+    assert len(locales.lookups) == 3, "nobody with everything queued is looked up again"
