@@ -3,13 +3,13 @@
 * ``extract`` reads every msgid out of ``bot/`` (the keywords of ``bot.messages.i18n.EXTRACT_KEYWORDS``;
   the sandboxes and migrations are not user-facing) into ``bot/locale/confbot.pot``;
 * ``update`` merges the template into each language's ``.po`` (new msgids arrive untranslated, changed
-  ones fuzzy; ``tests/unit/test_i18n_catalogs.py`` fails until a person translates them);
+  ones fuzzy; ``tests/unit/test_i18n.py`` fails until a person translates them);
 * ``compile`` writes each ``.mo`` from its ``.po`` (committed with it: the wheel ships both);
 * ``all`` (the default) does the three in order.
 
 The same as ``pybabel extract -F babel.cfg -k Text -k N_ -c TRANSLATORS: -o bot/locale/confbot.pot bot``
 then ``pybabel update``/``compile`` with ``-D confbot -d bot/locale``; this script keeps the keyword list
-in one place (the test uses it too).
+in one place (the test uses it too; pybabel knows ``pgettext`` by default).
 """
 
 from __future__ import annotations

@@ -336,15 +336,16 @@ MAX_REMIND_MINUTES = 24 * 60
 
 
 def _remind(rest: str) -> Command:
-    """`remind 15` asks for a DM 15 minutes before each scheduled start, `remind off` for none."""
+    """`remind 15` asks for a DM 15 minutes before each scheduled start, `remind off` for none. Reasons
+    are plain text (escaped when shown) but name no `<minutes>` placeholder: a catalog's msgids hold no
+    raw angle brackets, which mrkdwn would take for markup."""
     value = rest.lower()
     if value == "off":
         return Remind(minutes=0)
     if not value:
         raise _Malformed(
             Text(
-                "`remind` needs a number of minutes or `off`: "
-                "`remind <minutes>` (1 to %(max)d) or `remind off`.",
+                "`remind` needs a number of minutes from 1 to %(max)d, or `off`: e.g. `remind 10`.",
                 max=MAX_REMIND_MINUTES,
             )
         )
@@ -352,7 +353,8 @@ def _remind(rest: str) -> Command:
     if minutes is None or not 1 <= minutes <= MAX_REMIND_MINUTES:
         raise _Malformed(
             Text(
-                "`%(got)s` is not a reminder lead: use `remind <minutes>` (1 to %(max)d) or `remind off`.",
+                "`%(got)s` is not a reminder lead: use a number of minutes from 1 to %(max)d "
+                "(e.g. `remind 10`) or `remind off`.",
                 got=_shown(rest),
                 max=MAX_REMIND_MINUTES,
             )

@@ -25,7 +25,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from bot.domain.quiet_hours import QuietHours
-from bot.engine.canvas_link import _page
+from bot.engine.canvas_link import _not_configured_page, _page
+from bot.engine.digests import _NOT_ALLOWED
 from bot.messages import blocks, digest_blocks, home
 from bot.messages.digest_blocks import CourseDigest, DigestRecording
 from bot.messages.i18n import (
@@ -36,6 +37,7 @@ from bot.messages.i18n import (
     supported_locale,
     translator,
 )
+from bot.messages.schedule_blocks import Upcoming, host_nudge, reminder
 from bot.slack import commands
 from tests.blockkit import JOIN, NOW, card, mrkdwn_texts, walk
 from tests.unit.test_block_kit_referee import (
@@ -67,8 +69,16 @@ def catalog(locale: str) -> Catalog:
         return read_po(source, locale=locale, domain="confbot")
 
 
-def source_ids() -> set[str]:
-    return {m.id if isinstance(m.id, str) else m.id[0] for m in i18n_catalogs.extracted() if m.id}
+Key = tuple[str | None, str]
+"""A catalog entry: its context (``pgettext``; None for most) and its msgid (the singular of a plural)."""
+
+
+def key(message: Message) -> Key:
+    return message.context, message.id if isinstance(message.id, str) else message.id[0]
+
+
+def source_ids() -> set[Key]:
+    return {key(m) for m in i18n_catalogs.extracted() if m.id}
 
 
 # --- the catalogs ---------------------------------------------------------------------------------------
@@ -83,10 +93,10 @@ def test_english_is_the_source_and_two_languages_are_translated() -> None:
 def test_every_msgid_in_the_source_is_translated(locale: str) -> None:
     wanted = source_ids()
     assert len(wanted) > 150, "extraction found too little: are the keywords right?"
-    entries = {m.id if isinstance(m.id, str) else m.id[0]: m for m in catalog(locale) if m.id}
-    missing = sorted(wanted - entries.keys())
+    entries = {key(m): m for m in catalog(locale) if m.id}
+    missing = sorted(wanted - entries.keys(), key=str)
     assert not missing, f"{locale}: not in the catalog (run tools/i18n_catalogs.py, translate): {missing}"
-    stale = sorted(entries.keys() - wanted)
+    stale = sorted(entries.keys() - wanted, key=str)
     assert not stale, f"{locale}: in the catalog but no longer in the source: {stale}"
     for msgid, entry in entries.items():
         assert not entry.fuzzy, f"{locale}: fuzzy translation of {msgid!r}"
@@ -137,7 +147,7 @@ def test_the_committed_mo_is_the_compiled_po(locale: str) -> None:
 
 def test_the_template_lists_what_the_source_says() -> None:
     with i18n_catalogs.TEMPLATE.open("rb") as source:
-        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(source) if m.id}
+        template = {key(m) for m in read_po(source) if m.id}
     assert template == source_ids(), "stale bot/locale/confbot.pot: run `python tools/i18n_catalogs.py`"
 
 
@@ -206,8 +216,7 @@ class Strict(Translator):
         if self.locale == "en":
             return
         table: dict[Any, str] = getattr(self._catalog, "_catalog", {})
-        key: Any = (msgid, 0) if plural else msgid
-        if key not in table:
+        if ((msgid, 0) if plural else msgid) not in table:
             self.missing.append(msgid)
 
     def _(self, msgid: str, /, **params: object) -> str:
@@ -218,6 +227,10 @@ class Strict(Translator):
         self._check(singular, plural)
         return super().ngettext(singular, plural, count, **params)
 
+    def pgettext(self, context: str, msgid: str, /, **params: object) -> str:
+        self._check(f"{context}\x04{msgid}")  # how gettext keys an entry with a context
+        return super().pgettext(context, msgid, **params)
+
     def text(self, message: Text | str) -> str:
         if isinstance(message, Text):
             self._check(message.msgid)
@@ -226,6 +239,23 @@ class Strict(Translator):
 
 QUIET = QuietHours.parse("22:00", "07:00", "Europe/Paris")
 Render = Callable[[Translator], Any]
+
+
+def upcoming(**overrides: Any) -> Upcoming:
+    """Biology 101's seminar, scheduled 10 minutes after NOW, with `overrides`."""
+    values: dict[str, Any] = {
+        "conference_id": 9,
+        "title": "Week 4 seminar",
+        "context_name": "Biology 101",
+        "start_at": NOW + timedelta(minutes=10),
+        "join_url": JOIN,
+    }
+    values.update(overrides)
+    return Upcoming(**values)
+
+
+HOSTILE_UPCOMING = {"title": f"{HOSTILE} seminar", "context_name": f"{HOSTILE} course"}
+HUGE_UPCOMING = {"title": LONG_EMOJI, "context_name": LONG_TITLE, "join_url": JAVASCRIPT}
 
 KINDS: dict[str, tuple[Render, str]] = {
     "alert_started": (lambda t: blocks.live_alert(card(), NOW, t=t), "message"),
@@ -237,6 +267,19 @@ KINDS: dict[str, tuple[Render, str]] = {
     ),
     "alert_started_untitled": (
         lambda t: blocks.live_alert(card(title="", conference_type=None), NOW, t=t),
+        "message",
+    ),
+    "alert_live_again": (lambda t: blocks.live_alert(card(again=True), NOW, t=t), "message"),
+    "alert_live_again_no_join": (
+        lambda t: blocks.live_alert(card(again=True, join_url=JAVASCRIPT), NOW, t=t),
+        "message",
+    ),
+    "alert_live_again_hostile_huge": (
+        lambda t: blocks.live_alert(
+            card(again=True, title=f"{HOSTILE} {LONG_EMOJI}", context_name=f"{HOSTILE} {LONG_TITLE}"),
+            NOW,
+            t=t,
+        ),
         "message",
     ),
     "alert_ended": (lambda t: blocks.ended_alert(card(ended_at=NOW), NOW, t=t), "message"),
@@ -261,6 +304,28 @@ KINDS: dict[str, tuple[Render, str]] = {
         "message",
     ),
     "quiet_summary_100": (lambda t: blocks.quiet_summary(hundred_cards(), NOW, t=t), "message"),
+    "reminder": (lambda t: reminder(upcoming(), 10, NOW, t=t), "message"),
+    "reminder_one_minute_untitled": (
+        lambda t: reminder(upcoming(title="", start_at=NOW + timedelta(minutes=1)), 1, NOW, t=t),
+        "message",
+    ),
+    "reminder_hostile": (lambda t: reminder(upcoming(**HOSTILE_UPCOMING), 10, NOW, t=t), "message"),
+    "reminder_huge_a_day_ahead": (
+        lambda t: reminder(upcoming(**HUGE_UPCOMING, start_at=NOW + timedelta(days=1)), 1440, NOW, t=t),
+        "message",
+    ),
+    "host_nudge_one_invited": (
+        lambda t: host_nudge(upcoming(start_at=NOW - timedelta(minutes=5)), 1, NOW, t=t),
+        "message",
+    ),
+    "host_nudge_many_invited": (
+        lambda t: host_nudge(upcoming(start_at=NOW - timedelta(minutes=5)), 240, NOW, t=t),
+        "message",
+    ),
+    "host_nudge_hostile_huge": (
+        lambda t: host_nudge(upcoming(**{**HUGE_UPCOMING, "title": HOSTILE}), 0, NOW, t=t),
+        "message",
+    ),
     "slash_live": (lambda t: blocks.live_list([card()], NOW, t=t), "message"),
     "slash_live_empty": (lambda t: blocks.live_list([], NOW, t=t), "message"),
     "slash_all_100": (lambda t: blocks.all_list(hundred_cards(), NOW, t=t), "message"),
@@ -292,6 +357,10 @@ KINDS: dict[str, tuple[Render, str]] = {
         "home",
     ),
     "home_linked": (lambda t: home.home_view(home_state(), NOW, OAUTH, t=t), "home"),
+    "home_reminders_on": (
+        lambda t: home.home_view(home_state(reminder_minutes=15), NOW, OAUTH, t=t),
+        "home",
+    ),
     "home_nothing_live": (
         lambda t: home.home_view(home_state(live=(), alerts_on=False), NOW, None, t=t),
         "home",
@@ -341,6 +410,7 @@ KINDS: dict[str, tuple[Render, str]] = {
                     ),
                     CourseDigest("Chemistry"),
                     CourseDigest("Physics", problem="Canvas no longer knows this course."),
+                    CourseDigest("Music", problem=_NOT_ALLOWED),
                 )
             ),
             NOW,
@@ -380,6 +450,11 @@ HELP_INPUTS = (
     "alerts",
     "alerts maybe",
     "language fr",
+    "remind",
+    "remind 0",
+    "remind 1441",
+    "remind ten",
+    "remind ²",
 )
 
 
@@ -417,7 +492,7 @@ def test_every_catalog_message_fits_a_reply_with_long_values(locale: str) -> Non
             continue
         values = {name: "x" * 200 for name in PLACEHOLDER.findall(entry.id)}
         values.update({name: 7 for name in re.findall(r"%\((\w+)\)d", entry.id)})
-        text = t._(entry.id, **values)
+        text = t.pgettext(entry.context, entry.id, **values) if entry.context else t._(entry.id, **values)
         assert text != entry.id or entry.id == entry.string
         if text.strip():
             check_payload(dict(blocks.simple(text)), "message")
@@ -441,13 +516,17 @@ def _visible_words(payload: Any) -> str:
     "kind",
     [
         "alert_started",
+        "alert_live_again",
         "alert_ended",
+        "reminder",
+        "host_nudge_many_invited",
         "relink",
         "recordings_one",
         "quiet_summary",
         "slash_help",
         "slash_status_linked",
         "home_linked",
+        "home_reminders_on",
         "home_everything",
         "token_modal",
         "digest_daily",
@@ -467,6 +546,8 @@ def test_no_english_is_left_in_a_translated_message(locale: str, kind: str) -> N
         "Lovelace",
         "Chemistry",
         "Physics",
+        "Music",
+        "seminar",
     }
     left = [w for w in ENGLISH_WORDS.findall(_visible_words(payload)) if w not in canvas_words]
     assert not left, f"{locale} {kind}: English left: {left}"
@@ -485,3 +566,14 @@ def test_the_oauth_result_page_is_in_the_readers_language(locale: str) -> None:
     assert "&lt;b&gt;Ada&lt;/b&gt;" in body and "<b>Ada" not in body
     assert not t.missing
     assert ("Canvas vinculado" in body) == (locale != "en")
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_the_not_configured_page_is_in_the_readers_language(locale: str) -> None:
+    """A key without a scope Canvas needs: the person linking learns it is not their fault, in their
+    language (the browser's when Canvas sent no state, the Slack user's after it)."""
+    t = Strict(locale)
+    body = bytes(_not_configured_page(t).body).decode()
+    assert not t.missing
+    assert "/conferences link" in body
+    assert ("operator has been told" in body) == (locale == "en")
