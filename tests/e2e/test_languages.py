@@ -1,11 +1,13 @@
 """Issue 13's languages end to end: a Spanish-locale student's alert, `/conferences` reply and App Home are
 Spanish; an English-locale classmate's are the same English as ever; a channel set to Portuguese gets its
-alert in Portuguese. Sandbox Canvas + Slack on loopback, `confbot run` as a real process."""
+alert in Portuguese; reminders, the host nudge, `/conferences remind` and a restart's "Live again" alert
+are in each reader's language. Sandbox Canvas + Slack on loopback, `confbot run` as a real process."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -111,3 +113,79 @@ def test_a_channel_set_to_portuguese_gets_its_alerts_in_portuguese(
     assert "Participar" in _shown(posted[0])
     wait_for(lambda: slack.dms_to("UANA"), timeout=15, what="her own DM")
     assert slack.dms_to("UANA")[0]["text"].startswith("Aula 1 is live in Biologia"), "her DM is hers: English"
+
+
+def _headers(messages: list[dict[str, Any]]) -> list[str]:
+    return [b["text"]["text"] for m in messages for b in m["blocks"] if b["type"] == "header"]
+
+
+def test_reminders_nudges_remind_and_live_again_are_in_each_readers_language(
+    canvas: CanvasWorld, slack: SlackWorld, bot: BotProcess
+) -> None:
+    eva, ana = canvas.user("Eva Gómez"), canvas.user("Ana Souza")
+    bio = canvas.course("Biology 101")
+    canvas.enroll(bio["id"], eva["id"])
+    canvas.enroll(bio["id"], ana["id"], "TeacherEnrollment")
+    slack.user("UEVA", tz="Europe/Madrid", locale="es-ES")
+    slack.user("UANA", tz="America/Sao_Paulo", locale="pt-BR")
+    # Scan every second; a one-minute lead and nudge, so a start 45 s ahead is due a reminder at once and
+    # one 65 s ago a nudge.
+    bot.env.update(
+        {"SESSION_SCAN_INTERVAL_SECONDS": "1", "REMINDER_LEAD_MINUTES": "1", "HOST_NUDGE_MINUTES": "1"}
+    )
+    bot.start()
+    bot.cli("link", "--slack-user", "UEVA", "--team", slack.team_id, "--canvas-token", eva["token"])
+    bot.cli("link", "--slack-user", "UANA", "--team", slack.team_id, "--canvas-token", ana["token"])
+    now = datetime.now(UTC)
+
+    def scheduled(title: str, start_at: datetime) -> dict[str, Any]:
+        return canvas.canvas.post(
+            "/_sandbox/conferences",
+            {
+                "context_type": "Course",
+                "context_id": bio["id"],
+                "title": title,
+                "user_ids": [eva["id"], ana["id"]],
+                "start_at": start_at.isoformat(),
+            },
+        )
+
+    seminar = scheduled("Seminario <b>", now + timedelta(seconds=45))
+    scheduled("Aula 3", now - timedelta(seconds=65))
+    wait_for(
+        lambda: len(slack.dms_to("UEVA")) == 1 and len(slack.dms_to("UANA")) == 2,
+        timeout=20,
+        what="Eva's reminder, Ana's reminder and nudge",
+    )
+    assert _headers(slack.dms_to("UEVA")) == ["⏰ Empieza en 1 min: Seminario <b>"]
+    (reminder,) = slack.dms_to("UEVA")
+    assert reminder["text"].startswith("Seminario &lt;b&gt; en Biology 101 empieza en 1 min (<!date^")
+    assert re.search(r"\|\d\d:\d\d CES?T>\)$", reminder["text"]), "the fallback time in her zone"
+    assert "Unirse" in _shown(reminder)
+    assert sorted(_headers(slack.dms_to("UANA"))) == [
+        "Ainda não começou: Aula 3",
+        "⏰ Começa em 1 min: Seminario <b>",
+    ]
+    (nudge,) = [m for m in slack.dms_to("UANA") if "Aula 3" in m["text"]]
+    assert "2 pessoas convidadas" in nudge["text"] and '"Iniciar"' in _shown(nudge)
+
+    reply = slash(bot, slack, "UEVA", "remind 15", channel_id="DEVA")
+    assert reply["text"] == "Te avisaré 15 min antes de que empiece cada conferencia programada."
+    refused = slash(bot, slack, "UEVA", "remind ten", channel_id="DEVA")
+    assert refused["text"].startswith("`ten` no es una antelación válida para el recordatorio")
+    assert "un mensaje directo esos minutos antes" in _shown(refused), "the help line too"
+    send_event(bot, slack, {"type": "app_home_opened", "user": "UEVA", "tab": "home", "event_ts": "1.1"})
+    view = json.dumps(json.loads(published(slack, 1)), ensure_ascii=False)
+    assert "Recordatorios: *15 min* antes de un inicio programado" in view
+
+    canvas.start(seminar["id"])
+    wait_for(lambda: len(slack.dms_to("UEVA")) == 2, timeout=15, what="Eva's alert")
+    canvas.end(seminar["id"])
+    wait_for(lambda: "Terminada" in _shown(slack.dms_to("UEVA")[1]), timeout=15, what="the end edit")
+    canvas.start(seminar["id"])  # restarted the same day: a new session, its own alert
+    wait_for(lambda: len(slack.dms_to("UEVA")) == 3, timeout=15, what="the restart's alert")
+    again = slack.dms_to("UEVA")[2]
+    assert _headers([again]) == ["🔴 En vivo de nuevo: Seminario <b>"]
+    assert again["text"].startswith("Seminario &lt;b&gt; está en vivo de nuevo en Biology 101 — únete: ")
+    wait_for(lambda: len(slack.dms_to("UANA")) == 4, timeout=15, what="Ana's alerts")
+    assert "🔴 Ao vivo de novo: Seminario <b>" in _headers(slack.dms_to("UANA"))
