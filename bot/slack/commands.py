@@ -114,6 +114,13 @@ class Remind:
 
 
 @dataclass(frozen=True, slots=True)
+class Agenda:
+    """The daily agenda DM at `at` (local, the user's Slack time zone); None turns it off."""
+
+    at: time | None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     reason: Text | None = None
 
@@ -136,6 +143,7 @@ Command: TypeAlias = (
     | Alerts
     | Language
     | Remind
+    | Agenda
     | Help
 )
 
@@ -360,6 +368,16 @@ def _remind(rest: str) -> Command:
     return Remind(minutes=minutes)
 
 
+def _agenda(rest: str) -> Command:
+    """`agenda 07:30` asks for a morning DM with the day's conferences, `agenda off` stops it."""
+    value = rest.lower()
+    if value == "off":
+        return Agenda(at=None)
+    if not value:
+        raise _Malformed(Text("`agenda` needs a time or `off`: `agenda 07:30` or `agenda off`."))
+    return Agenda(at=parse_time(value))
+
+
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
     def handler(rest: str) -> Command:
         _no_args(verb, rest)
@@ -391,6 +409,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "alerts": _alerts,
     "language": _language,
     "remind": _remind,
+    "agenda": _agenda,
     "help": lambda _rest: Help(reason=None),
 }
 
