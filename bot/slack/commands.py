@@ -54,6 +54,7 @@ class Status:
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     course: str
+    remind: int | None = None  # `... remind N|off`: the channel's reminder lead (0: off); None: unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +379,19 @@ def _agenda(rest: str) -> Command:
     return Agenda(at=parse_time(value))
 
 
+_REMIND_SUFFIX = re.compile(r"^(?P<course>.*?)\s+remind(?:\s+(?P<lead>\S+))?$", re.IGNORECASE)
+
+
+def _subscribe(rest: str) -> Command:
+    """`subscribe <course>`, optionally ending in `remind <minutes>|off` for the channel's reminders."""
+    found = _REMIND_SUFFIX.match(rest)
+    if found is None:
+        return Subscribe(_course("subscribe", rest))
+    lead = _remind(found.group("lead") or "")
+    assert isinstance(lead, Remind)
+    return Subscribe(_course("subscribe", found.group("course")), remind=lead.minutes)
+
+
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
     def handler(rest: str) -> Command:
         _no_args(verb, rest)
@@ -400,7 +414,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "link": _simple("link", Link),
     "unlink": _simple("unlink", Unlink),
     "status": _simple("status", Status),
-    "subscribe": _with_course("subscribe", Subscribe),
+    "subscribe": lambda rest: _subscribe(rest),
     "unsubscribe": _with_course("unsubscribe", Unsubscribe),
     "subscriptions": _simple("subscriptions", Subscriptions),
     "digest": _digest,

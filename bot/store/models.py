@@ -217,6 +217,8 @@ class Subscription(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
     poll_requested_at: Mapped[datetime | None] = mapped_column(default=None)  # as LinkedUser's
+    # Reminders before scheduled starts posted in the channel: minutes ahead (null: the default, 0: off).
+    reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Digest(Base):

@@ -43,3 +43,13 @@ def test_agenda_command() -> None:
     assert parse("agenda off") == Agenda(None)
     for bad in ("agenda", "agenda 25:00", "agenda 7am"):
         assert isinstance(parse(bad), Help), bad
+
+
+def test_subscribe_with_a_reminder_lead() -> None:
+    from bot.slack.commands import Subscribe
+
+    assert parse("subscribe Biology 101 remind 15") == Subscribe("Biology 101", remind=15)
+    assert parse("subscribe 42 remind off") == Subscribe("42", remind=0)
+    assert parse("subscribe Biology 101") == Subscribe("Biology 101")
+    for bad in ("subscribe Art remind", "subscribe Art remind soon"):
+        assert isinstance(parse(bad), Help), bad

@@ -1,5 +1,5 @@
 """poll buckets (replicas lease partitions of the users instead of claiming rows), poll requests (a Live
-Event or a scan asks for a user's or a subscription's poll now), and the daily agenda
+Event or a scan asks for a user's or a subscription's poll now), the daily agenda, and channel reminders
 
 Revision ID: 0005
 Revises: 0004
@@ -31,10 +31,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("agenda_next_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("poll_requested_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("reminder_minutes", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_column("reminder_minutes")
         batch_op.drop_column("poll_requested_at")
     with op.batch_alter_table("linked_users", schema=None) as batch_op:
         batch_op.drop_column("agenda_next_at")
