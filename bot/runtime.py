@@ -17,6 +17,7 @@ from bot.canvas.oauth import CanvasOAuth
 from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
 from bot.domain.models import CanvasUser
+from bot.engine.agenda import AgendaRunner
 from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
@@ -235,8 +236,12 @@ class Runtime:
             on_enqueued=wake,
             locales=self.locales,
         )
+        agendas = AgendaRunner(
+            self.sessions, self.locales, canvas_root=settings.canvas_root, on_enqueued=wake
+        )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
             "digests": (digests.tick, 30.0),
+            "agendas": (agendas.tick, min(15.0, settings.poll_interval_seconds)),
             "session-scan": (scanner.tick, min(5.0, settings.session_scan_interval_seconds / 4)),
             "reminders": (reminders.tick, min(15.0, settings.poll_interval_seconds)),
         }

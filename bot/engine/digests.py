@@ -67,10 +67,16 @@ def schedule_of(row: Digest) -> Schedule:
 
 
 def summarize_course(
-    course_name: str, conferences: Sequence[Conference], since: datetime, now: datetime, canvas_root: str
+    course_name: str,
+    conferences: Sequence[Conference],
+    since: datetime,
+    now: datetime,
+    canvas_root: str,
+    ahead: timedelta = timedelta(days=1),
 ) -> CourseDigest:
     """Live now; held = ended (or, for zombies without an end, started) within (since, now]; recordings
-    created in the period, or of a conference held in it when Canvas gives no creation time."""
+    created in the period, or of a conference held in it when Canvas gives no creation time; coming up =
+    scheduled to start within `ahead` (the next period) and not started for it."""
 
     def card(c: Conference) -> DigestConference:
         url = alerts.join_url(canvas_root, c.context_type, c.context_id, c.id, served=c.join_url)
@@ -96,8 +102,24 @@ def summarize_course(
         for r in c.recordings
         if (since < r.created_at <= now if r.created_at is not None else c.id in held_ids)
     ]
+    coming = sorted(
+        (
+            c
+            for c in conferences
+            if c.start_at is not None
+            and now < c.start_at <= now + ahead
+            and (c.started_at is None or (c.ended_at is not None and c.ended_at < c.start_at))
+        ),
+        key=lambda c: c.start_at or now,
+    )
+    scheduled = [DigestConference(c.id, c.title, c.start_at, None, card(c).join_url) for c in coming]
     return CourseDigest(
-        course_name, tuple(map(card, live)), tuple(map(card, held)), tuple(recordings), problem=None
+        course_name,
+        tuple(map(card, live)),
+        tuple(map(card, held)),
+        tuple(recordings),
+        problem=None,
+        coming=tuple(scheduled),
     )
 
 
@@ -241,7 +263,14 @@ class DigestRunner:
             except CanvasError as error:
                 log.info("digest: course %s unreadable (%s)", source.course_id, type(error).__name__)
                 return CourseDigest(source.course_name, problem=_UNANSWERED)
-        return summarize_course(source.course_name, conferences, job.since, self._clock(), self._canvas_root)
+        return summarize_course(
+            source.course_name,
+            conferences,
+            job.since,
+            self._clock(),
+            self._canvas_root,
+            ahead=job.schedule.period,  # until the next digest
+        )
 
     async def _fetch(self, source: _Source) -> list[Conference]:
         """The course's conferences with the subscriber's token (refreshed before expiry and on a 401)."""

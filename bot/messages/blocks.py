@@ -473,6 +473,7 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("alerts on|off", N_("turn all your live alerts on or off")),
     ("language <code>", N_("this channel's language for alerts and digests: en, es or pt-BR")),
     ("remind <minutes>|off", N_("a DM that many minutes before a scheduled conference starts")),
+    ("agenda HH:MM|off", N_("a DM each morning at that time with the day's scheduled conferences")),
     ("help", N_("this message")),
 )
 """Subcommands (typed as shown, in every language) and what each does (translated)."""

@@ -65,10 +65,11 @@ class CourseDigest:
     held: tuple[DigestConference, ...] = ()
     recordings: tuple[DigestRecording, ...] = ()
     problem: Text | str | None = None
+    coming: tuple[DigestConference, ...] = ()  # scheduled within the next period, not started (start_at)
 
     @property
     def quiet(self) -> bool:
-        return self.problem is None and not (self.live or self.held or self.recordings)
+        return self.problem is None and not (self.live or self.held or self.recordings or self.coming)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,16 @@ def _held_line(conference: DigestConference, t: Translator) -> str:
         return line + t._(" · started %(date)s, no end time from Canvas", date=started)
     lasted = _utc(conference.ended_at) - _utc(conference.started_at)
     return line + t._(" · lasted %(duration)s", duration=format_duration(lasted, t=t))
+
+
+def _coming_line(conference: DigestConference, now: datetime, t: Translator) -> str:
+    """A scheduled conference: its title (linked to join) and when it starts; `started_at` holds the
+    scheduled start here."""
+    title = conference.title.strip() or t._(UNTITLED)
+    shown = link(conference.join_url, truncate(title, _TITLE_LIMIT), max_url_length=_URL_LIMIT)
+    if conference.started_at is None:
+        return f"• {shown}"
+    return t._("• %(title)s · %(date)s", title=shown, date=slack_date(conference.started_at, now, t=t))
 
 
 def _recording_line(recording: DigestRecording, t: Translator) -> str:
@@ -163,6 +174,11 @@ def course_blocks(course: CourseDigest, now: datetime, *, t: Translator = DEFAUL
         t._("✅ *Held*"),
         [_held_line(c, t) for c in course.held],
         lambda n: t._("…and %(count)d more held", count=n),
+    )
+    lines += _capped(
+        t._("📅 *Coming up*"),
+        [_coming_line(c, now, t) for c in course.coming],
+        lambda n: t._("…and %(count)d more coming up", count=n),
     )
     lines += _capped(
         t._("🎞️ *Recordings*"),

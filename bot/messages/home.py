@@ -44,6 +44,7 @@ class HomeState:
     live: Sequence[ConferenceCard]
     live_error: Text | str | None = None
     reminder_minutes: int = 0  # before a scheduled start; 0: off
+    agenda_at: str | None = None  # the daily agenda's local time; None: off
 
 
 def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[str, Any]:
@@ -138,6 +139,16 @@ def _settings_blocks(state: HomeState, t: Translator) -> list[dict[str, Any]]:
             )
             if state.reminder_minutes
             else t._("Reminders: *off*. Turn them on with `/conferences remind 10`.")
+        )
+    )
+    blocks.append(
+        section_block(
+            t._(
+                "Daily agenda: *%(time)s*. Change with `/conferences agenda HH:MM|off`.",
+                time=state.agenda_at,
+            )
+            if state.agenda_at
+            else t._("Daily agenda: *off*. Each morning's conferences by DM: `/conferences agenda 07:30`.")
         )
     )
     quiet = (

@@ -194,6 +194,11 @@ class Translator:
         """The name of a weekday (0 = Monday, as ``datetime.weekday()``) in the reader's language."""
         return str(get_day_names("wide", locale=self.locale)[index])
 
+    def date_label(self, moment: datetime, zone: str | None = None) -> str:
+        """A day with its weekday, e.g. ``Monday 7 December`` (the daily agenda's heading)."""
+        # TRANSLATORS: a Babel/CLDR pattern; EEEE weekday, d day, MMMM month.
+        return self._pattern(self.local(moment, zone), self._("EEEE d MMMM"))
+
     def day_label(self, moment: datetime, zone: str | None = None) -> str:
         """A date with its weekday and time, e.g. ``Tue 12 Mar 2024, 08:00 EDT`` (digest confirmations)."""
         # TRANSLATORS: a Babel/CLDR pattern; EEE short weekday, d day, MMM short month, y year.

@@ -118,16 +118,36 @@ class ChannelCommands:
                     Subscription.course_id == course.id,
                 )
             )
-            if existing is not None:
+            if existing is not None and command.remind is None:
                 return blocks.simple(t._("This channel already follows *%(course)s*.", course=name))
-            session.add(
-                Subscription(
-                    team_id=caller.team_id,
-                    channel_id=caller.channel_id,
-                    course_id=course.id,
-                    course_name=course.name,
-                    subscriber_id=user.id,
-                    next_poll_at=utcnow(),
+            if existing is not None:
+                existing.reminder_minutes = command.remind
+            else:
+                session.add(
+                    Subscription(
+                        team_id=caller.team_id,
+                        channel_id=caller.channel_id,
+                        course_id=course.id,
+                        course_name=course.name,
+                        subscriber_id=user.id,
+                        next_poll_at=utcnow(),
+                        reminder_minutes=command.remind,
+                    )
+                )
+        if command.remind == 0:
+            return blocks.simple(
+                t._(
+                    "This channel follows *%(course)s*, without reminders before scheduled starts.",
+                    course=name,
+                )
+            )
+        if command.remind is not None:
+            return blocks.simple(
+                t._(
+                    "This channel follows *%(course)s* and gets a reminder %(minutes)d min before each "
+                    "scheduled start.",
+                    course=name,
+                    minutes=command.remind,
                 )
             )
         return blocks.simple(

@@ -54,6 +54,7 @@ class Status:
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     course: str
+    remind: int | None = None  # `... remind N|off`: the channel's reminder lead (0: off); None: unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,13 @@ class Remind:
 
 
 @dataclass(frozen=True, slots=True)
+class Agenda:
+    """The daily agenda DM at `at` (local, the user's Slack time zone); None turns it off."""
+
+    at: time | None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     reason: Text | None = None
 
@@ -136,6 +144,7 @@ Command: TypeAlias = (
     | Alerts
     | Language
     | Remind
+    | Agenda
     | Help
 )
 
@@ -362,6 +371,29 @@ def _remind(rest: str) -> Command:
     return Remind(minutes=minutes)
 
 
+def _agenda(rest: str) -> Command:
+    """`agenda 07:30` asks for a morning DM with the day's conferences, `agenda off` stops it."""
+    value = rest.lower()
+    if value == "off":
+        return Agenda(at=None)
+    if not value:
+        raise _Malformed(Text("`agenda` needs a time or `off`: `agenda 07:30` or `agenda off`."))
+    return Agenda(at=parse_time(value))
+
+
+_REMIND_SUFFIX = re.compile(r"^(?P<course>.*?)\s+remind(?:\s+(?P<lead>\S+))?$", re.IGNORECASE)
+
+
+def _subscribe(rest: str) -> Command:
+    """`subscribe <course>`, optionally ending in `remind <minutes>|off` for the channel's reminders."""
+    found = _REMIND_SUFFIX.match(rest)
+    if found is None:
+        return Subscribe(_course("subscribe", rest))
+    lead = _remind(found.group("lead") or "")
+    assert isinstance(lead, Remind)
+    return Subscribe(_course("subscribe", found.group("course")), remind=lead.minutes)
+
+
 def _simple(verb: str, factory: Callable[[], Command]) -> Callable[[str], Command]:
     def handler(rest: str) -> Command:
         _no_args(verb, rest)
@@ -384,7 +416,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "link": _simple("link", Link),
     "unlink": _simple("unlink", Unlink),
     "status": _simple("status", Status),
-    "subscribe": _with_course("subscribe", Subscribe),
+    "subscribe": lambda rest: _subscribe(rest),
     "unsubscribe": _with_course("unsubscribe", Unsubscribe),
     "subscriptions": _simple("subscriptions", Subscriptions),
     "digest": _digest,
@@ -393,6 +425,7 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "alerts": _alerts,
     "language": _language,
     "remind": _remind,
+    "agenda": _agenda,
     "help": lambda _rest: Help(reason=None),
 }
 

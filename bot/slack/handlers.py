@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import time
 from typing import assert_never
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Forbidden, InsufficientScope, NotFound, Throttled
 from bot.canvas.oauth import CanvasOAuth
+from bot.domain.agenda import next_agenda
 from bot.domain.models import Conference
 from bot.engine.alerts import join_url
 from bot.engine.canvas_link import CanvasLinkFlow
@@ -130,6 +132,8 @@ class CommandHandler:
                 return await self._alerts(caller, on, t)
             case commands.Remind(minutes=minutes):
                 return await self._remind(caller, minutes, t)
+            case commands.Agenda(at=at):
+                return await self._agenda(caller, at, t)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller, t)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
@@ -249,6 +253,28 @@ class CommandHandler:
             return blocks.status_message(None, None, False, False, utcnow(), t=t)
         return blocks.status_message(
             user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow(), t=t
+        )
+
+    async def _agenda(self, caller: Caller, at: time | None, t: Translator) -> Message:
+        """Set or stop the daily agenda; its first run is the next `at` in the caller's Slack time zone."""
+        zone = t.zone or "UTC"
+        values: dict[str, object] = {"agenda_at": None, "agenda_next_at": None}
+        if at is not None:
+            values = {"agenda_at": f"{at:%H:%M}", "agenda_next_at": next_agenda(at, zone, utcnow())}
+        async with self._sessions.begin() as session:
+            linked = await repo.update_linked(session, caller.team_id, caller.user_id, **values)
+        if not linked:
+            return blocks.link_instructions(await self._link_url(caller), t=t)
+        if at is None:
+            return blocks.simple(
+                t._("The daily agenda is off. `/conferences agenda 07:30` turns it back on.")
+            )
+        return blocks.simple(
+            t._(
+                "Every morning at %(time)s (%(zone)s) I'll DM you the day's scheduled conferences.",
+                time=f"{at:%H:%M}",
+                zone=zone,
+            )
         )
 
     async def _remind(self, caller: Caller, minutes: int, t: Translator) -> Message:

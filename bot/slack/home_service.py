@@ -90,6 +90,7 @@ class HomeService:
             live=live,
             live_error=error,
             reminder_minutes=self._reminder_lead if user.reminder_minutes is None else user.reminder_minutes,
+            agenda_at=user.agenda_at,
         )
 
     async def set_alerts(self, team_id: str, user_id: str, on: bool) -> None:

@@ -97,6 +97,12 @@ class LinkedUser(Base):
     # The session scan's schedule (null: due now) and the user's reminder lead (null: the default, 0: off).
     next_scan_at: Mapped[datetime | None] = mapped_column(default=None)
     reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
+    # A poll asked for now (a Live Event, a restart the scan saw, a new link): whichever replica holds the
+    # user's bucket polls them at once. Null: nothing asked.
+    poll_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The daily agenda DM: local "HH:MM" in the user's Slack time zone (null: off) and its next run (UTC).
+    agenda_at: Mapped[str | None] = mapped_column(String(5), default=None)
+    agenda_next_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class _KnownColumns:
@@ -210,6 +216,9 @@ class Subscription(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    poll_requested_at: Mapped[datetime | None] = mapped_column(default=None)  # as LinkedUser's
+    # Reminders before scheduled starts posted in the channel: minutes ahead (null: the default, 0: off).
+    reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Digest(Base):
@@ -315,3 +324,15 @@ class ChannelSetting(Base):
     locale: Mapped[str] = mapped_column(String(16))
     updated_by: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PollBucket(Base):
+    """One partition of the poll units (unit id modulo the bucket count). A replica polls the units of
+    the buckets it leases, scheduling them in memory; `lease_until` is renewed by its heartbeat, and a
+    bucket whose lease ran out (its replica died) is taken over by another."""
+
+    __tablename__ = "poll_buckets"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)

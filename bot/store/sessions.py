@@ -300,3 +300,42 @@ async def poll_concerned_now(
         )
         due += int(result.rowcount)  # type: ignore[attr-defined]
     return due
+
+
+@dataclass(frozen=True, slots=True)
+class AgendaDue:
+    """A user whose daily agenda is due: what the runner needs to render it and to schedule the next."""
+
+    linked_user_id: int
+    team_id: str
+    slack_user_id: str
+    agenda_at: str
+    due_at: datetime
+
+
+async def due_agendas(session: AsyncSession, now: datetime, limit: int) -> list[AgendaDue]:
+    """Users whose agenda is due (a read: the dedup key, not a lock, keeps each day's agenda single)."""
+    rows = await session.scalars(
+        select(LinkedUser)
+        .where(
+            LinkedUser.agenda_at.is_not(None),
+            LinkedUser.agenda_next_at <= now,
+            LinkedUser.needs_relink.is_(False),
+        )
+        .order_by(LinkedUser.agenda_next_at)
+        .limit(limit)
+    )
+    return [
+        AgendaDue(u.id, u.team_id, u.slack_user_id, u.agenda_at or "", u.agenda_next_at or now) for u in rows
+    ]
+
+
+async def schedule_agenda(
+    session: AsyncSession, linked_user_id: int, due_at: datetime, next_at: datetime | None
+) -> None:
+    """Move a user's agenda on to `next_at`, unless another replica (or a new setting) already did."""
+    await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.id == linked_user_id, LinkedUser.agenda_next_at == due_at)
+        .values(agenda_next_at=next_at)
+    )

@@ -230,3 +230,26 @@ def test_nothing_happened_and_no_courses_read_as_such() -> None:
     assert "No conferences since the last digest." in "\n".join(mrkdwn_texts(quiet))
     empty = digest_message(content(), NOW)
     assert "follows no courses" in "\n".join(mrkdwn_texts(empty))
+
+
+def test_coming_up_lists_what_is_scheduled_before_the_next_digest_and_not_started() -> None:
+    tomorrow = conference(1, "Review <session>", None, None, start_at=iso(NOW + timedelta(hours=20)))
+    next_week = conference(2, "Exam", None, None, start_at=iso(NOW + timedelta(days=6)))
+    already_live = conference(
+        3, "Started early", NOW - timedelta(minutes=5), None, start_at=iso(NOW + timedelta(hours=1))
+    )
+    weekly_room = conference(
+        4,
+        "Office hours",
+        NOW - timedelta(days=7),
+        NOW - timedelta(days=7),
+        start_at=iso(NOW + timedelta(hours=3)),
+    )
+    summary = summarize_course("Bio", [next_week, tomorrow, already_live, weekly_room], SINCE, NOW, ROOT)
+    assert [c.title for c in summary.coming] == ["Office hours", "Review <session>"]
+    weekly = summarize_course("Bio", [next_week, tomorrow], SINCE, NOW, ROOT, ahead=timedelta(days=7))
+    assert [c.title for c in weekly.coming] == ["Review <session>", "Exam"]
+
+    text = json.dumps(digest_message(content(summary), NOW))
+    assert "Coming up" in text and "Review &lt;session&gt;" in text and "<session>" not in text
+    assert f"{ROOT}/courses/7/conferences/1/join" in text
