@@ -31,6 +31,9 @@ SCHEDULE_HORIZON = timedelta(days=1)
 """Enrollments (who teaches) are fetched only for users with a conference scheduled this close: the one
 thing they are needed for is the host nudge."""
 
+TEACHING_TTL = timedelta(hours=12)
+"""How long a user's teaching roles, read for the host nudge, are trusted (per process)."""
+
 Listing = tuple[list[Conference], frozenset[tuple[str, int]]]
 
 
@@ -57,6 +60,9 @@ class SessionScanner:
         self._deadline = deadline
         self._batch_size = batch_size
         self._clock = clock
+        self._teaching: dict[
+            int, tuple[datetime, frozenset[tuple[str, int]]]
+        ] = {}  # user -> (until, courses)
 
     def _next_scan(self) -> datetime:
         """Jittered upwards only, so scans never cost more than one listing per interval per user."""
@@ -74,7 +80,9 @@ class SessionScanner:
         async with self._semaphore:
             try:
                 async with asyncio.timeout(self._deadline):
-                    listed, teaching = await self._credentials.call(token, self._listing)
+                    listed, teaching = await self._credentials.call(
+                        token, lambda access: self._listing(user_id, access)
+                    )
             except (CanvasError, RelinkNeeded, TimeoutError) as error:
                 # The live poll owns back-off and relinking; a scan just waits for its next turn.
                 log.info("session scan of linked user %s skipped: %s", user_id, type(error).__name__)
@@ -99,7 +107,7 @@ class SessionScanner:
                 )
                 await store.poll_participants_now(session, [r.conference_id for r in changes.restarts], now)
 
-    async def _listing(self, token: str) -> Listing:
+    async def _listing(self, user_id: int, token: str) -> Listing:
         conferences = await self._canvas.all_conferences(token)
         now = self._clock()
         soon = [
@@ -112,5 +120,17 @@ class SessionScanner:
         await self._contexts.lookup(
             token, {(c.context_type, c.context_id) for c in soon}
         )  # names for reminders
+        return conferences, await self._courses_taught(user_id, token, now)
+
+    async def _courses_taught(self, user_id: int, token: str, now: datetime) -> frozenset[tuple[str, int]]:
+        """The courses the user teaches, read from Canvas at most every TEACHING_TTL: roles rarely change,
+        and reading them on every scan would add a request per scan to every teacher's budget."""
+        known = self._teaching.get(user_id)
+        if known is not None and known[0] > now:
+            return known[1]
         courses = await self._canvas.courses(token)
-        return conferences, frozenset(("Course", course.id) for course in courses if course.taught)
+        taught = frozenset(("Course", course.id) for course in courses if course.taught)
+        if len(self._teaching) > 10 * self._batch_size:  # drop what expired before growing further
+            self._teaching = {uid: entry for uid, entry in self._teaching.items() if entry[0] > now}
+        self._teaching[user_id] = (now + TEACHING_TTL, taught)
+        return taught

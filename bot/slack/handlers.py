@@ -272,7 +272,7 @@ class CommandHandler:
         return blocks.simple(
             t._(
                 "Every morning at %(time)s (%(zone)s) I'll DM you the day's scheduled conferences.",
-                time=f"{at:%H:%M}",
+                time=at.strftime("%H:%M"),
                 zone=zone,
             )
         )
