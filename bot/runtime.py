@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.domain.models import CanvasUser
 from bot.engine.agenda import AgendaRunner
 from bot.engine.canvas_link import CanvasLinkFlow
+from bot.engine.channel_reminders import ChannelReminders
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.delivery import HistoryBudget
@@ -239,11 +240,19 @@ class Runtime:
         agendas = AgendaRunner(
             self.sessions, self.locales, canvas_root=settings.canvas_root, on_enqueued=wake
         )
+        channel_reminders = ChannelReminders(
+            self.sessions,
+            self.locales,
+            lead=timedelta(minutes=settings.reminder_lead_minutes),
+            canvas_root=settings.canvas_root,
+            on_enqueued=wake,
+        )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
             "digests": (digests.tick, 30.0),
             "agendas": (agendas.tick, min(15.0, settings.poll_interval_seconds)),
             "session-scan": (scanner.tick, min(5.0, settings.session_scan_interval_seconds / 4)),
             "reminders": (reminders.tick, min(15.0, settings.poll_interval_seconds)),
+            "channel-reminders": (channel_reminders.tick, min(15.0, settings.poll_interval_seconds)),
         }
         self.scheduler.add_jobs(poll_all, self.dispatcher.tick, periodic=periodic)
 

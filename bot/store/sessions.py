@@ -18,6 +18,7 @@ from bot.store.models import (
     OpenedSession,
     OutboxMessage,
     Subscription,
+    SubscriptionKnownConference,
     UserConference,
 )
 
@@ -339,3 +340,47 @@ async def schedule_agenda(
         .where(LinkedUser.id == linked_user_id, LinkedUser.agenda_next_at == due_at)
         .values(agenda_next_at=next_at)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelScheduled:
+    """A scheduled conference of a subscribed course, as its channel's reminder needs it."""
+
+    entry: Scanned
+    subscription_id: int
+    team_id: str
+    channel_id: str
+    reminder_minutes: int | None
+
+
+async def scheduled_for_channels(
+    session: AsyncSession, earliest: datetime, latest: datetime
+) -> list[ChannelScheduled]:
+    """Conferences of subscribed courses scheduled within [earliest, latest), as the subscriber's session
+    scan sees them (the subscription is polled with the subscriber's token too), unless the channel's
+    reminders are off or the conference is live for the channel already."""
+    rows = await session.execute(
+        select(UserConference, Subscription)
+        .join(Subscription, Subscription.subscriber_id == UserConference.linked_user_id)
+        .where(
+            UserConference.context_type == "Course",
+            UserConference.context_id == Subscription.course_id,
+            UserConference.start_at >= earliest,
+            UserConference.start_at < latest,
+            or_(Subscription.reminder_minutes.is_(None), Subscription.reminder_minutes > 0),
+        )
+    )
+    found = [
+        ChannelScheduled(_scanned(row), sub.id, sub.team_id, sub.channel_id, sub.reminder_minutes)
+        for row, sub in rows.all()
+    ]
+    if not found:
+        return []
+    live = await session.execute(
+        select(SubscriptionKnownConference.subscription_id, SubscriptionKnownConference.conference_id).where(
+            SubscriptionKnownConference.subscription_id.in_({item.subscription_id for item in found}),
+            SubscriptionKnownConference.ended_at.is_(None),
+        )
+    )
+    open_now = {(int(s), int(c)) for s, c in live.all()}
+    return [item for item in found if (item.subscription_id, item.entry.conference_id) not in open_now]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.blockkit import button_urls
-from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, wait_for
+from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, fernet_key, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,7 @@ def scanning_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iter
             "CANVAS_BASE_URL": canvas.canvas.url,
             "SLACK_API_URL": slack.slack.url + "/api/",
             "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "TOKEN_ENCRYPTION_KEYS": fernet_key(),
             "POLL_INTERVAL_SECONDS": "1",
             "SESSION_SCAN_INTERVAL_SECONDS": str(SCAN),
@@ -178,3 +179,36 @@ def test_the_teacher_is_nudged_once_when_a_scheduled_conference_has_not_started(
     wait_for(lambda: _scanned(canvas, grace["token"]) >= scans + 2, timeout=10 * SCAN, what="two more scans")
     assert len(slack.dms_to("UGRACE")) == 1, "one nudge"
     assert slack.dms_to("UADA") == [], "students are not nudged"
+
+
+def test_a_subscribed_channel_gets_its_own_reminder_once(
+    canvas: CanvasWorld, slack: SlackWorld, scanning_bot: BotProcess, course: dict[str, Any]
+) -> None:
+    grace, bio = course["grace"], course["bio"]
+    channel = {"id": "CBIO", "name": "bio", "team_id": slack.team_id, "creator": "UGRACE"}
+    slack.slack.post("/_sandbox/channels", {**channel, "members": ["UGRACE"], "bot_member": True})
+    reply = slash(scanning_bot, slack, "UGRACE", f"subscribe {bio['id']} remind 1", channel_id="CBIO")
+    assert "reminder 1 min before each scheduled start" in reply["text"]
+
+    ahead = 5.0
+    start_at = datetime.now(UTC) + timedelta(seconds=LEAD + ahead)
+    canvas.canvas.post(
+        "/_sandbox/conferences",
+        {
+            "context_type": "Course",
+            "context_id": bio["id"],
+            "title": "Lab safety",
+            "user_ids": [grace["id"]],
+            "start_at": _iso(start_at),
+        },
+    )
+
+    def channel_reminders() -> list[str]:
+        posts = [m for m in slack.messages(channel="CBIO") if m["channel"] == "CBIO"]
+        return [h for h in _headers(posts) if h.startswith("⏰")]
+
+    wait_for(channel_reminders, timeout=ahead + 10 * SCAN, what="the channel's reminder")
+    assert channel_reminders() == ["⏰ Starts in 1 min: Lab safety"]
+    scans = _scanned(canvas, grace["token"])
+    wait_for(lambda: _scanned(canvas, grace["token"]) >= scans + 2, timeout=10 * SCAN, what="two more scans")
+    assert len(channel_reminders()) == 1, "once per (channel, conference, start_at)"
