@@ -88,7 +88,8 @@ class Person:
 
 
 def people(snapshot: Snapshot, names: Mapping[int, tuple[str, str]]) -> list[Person]:
-    """Everyone invited, attendees first, each group in Canvas's name order (sortable name, then id).
+    """Everyone invited, attendees first, each group in Canvas's name order (sortable name, then id),
+    people the roster does not name last.
 
     `names` maps a Canvas id to (name, sortable name), from the course roster."""
     came = set(snapshot.attended)
@@ -96,4 +97,6 @@ def people(snapshot: Snapshot, names: Mapping[int, tuple[str, str]]) -> list[Per
         Person(user_id, names.get(user_id, ("", ""))[0], user_id in came, names.get(user_id, ("", ""))[1])
         for user_id in snapshot.invited
     ]
-    return sorted(listed, key=lambda p: (not p.attended, (p.sort_name or p.name).casefold(), p.canvas_id))
+    return sorted(
+        listed, key=lambda p: (not p.attended, not p.name, (p.sort_name or p.name).casefold(), p.canvas_id)
+    )

@@ -352,6 +352,12 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_TEXT) -> list[st
     return chunks
 
 
+def recording_sections(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR) -> list[Block]:
+    """One line per recording (its safe link and duration), in as few sections as fit."""
+    lines = [_recording_line(i, r, t) for i, r in enumerate(card.recordings, start=1)]
+    return [section_block(chunk) for chunk in _chunk_lines(lines)]
+
+
 def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """Thread reply under the alert, listing the recordings with their durations."""
     title = _title(card, t)
@@ -363,8 +369,7 @@ def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR)
         return _message(t._("No recordings of %(title)s yet", title=escape(title)), head)
     ready = t.ngettext("%(count)d recording ready:", "%(count)d recordings ready:", count)
     head = [section_block(f"{intro}\n{ready}")]
-    lines = [_recording_line(i, r, t) for i, r in enumerate(card.recordings, start=1)]
-    body = [section_block(chunk) for chunk in _chunk_lines(lines)]
+    body = recording_sections(card, t=t)
     text = t.ngettext(
         "%(count)d recording ready for %(title)s in %(course)s",
         "%(count)d recordings ready for %(title)s in %(course)s",
