@@ -478,6 +478,8 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("alerts on|off", N_("turn all your live alerts on or off")),
     ("language <code>", N_("this channel's language for alerts and digests: en, es or pt-BR")),
     ("remind <minutes>|off", N_("a DM that many minutes before a scheduled conference starts")),
+    ("attendance on|off", N_("who attended, with a CSV, after each session of a course you teach")),
+    ("missed on|off", N_("the recording by DM when you missed a session you were invited to")),
     ("help", N_("this message")),
 )
 """Subcommands (typed as shown, in every language) and what each does (translated)."""

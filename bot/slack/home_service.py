@@ -90,6 +90,8 @@ class HomeService:
             live=live,
             live_error=error,
             reminder_minutes=self._reminder_lead if user.reminder_minutes is None else user.reminder_minutes,
+            attendance_on=user.attendance_enabled,
+            missed_on=user.missed_enabled,
         )
 
     async def set_alerts(self, team_id: str, user_id: str, on: bool) -> None:

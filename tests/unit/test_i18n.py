@@ -24,9 +24,10 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from bot.domain.attendance import Person
 from bot.domain.quiet_hours import QuietHours
 from bot.engine.canvas_link import _page
-from bot.messages import blocks, digest_blocks, home
+from bot.messages import attendance, blocks, digest_blocks, home
 from bot.messages.digest_blocks import CourseDigest, DigestRecording
 from bot.messages.i18n import (
     SUPPORTED,
@@ -225,6 +226,13 @@ class Strict(Translator):
 
 
 QUIET = QuietHours.parse("22:00", "07:00", "Europe/Paris")
+
+
+def _report(size: int, came: int, name: str = "Maximiliana Fernández-Oliveira {i}", **options: Any) -> Any:
+    crowd = [Person(i, name.format(i=i), i < came) for i in range(size)]
+    return attendance.AttendanceReport(7, "Week 3 lecture", "Biology 101", NOW, crowd, **options)
+
+
 Render = Callable[[Translator], Any]
 
 KINDS: dict[str, tuple[Render, str]] = {
@@ -254,6 +262,22 @@ KINDS: dict[str, tuple[Render, str]] = {
     "recordings_one": (lambda t: blocks.recording_ready(card(recordings=recordings(1)), t=t), "message"),
     "recordings_many_untitled": (
         lambda t: blocks.recording_ready(card(recordings=recordings(80, title="")), t=t),
+        "message",
+    ),
+    "attendance_report": (lambda t: attendance.attendance_message(_report(5, 3), t=t), "message"),
+    "attendance_report_500": (lambda t: attendance.attendance_message(_report(500, 320), t=t), "message"),
+    "attendance_report_hostile_later_session": (
+        lambda t: attendance.attendance_message(_report(40, 10, f"{HOSTILE} {{i}}", again=True), t=t),
+        "message",
+    ),
+    "missed_recording": (
+        lambda t: attendance.missed_recording(card(recordings=recordings(2)), NOW, t=t),
+        "message",
+    ),
+    "missed_recording_many_hostile": (
+        lambda t: attendance.missed_recording(
+            card(title=HOSTILE, recordings=recordings(80, title="")), NOW, t=t
+        ),
         "message",
     ),
     "quiet_summary": (
@@ -380,6 +404,9 @@ HELP_INPUTS = (
     "alerts",
     "alerts maybe",
     "language fr",
+    "attendance",
+    "attendance maybe",
+    "missed yes",
 )
 
 
@@ -444,6 +471,8 @@ def _visible_words(payload: Any) -> str:
         "alert_ended",
         "relink",
         "recordings_one",
+        "attendance_report",
+        "missed_recording",
         "quiet_summary",
         "slash_help",
         "slash_status_linked",
