@@ -18,6 +18,7 @@ from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
 from bot.domain.models import CanvasUser
 from bot.engine.agenda import AgendaRunner
+from bot.engine.attendance import AttendanceReporter
 from bot.engine.canvas_link import CanvasLinkFlow
 from bot.engine.channel_reminders import ChannelReminders
 from bot.engine.contexts import ContextNames
@@ -176,8 +177,9 @@ class Runtime:
         return runtime
 
     def _schedule_engine(self) -> None:
-        """The pollers (users, channel subscriptions), recordings, quiet-hour summaries and digests, each
-        waking the dispatcher when it queues a message, and the scheduler's jobs that drive them."""
+        """The pollers (users, channel subscriptions), recordings (and the "you missed it" DMs), attendance
+        reports, quiet-hour summaries and digests, each waking the dispatcher when it queues a message,
+        and the scheduler's jobs that drive them."""
         settings, wake = self.settings, self.scheduler.wake_dispatcher
         in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
         self.pollers[:] = [
@@ -247,9 +249,13 @@ class Runtime:
             canvas_root=settings.canvas_root,
             on_enqueued=wake,
         )
+        attendance = AttendanceReporter(
+            self.sessions, self.canvas, self.credentials, locales=self.locales, on_enqueued=wake
+        )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
             "digests": (digests.tick, 30.0),
             "agendas": (agendas.tick, min(15.0, settings.poll_interval_seconds)),
+            "attendance": (attendance.tick, min(5.0, settings.poll_interval_seconds)),
             "session-scan": (scanner.tick, min(5.0, settings.session_scan_interval_seconds / 4)),
             "reminders": (reminders.tick, min(15.0, settings.poll_interval_seconds)),
             "channel-reminders": (channel_reminders.tick, min(15.0, settings.poll_interval_seconds)),

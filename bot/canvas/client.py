@@ -35,6 +35,7 @@ MAX_PAGES = 100
 T = TypeVar("T")
 
 _COURSES = TypeAdapter(list[Course])
+_USERS = TypeAdapter(list[CanvasUser])
 
 
 def _conferences(body: bytes) -> list[Conference]:
@@ -128,6 +129,11 @@ class CanvasClient:
     async def courses(self, token: str) -> list[Course]:
         """The user's active courses, each with the user's enrollments in it."""
         return await self._get_all(token, "/api/v1/courses", {"per_page": "100"}, _COURSES.validate_json)
+
+    async def course_users(self, token: str, course_id: int) -> list[CanvasUser]:
+        """The people of a course (active and invited enrollments, every role), for names in reports."""
+        path = f"/api/v1/courses/{int(course_id)}/users"
+        return await self._get_all(token, path, {"per_page": "100"}, _USERS.validate_json)
 
     # -- plumbing ----------------------------------------------------------------------------
 

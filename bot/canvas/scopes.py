@@ -65,6 +65,12 @@ SCOPES: tuple[CanvasScope, ...] = (
         "Conferences",
         "a course's conferences: channel alerts, digests, ends, recordings",
     ),
+    CanvasScope(
+        "GET",
+        "/api/v1/courses/:course_id/users",
+        "Courses",
+        "a course's people by name, for the attendance report sent to its teachers",
+    ),
     CanvasScope("GET", "/api/v1/groups/:group_id", "Groups", "a group's name for a group conference's alert"),
     CanvasScope(
         "GET",

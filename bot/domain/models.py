@@ -129,6 +129,12 @@ class Conference(_CanvasModel):
     join_url: str | None = None
     recordings: Annotated[list[Recording], NullableList] = []
     users: Annotated[list[CanvasId], NullableList] = []
+    # Participation (newer Canvas): `invitees` are participants who never joined, `attendees` those who
+    # joined at least once (Canvas turns an invitee into an attendee at their first join, for good: a
+    # reused room's list accumulates across sessions); the creator is in `users` alone ("initiator").
+    # None when Canvas does not send them (older versions): attendance is then unknown, not empty.
+    invitees: list[CanvasId] | None = None
+    attendees: list[CanvasId] | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Canvas' own `live` rule: started within the last 24 h and not (yet) ended.
@@ -155,6 +161,7 @@ class CanvasUser(_CanvasModel):
     id: CanvasId
     name: NullableStr = ""
     short_name: str | None = None
+    sortable_name: str | None = None  # "Lovelace, Ada": how Canvas sorts people in lists
 
 
 class Enrollment(_CanvasModel):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 
 class OutboxEvent(StrEnum):
@@ -25,6 +25,7 @@ class OutboxEvent(StrEnum):
     REOPENED = "reopened"  # edit an ended card back to live (the same session came back)
     RELINK = "relink"  # DM a user whose Canvas link stopped working
     POST = "post"  # post a message rendered when it was queued (digest, quiet summary, recording)
+    UPLOAD = "upload"  # share a file with a message rendered when it was queued (attendance report)
 
     @classmethod
     def known(cls, stored: str) -> OutboxEvent | None:
@@ -146,3 +147,26 @@ class PostPayload(StoredPayload):
     def to_stored(self) -> dict[str, Any]:
         """Without `thread_of` when it is not a reply, as rows have always been written."""
         return self.model_dump(mode="json", exclude={"thread_of"} if self.thread_of is None else None)
+
+
+MAX_UPLOAD_BYTES = 1_000_000
+"""The most a queued file may hold (a 10,000-person course's CSV is about 400 kB): rows stay small."""
+
+
+class UploadFile(StoredPayload):
+    """The file itself, stored whole so any replica can send it without Canvas: a text file (CSV)."""
+
+    filename: str = Field(min_length=1, max_length=255)
+    title: str = Field(max_length=255)
+    content: str = Field(max_length=MAX_UPLOAD_BYTES)
+    snippet_type: str | None = None  # Slack's file type hint ("csv"); None lets Slack guess
+
+
+class UploadPayload(StoredPayload):
+    """A file shared into a conversation with a message (row "upload": files.getUploadURLExternal, the
+    bytes, files.completeUploadExternal with `blocks`). `version` is the shape's version: a row written
+    by a newer, incompatible writer is refused as unreadable (failed with the reason), never guessed at."""
+
+    version: Literal[1] = 1
+    message: RenderedMessage
+    file: UploadFile

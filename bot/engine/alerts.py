@@ -22,6 +22,8 @@ from bot.domain.outbox import (
     RenderedMessage,
     StoredPayload,
     ThreadOf,
+    UploadFile,
+    UploadPayload,
 )
 from bot.messages.mrkdwn import safe_link_url
 
@@ -85,6 +87,32 @@ def post_row(
         now=now,
         conference_id=conference_id,
         started_at=started_at,
+    )
+
+
+def upload_row(
+    key: str,
+    *,
+    team_id: str,
+    destination: str,
+    message: Mapping[str, Any],
+    file: UploadFile,
+    now: datetime,
+    session: tuple[int, datetime],
+) -> dict[str, Any]:
+    """A file shared with a message rendered now (event "upload"), about one conference session."""
+    payload = UploadPayload(
+        message=RenderedMessage(text=message["text"], blocks=message["blocks"]), file=file
+    )
+    return queued(
+        key,
+        team_id=team_id,
+        destination=destination,
+        event=OutboxEvent.UPLOAD,
+        payload=payload,
+        now=now,
+        conference_id=session[0],
+        started_at=session[1],
     )
 
 

@@ -6,6 +6,7 @@ and a read we cannot make now is retried later, never replaced by a blind second
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,8 @@ async def find_posted(
     budget: HistoryBudget,
     now: datetime,
     searched: dict[str, str] | None = None,
+    matches: Callable[[dict[str, Any]], bool] | None = None,
+    window: timedelta = POST_WINDOW,
 ) -> tuple[str, str] | None:
     """(channel, ts) of our message with `dedup_key` posted after `since`, or None when it is not there.
 
@@ -97,13 +100,15 @@ async def find_posted(
     key, the `latest` bound its next page starts at. Raises LookupUnavailable when we cannot look now
     (budget spent, 429, 5xx, network): the caller looks again later. When Slack answers that we may never
     look here (an error code such as missing_scope or not_in_channel) it returns None: posting again is
-    then the lesser evil than never posting.
+    then the lesser evil than never posting. `matches` recognises our message where metadata cannot be
+    attached (a file share: by its file name), and `window` is how long after `since` it can land.
     """
+    is_ours = matches or (lambda message: _marked(message, dedup_key))
     searched = searched if searched is not None else {}
     try:
         channel = destination
         oldest = f"{(since - CLOCK_SLACK).timestamp():.6f}"
-        latest = searched.get(dedup_key) or f"{(since + POST_WINDOW + CLOCK_SLACK).timestamp():.6f}"
+        latest = searched.get(dedup_key) or f"{(since + window + CLOCK_SLACK).timestamp():.6f}"
         while True:
             wait = budget.take(now.timestamp())
             if wait:
@@ -111,18 +116,18 @@ async def find_posted(
                 raise LookupUnavailable("waiting for a history read turn", wait, counts=False)
             if channel.startswith(("U", "W")):
                 channel = (await client.conversations_open(users=destination))["channel"]["id"]
-            window: dict[str, Any] = {"oldest": oldest, "latest": latest, "limit": HISTORY_PAGE}
+            page: dict[str, Any] = {"oldest": oldest, "latest": latest, "limit": HISTORY_PAGE}
             if thread_ts:
                 answer = await client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, **window
+                    channel=channel, ts=thread_ts, include_all_metadata=True, **page
                 )
             else:
                 answer = await client.conversations_history(
-                    channel=channel, include_all_metadata=True, **window
+                    channel=channel, include_all_metadata=True, **page
                 )
             messages = answer.get("messages") or []
             for message in messages:
-                if _marked(message, dedup_key):
+                if is_ours(message):
                     searched.pop(dedup_key, None)
                     return channel, str(message["ts"])
             if not (answer.get("has_more") and messages):

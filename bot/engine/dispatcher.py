@@ -34,8 +34,10 @@ from bot.domain.outbox import (
     PostPayload,
     RelinkPayload,
     UnreadablePayload,
+    UploadPayload,
 )
 from bot.domain.pacing import ChannelPacing
+from bot.engine import uploads
 from bot.engine.delivery import HistoryBudget, LookupUnavailable, find_posted, sent_marker
 from bot.engine.locales import Locales
 from bot.messages import blocks
@@ -213,6 +215,7 @@ class Dispatcher:
             OutboxEvent.REOPENED: self._edit_card,
             OutboxEvent.RELINK: self._post_relink,
             OutboxEvent.POST: self._post_prerendered,
+            OutboxEvent.UPLOAD: self._upload,
         }
 
     async def _reader(self, message: OutboxMessage) -> Translator:
@@ -313,6 +316,38 @@ class Dispatcher:
                 return False
             rendered["thread_ts"] = original.slack_ts
         return await self._post(client, message, rendered)
+
+    async def _upload(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
+        """Share the row's file with its message, once (see uploads.py: an interrupted attempt is looked
+        for by the file's name in the conversation before the file is uploaded again)."""
+        payload = UploadPayload.from_stored(message.payload)
+        channel = await uploads.conversation(client, message.destination)
+        if message.sending_since is not None:
+            found = await find_posted(
+                client,
+                channel,
+                message.dedup_key,
+                since=message.sending_since,
+                thread_ts=None,
+                budget=self._history,
+                now=self._clock(),
+                searched=self._searched,
+                matches=uploads.shares(payload.file.filename),
+                window=uploads.UPLOAD_WINDOW,
+            )
+            if found is not None:
+                log.info("outbox %s had been shared before an interruption; not uploading again", message.id)
+                await self._finish(message, status=OutboxStatus.SENT, channel=found[0], ts=found[1])
+                return True
+        self._take_slot(message)
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            if not await repo.mark_sending(session, message.id, now, hold_until=now + uploads.UPLOAD_HOLD):
+                self._give_back_slot(message)
+                return False
+        await uploads.share(client, channel, payload)
+        await self._finish(message, status=OutboxStatus.SENT, channel=channel)
+        return True
 
     async def _post_relink(self, client: AsyncWebClient, message: OutboxMessage) -> bool:
         reason = RelinkPayload.from_stored(message.payload).reason

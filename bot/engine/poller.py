@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
+from bot.domain.attendance import snapshots_of
 from bot.domain.diff import Diff, Event, diff, vanished
 from bot.domain.models import Conference
 from bot.domain.outbox import OutboxEvent
@@ -30,7 +31,7 @@ from bot.engine.credentials import Credentials, RelinkNeeded
 from bot.engine.poll_units import PollJob, PollUnits
 from bot.engine.recordings import watch_row
 from bot.ops.metrics import Metrics
-from bot.store import repo, sessions
+from bot.store import attendance, repo, sessions
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow
 
@@ -293,6 +294,8 @@ class Poller:
                     events = await self._new_to_slack(session, job, self._announced(job, outcome))
                     rows.extend(self._rows_for(job, outcome, events, now))
                     watches.extend(self._watches_for(job, [e for e, _ in events if e.kind == "ended"], now))
+                    # Who came, as Canvas listed it at the end (every end it reported, alerts on or off).
+                    await attendance.save_snapshots(session, snapshots_of(outcome.result.events), now)
                     for conference_id, ended_at in outcome.closed.items():
                         await sessions.close_opened_session(session, conference_id, ended_at)
                 elif outcome.relink_reason is not None:

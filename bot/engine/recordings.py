@@ -17,7 +17,9 @@ from bot.domain.models import Conference, Recording
 from bot.engine import alerts
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
 from bot.engine.locales import Locales
+from bot.engine.missed import Absentee, SessionKey, absentees
 from bot.messages import blocks
+from bot.messages.attendance import missed_recording
 from bot.messages.blocks import RecordingLink
 from bot.messages.i18n import DEFAULT_TRANSLATOR, Translator
 from bot.messages.mrkdwn import safe_link_url
@@ -148,17 +150,21 @@ class RecordingWatcher:
             return []
 
     async def _readers(
-        self, ready: list[tuple[RecordingWatch, Conference]]
+        self, ready: list[tuple[RecordingWatch, Conference]], missed: dict[SessionKey, list[Absentee]]
     ) -> dict[tuple[str, str], Translator]:
-        """Each reply's language, its thread's reader's (a DM's user, a channel's setting), looked up
-        before the transaction so no Slack call runs while the watches are locked."""
+        """Each reply's language, its thread's reader's (a DM's user, a channel's setting), and each
+        absentee's, looked up before the transaction so no Slack call runs while the watches are locked."""
         if self._locales is None:
             return {}
         wanted = {(watch.team_id, watch.destination) for watch, _ in ready}
+        wanted |= {(a.team_id, a.slack_user_id) for people in missed.values() for a in people}
         return {key: await self._locales.for_destination(*key) for key in wanted}
 
     async def _announce(self, ready: list[tuple[RecordingWatch, Conference]], now: datetime) -> None:
-        readers = await self._readers(ready)
+        """A reply in each alert's thread; and a DM to each invitee who missed the session, whose own
+        thread reply (if they had an alert) it replaces: one message about the recording, not two."""
+        missed = await absentees(self._sessions, [(w.conference_id, w.started_at) for w, _ in ready])
+        readers = await self._readers(ready, missed)
         rows: list[dict[str, Any]] = []
         async with self._sessions.begin() as session:
             for watch, conference in ready:
@@ -176,6 +182,11 @@ class RecordingWatcher:
                     join_url="",
                     recordings=recording_links(conference),
                 )
+                people = missed.get((watch.conference_id, watch.started_at), [])
+                rows += [self._missed_row(watch, card, a, readers, now) for a in people]
+                if Absentee(watch.team_id, watch.destination) in people:
+                    await session.execute(delete(RecordingWatch).where(RecordingWatch.id == watch.id))
+                    continue
                 rows.append(
                     alerts.post_row(
                         alerts.dedup_key(
@@ -195,6 +206,26 @@ class RecordingWatcher:
                     )
                 )
                 await session.execute(delete(RecordingWatch).where(RecordingWatch.id == watch.id))
-            await repo.enqueue(session, rows)
+            await repo.enqueue(session, list({row["dedup_key"]: row for row in rows}.values()))
         if self._on_enqueued:
             self._on_enqueued()
+
+    @staticmethod
+    def _missed_row(
+        watch: RecordingWatch,
+        card: blocks.ConferenceCard,
+        absentee: Absentee,
+        readers: dict[tuple[str, str], Translator],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """One DM per absentee and session (its dedup key), whichever watch of the session saw it first."""
+        reader = readers.get((absentee.team_id, absentee.slack_user_id), DEFAULT_TRANSLATOR)
+        return alerts.post_row(
+            alerts.dedup_key(
+                absentee.team_id, absentee.slack_user_id, watch.conference_id, watch.started_at, "missed"
+            ),
+            team_id=absentee.team_id,
+            destination=absentee.slack_user_id,
+            message=missed_recording(card, watch.started_at, t=reader),
+            now=now,
+        )

@@ -352,6 +352,12 @@ def _chunk_lines(lines: Iterable[str], limit: int = MAX_SECTION_TEXT) -> list[st
     return chunks
 
 
+def recording_sections(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR) -> list[Block]:
+    """One line per recording (its safe link and duration), in as few sections as fit."""
+    lines = [_recording_line(i, r, t) for i, r in enumerate(card.recordings, start=1)]
+    return [section_block(chunk) for chunk in _chunk_lines(lines)]
+
+
 def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR) -> Message:
     """Thread reply under the alert, listing the recordings with their durations."""
     title = _title(card, t)
@@ -363,8 +369,7 @@ def recording_ready(card: ConferenceCard, *, t: Translator = DEFAULT_TRANSLATOR)
         return _message(t._("No recordings of %(title)s yet", title=escape(title)), head)
     ready = t.ngettext("%(count)d recording ready:", "%(count)d recordings ready:", count)
     head = [section_block(f"{intro}\n{ready}")]
-    lines = [_recording_line(i, r, t) for i, r in enumerate(card.recordings, start=1)]
-    body = [section_block(chunk) for chunk in _chunk_lines(lines)]
+    body = recording_sections(card, t=t)
     text = t.ngettext(
         "%(count)d recording ready for %(title)s in %(course)s",
         "%(count)d recordings ready for %(title)s in %(course)s",
@@ -474,6 +479,8 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("language <code>", N_("this channel's language for alerts and digests: en, es or pt-BR")),
     ("remind <minutes>|off", N_("a DM that many minutes before a scheduled conference starts")),
     ("agenda HH:MM|off", N_("a DM each morning at that time with the day's scheduled conferences")),
+    ("attendance on|off", N_("who attended, with a CSV, after each session of a course you teach")),
+    ("missed on|off", N_("the recording by DM when you missed a session you were invited to")),
     ("help", N_("this message")),
 )
 """Subcommands (typed as shown, in every language) and what each does (translated)."""

@@ -45,6 +45,8 @@ class HomeState:
     live_error: Text | str | None = None
     reminder_minutes: int = 0  # before a scheduled start; 0: off
     agenda_at: str | None = None  # the daily agenda's local time; None: off
+    attendance_on: bool = True  # the attendance report after sessions of courses they teach
+    missed_on: bool = True  # the recording by DM after a session they missed
 
 
 def _timepicker(action_id: str, initial: str | None, placeholder: str) -> dict[str, Any]:
@@ -149,6 +151,22 @@ def _settings_blocks(state: HomeState, t: Translator) -> list[dict[str, Any]]:
             )
             if state.agenda_at
             else t._("Daily agenda: *off*. Each morning's conferences by DM: `/conferences agenda 07:30`.")
+        )
+    )
+    blocks.append(
+        section_block(
+            "\n".join(
+                [
+                    t._("Attendance reports: *on*. `/conferences attendance off` stops them.")
+                    if state.attendance_on
+                    else t._("Attendance reports: *off*. `/conferences attendance on` turns them on."),
+                    t._("Recordings of sessions you missed: *on*. `/conferences missed off` stops them.")
+                    if state.missed_on
+                    else t._(
+                        "Recordings of sessions you missed: *off*. `/conferences missed on` turns them on."
+                    ),
+                ]
+            )
         )
     )
     quiet = (

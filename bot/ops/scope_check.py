@@ -45,6 +45,7 @@ PROBES: dict[str, Probe] = {
     "url:GET|/api/v1/courses/:course_id/conferences": (
         lambda canvas, token: canvas.course_conferences(token, PROBE_ID)
     ),
+    "url:GET|/api/v1/courses/:course_id/users": lambda canvas, token: canvas.course_users(token, PROBE_ID),
     "url:GET|/api/v1/groups/:group_id": lambda canvas, token: canvas.group(token, PROBE_ID),
     "url:GET|/api/v1/groups/:group_id/conferences": (
         lambda canvas, token: canvas.group_conferences(token, PROBE_ID)

@@ -195,6 +195,21 @@ async def show_course(request: Request, user: User) -> Response:
     return json_response(state, course_json(state, course, user.id))
 
 
+async def course_users(request: Request, user: User) -> Response:
+    """`GET /api/v1/courses/:course_id/users`: people with an active enrollment, by sortable name (Canvas
+    answers 401 to someone not in the course: reading the roster needs an enrollment)."""
+    state = _state(request)
+    course = state.courses.get(_int_param(request, "course_id"))
+    if course is None:
+        return json_response(state, NOT_FOUND, 404)
+    if not state.active_enrollments(course, user.id):
+        return json_response(state, UNAUTHORIZED, 401)
+    ids = dict.fromkeys(e.user_id for e in course.enrollments if e.state == "active")
+    people = sorted((state.users[i] for i in ids), key=lambda u: (user_json(u)["sortable_name"], u.id))
+    chunk, link = numbered_page(request, people)
+    return json_response(state, [user_json(u) for u in chunk], headers={"Link": link})
+
+
 async def show_group(request: Request, user: User) -> Response:
     state = _state(request)
     group = state.groups.get(_int_param(request, "group_id"))
@@ -233,6 +248,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/v1/courses", api(list_courses)),
         Route("/api/v1/courses/{course_id:int}", api(show_course)),
         Route("/api/v1/courses/{course_id:int}/conferences", api(course_conferences)),
+        Route("/api/v1/courses/{course_id:int}/users", api(course_users)),
         Route("/api/v1/groups/{group_id:int}", api(show_group)),
         Route("/api/v1/groups/{group_id:int}/conferences", api(group_conferences)),
         Route("/api/v1/{rest:path}", api(api_not_found), methods=["GET", "POST", "PUT", "DELETE"]),

@@ -188,6 +188,7 @@ async def create_conference(state: CanvasState, body: Body, request: Request) ->
         long_running=_bool(body, "long_running", False),
         duration=_int(body, "duration", 60),
         join_url=_opt_str(body, "join_url"),
+        initiator=_int(body, "initiator_id") if body.get("initiator_id") is not None else None,
     )
     if body.get("start_at") is not None:
         end_at = body.get("end_at")

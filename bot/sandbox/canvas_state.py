@@ -146,6 +146,9 @@ class Conference:
     conference_key: str
     invitees: list[int]
     attendees: list[int] = field(default_factory=list)
+    # Who created it: Canvas's "initiator" participant, in `users` but never an invitee or attendee
+    # (WebConference#add_user keeps that type when they join). None: created by someone not modelled.
+    initiator: int | None = None
     started_at: float | None = None
     ended_at: float | None = None
     # Scheduled times (newer Canvas): rendered with Canvas's `infer_conference_details` defaults.
@@ -162,7 +165,8 @@ class Conference:
         return (self.created_at, self.id)
 
     def users(self) -> list[int]:
-        return sorted({*self.invitees, *self.attendees})
+        initiator = [] if self.initiator is None else [self.initiator]
+        return sorted({*self.invitees, *self.attendees, *initiator})
 
     def is_live(self, now: float) -> bool:
         """Canvas' `live` scope: started in the last 24 h and not ended yet."""
@@ -423,13 +427,14 @@ class CanvasState:
         long_running: bool = False,
         duration: int | None = 60,
         join_url: str | None = None,
+        initiator: int | None = None,
     ) -> Conference:
         if context_type == "Course":
             self.course(context_id)
         else:
             self.group(context_id)
-        invitees = list(dict.fromkeys(user_ids or []))
-        for user_id in invitees:
+        invitees = [u for u in dict.fromkeys(user_ids or []) if u != initiator]
+        for user_id in [*invitees, *([] if initiator is None else [initiator])]:
             self.user(user_id)
         conference = Conference(
             id=self._id(),
@@ -444,10 +449,11 @@ class CanvasState:
             conference_key=secrets.token_hex(10),
             invitees=invitees,
             join_url=join_url,
+            initiator=initiator,
         )
         self.conferences[conference.id] = conference
         self.context_conference_ids.setdefault((context_type, context_id), []).append(conference.id)
-        for user_id in invitees:
+        for user_id in conference.users():
             self._index_participant(user_id, conference)
         return conference
 
@@ -472,7 +478,7 @@ class CanvasState:
             conference.started_at = self.clock.now() if at is None else at
         conference.ended_at = None
         for user_id in joining:
-            if user_id not in conference.attendees:
+            if user_id not in conference.attendees and user_id != conference.initiator:
                 conference.attendees.append(user_id)
             self._index_participant(user_id, conference)
         conference.invitees = [u for u in conference.invitees if u not in conference.attendees]
@@ -575,7 +581,7 @@ class CanvasState:
             for c in map(
                 self.conferences.__getitem__, self.context_conference_ids.get((context_type, context_id), ())
             )
-            if see_all or user_id in c.invitees or user_id in c.attendees
+            if see_all or user_id in c.invitees or user_id in c.attendees or user_id == c.initiator
         ]
         found.sort(key=lambda c: c.sort_key, reverse=True)
         return found

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bot.sandbox.slack_api import web_api
+from bot.sandbox.slack_api import METHODS, web_api
 from bot.sandbox.slack_control import CONTROL_ROUTES
+from bot.sandbox.slack_files import FILE_METHODS, FILE_ROUTES
 from bot.sandbox.slack_signing import interactivity_body, signed_request, signed_slash_command
 from bot.sandbox.slack_socket import SOCKET_ROUTES, SocketHub
 from bot.sandbox.slack_state import SlackState
@@ -31,12 +32,16 @@ __all__ = [
 ]
 
 
+METHODS.update(FILE_METHODS)  # files.* live in slack_files.py (which builds on slack_api's helpers)
+
+
 def create_slack_app(state: SlackState | None = None) -> Starlette:
     """The sandbox as an ASGI app; its state is `app.state.slack` (pass one in to share or pre-seed it)."""
     app = Starlette(
         routes=[
             Route("/api/{method}", web_api, methods=["GET", "POST"]),
             *CONTROL_ROUTES,
+            *FILE_ROUTES,
             *SOCKET_ROUTES,
         ]
     )

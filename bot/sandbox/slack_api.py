@@ -198,6 +198,8 @@ def _message_json(message: Message, caller: Caller) -> JSON:
         data["blocks"] = message.blocks
     if message.thread_ts:
         data["thread_ts"] = message.thread_ts
+    if message.files:
+        data["files"] = list(message.files)
     return data
 
 
@@ -535,6 +537,7 @@ def _dispatch(state: SlackState, method: str, parsed: ParsedRequest) -> JSON:
 async def web_api(request: Request) -> Response:
     """`/api/{method}`: record the call, apply any injected fault, then answer like Slack (HTTP 200)."""
     state: SlackState = request.app.state.slack
+    state.base_url = str(request.base_url).rstrip("/")
     method = request.path_params["method"]
     parse_error: ApiError | None = None
     try:

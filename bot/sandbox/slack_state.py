@@ -157,9 +157,10 @@ class Message:
     bot_user_id: str
     history: list[JSON] = field(default_factory=list)
     metadata: JSON | None = None
+    files: list[JSON] = field(default_factory=list)  # shared with the message (files.completeUploadExternal)
 
     def to_json(self) -> JSON:
-        return {
+        data: JSON = {
             "channel": self.channel,
             "ts": self.ts,
             "team_id": self.team_id,
@@ -169,6 +170,39 @@ class Message:
             "user": self.user,
             "edits": len(self.history),
             "history": list(self.history),
+        }
+        if self.files:
+            data["files"] = list(self.files)
+        return data
+
+
+@dataclass
+class UploadedFile:
+    """A file from files.getUploadURLExternal: its bytes arrive at its upload URL, then
+    files.completeUploadExternal shares it (or keeps it private to the app without a channel)."""
+
+    id: str
+    team_id: str
+    filename: str
+    length: int
+    snippet_type: str | None
+    created: float
+    content: bytes | None = None  # None until the upload URL received the bytes
+    title: str | None = None
+    completed: bool = False
+    channel: str | None = None
+    ts: str | None = None
+    thread_ts: str | None = None
+
+    def to_json(self) -> JSON:
+        """As Slack describes a file in a message (`files[]`), plus the sandbox's view of it."""
+        return {
+            "id": self.id,
+            "name": self.filename,
+            "title": self.title or self.filename,
+            "filetype": self.snippet_type or "text",
+            "size": len(self.content or b""),
+            "created": int(self.created),
         }
 
 
@@ -217,6 +251,8 @@ class SlackState:
     oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     calls: list[JSON] = field(default_factory=list)
+    files: dict[str, UploadedFile] = field(default_factory=dict)
+    base_url: str = ""  # where this sandbox answers (learned from requests): upload URLs point here
     # Slack limits distributed non-Marketplace apps to ~1 conversations.history/replies read a minute
     # per workspace and method; None: unlimited (internal apps' tiers are far above what tests do).
     history_reads_per_minute: int | None = None
@@ -307,3 +343,4 @@ class SlackState:
         self.response_urls.clear()
         self.faults.clear()
         self.calls.clear()
+        self.files.clear()

@@ -122,6 +122,20 @@ class Agenda:
 
 
 @dataclass(frozen=True, slots=True)
+class Attendance:
+    """The attendance report after each session of a course the user teaches."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Missed:
+    """The recording by DM after a session the user was invited to and never joined."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     reason: Text | None = None
 
@@ -145,6 +159,8 @@ Command: TypeAlias = (
     | Language
     | Remind
     | Agenda
+    | Attendance
+    | Missed
     | Help
 )
 
@@ -329,6 +345,20 @@ def _alerts(rest: str) -> Command:
     raise _Malformed(Text("`alerts` takes `on` or `off`, not `%(got)s`.", got=_shown(rest)))
 
 
+def _switch(verb: str, factory: Callable[[bool], Command]) -> Callable[[str], Command]:
+    """A setting turned `on` or `off`, nothing else."""
+
+    def handler(rest: str) -> Command:
+        value = rest.lower()
+        if value in ("on", "off"):
+            return factory(value == "on")
+        if not value:
+            raise _Malformed(Text("`%(verb)s` needs `on` or `off`.", verb=verb))
+        raise _Malformed(Text("`%(verb)s` takes `on` or `off`, not `%(got)s`.", verb=verb, got=_shown(rest)))
+
+    return handler
+
+
 def _language(rest: str) -> Command:
     """`language` alone shows the channel's language; `language es` sets it (en, es, pt-BR)."""
     if not rest:
@@ -426,6 +456,8 @@ _VERBS: dict[str, Callable[[str], Command]] = {
     "language": _language,
     "remind": _remind,
     "agenda": _agenda,
+    "attendance": _switch("attendance", Attendance),
+    "missed": _switch("missed", Missed),
     "help": lambda _rest: Help(reason=None),
 }
 

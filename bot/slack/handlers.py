@@ -134,6 +134,10 @@ class CommandHandler:
                 return await self._remind(caller, minutes, t)
             case commands.Agenda(at=at):
                 return await self._agenda(caller, at, t)
+            case commands.Attendance(on=on):
+                return await self._setting(caller, t, attendance_enabled=on)
+            case commands.Missed(on=on):
+                return await self._setting(caller, t, missed_enabled=on)
             case commands.Live() | commands.All() | commands.CourseList():
                 return await self._list(command, caller, t)
             case commands.DigestDaily() | commands.DigestWeekly() | commands.DigestOff():
@@ -289,6 +293,29 @@ class CommandHandler:
         return blocks.simple(
             t._("I'll remind you %(minutes)d min before each scheduled conference starts.", minutes=minutes)
         )
+
+    async def _setting(self, caller: Caller, t: Translator, **values: bool) -> Message:
+        """`attendance on|off`, `missed on|off`: one switch on the caller's link."""
+        async with self._sessions.begin() as session:
+            linked = await repo.update_linked(session, caller.team_id, caller.user_id, **values)
+        if not linked:
+            return blocks.link_instructions(await self._link_url(caller), t=t)
+        replies = {
+            ("attendance_enabled", True): t._(
+                "Attendance reports are on: after each session of a course you teach, I'll DM you who came."
+            ),
+            ("attendance_enabled", False): t._(
+                "Attendance reports are off. `/conferences attendance on` turns them back on."
+            ),
+            ("missed_enabled", True): t._(
+                "When you miss a session you were invited to, I'll DM you its recording."
+            ),
+            ("missed_enabled", False): t._(
+                "No more recordings of sessions you missed. `/conferences missed on` turns them back on."
+            ),
+        }
+        [(name, on)] = values.items()
+        return blocks.simple(replies[(name, on)])
 
     async def _alerts(self, caller: Caller, on: bool, t: Translator) -> Message:
         async with self._sessions.begin() as session:

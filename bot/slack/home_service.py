@@ -91,6 +91,8 @@ class HomeService:
             live_error=error,
             reminder_minutes=self._reminder_lead if user.reminder_minutes is None else user.reminder_minutes,
             agenda_at=user.agenda_at,
+            attendance_on=user.attendance_enabled,
+            missed_on=user.missed_enabled,
         )
 
     async def set_alerts(self, team_id: str, user_id: str, on: bool) -> None:

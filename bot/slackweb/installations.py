@@ -20,10 +20,12 @@ from bot.store.crypto import TokenCipher
 log = logging.getLogger(__name__)
 
 # Must equal the manifest's bot scopes (tests/unit/test_deploy.py). The *:history scopes only serve
-# the duplicate check after an interrupted send (bot/engine/delivery.py).
+# the duplicate check after an interrupted send (bot/engine/delivery.py); files:write shares the
+# attendance report's CSV (bot/engine/uploads.py).
 BOT_SCOPES = (
     "commands",
     "chat:write",
+    "files:write",
     "im:write",
     "im:history",
     "users:read",

@@ -103,6 +103,10 @@ class LinkedUser(Base):
     # The daily agenda DM: local "HH:MM" in the user's Slack time zone (null: off) and its next run (UTC).
     agenda_at: Mapped[str | None] = mapped_column(String(5), default=None)
     agenda_next_at: Mapped[datetime | None] = mapped_column(default=None)
+    # After the bell: the attendance report DM'd to a course's teachers when a session ends, and the
+    # recording DM'd to invitees who never joined (`/conferences attendance|missed on|off`).
+    attendance_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    missed_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class _KnownColumns:
@@ -336,3 +340,39 @@ class PollBucket(Base):
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SessionAttendance(Base):
+    """Who was invited to and who attended one session, as Canvas listed it when the session ended
+    (domain.attendance.Snapshot): one row per session, shared by every destination, written by whichever
+    poll saw the end first. Its report to the course's teachers is claimed like a poll unit."""
+
+    __tablename__ = "session_attendance"
+    __table_args__ = (Index("ix_session_attendance_due", "reported_at", "next_report_at"),)
+
+    conference_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    context_type: Mapped[str] = mapped_column(String(16))
+    context_id: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(Text)
+    ended_at: Mapped[datetime]
+    participants: Mapped[list[int]] = mapped_column(JSON)
+    invited: Mapped[list[int]] = mapped_column(JSON)
+    attended: Mapped[list[int]] = mapped_column(JSON)
+    again: Mapped[bool] = mapped_column(Boolean, default=False)
+    taken_at: Mapped[datetime]
+    next_report_at: Mapped[datetime]
+    reported_at: Mapped[datetime | None] = mapped_column(default=None)  # the teachers' DMs are queued
+    report_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime]
+
+
+class CourseRoster(Base):
+    """A course's people by Canvas id (name and sortable name), read once per course and kept for a
+    while: the attendance report names everyone without a request per report."""
+
+    __tablename__ = "course_rosters"
+
+    course_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    names: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"<canvas id>": ["Name", "Sortable, Name"]}
+    fetched_at: Mapped[datetime]

@@ -387,13 +387,19 @@ async def cancel_unsent_alert(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_sending(session: AsyncSession, message_id: int, now: datetime) -> bool:
+async def mark_sending(
+    session: AsyncSession, message_id: int, now: datetime, *, hold_until: datetime | None = None
+) -> bool:
     """Record that a post of this row begins now; False when the row is no longer pending (cancelled by
-    `cancel_unsent_alert`, or finished elsewhere): then it must not be posted."""
+    `cancel_unsent_alert`, or finished elsewhere): then it must not be posted. `hold_until` renews the
+    claim's lease for a send that takes several calls (a file upload), so no other replica starts it."""
+    values: dict[str, Any] = {"sending_since": now}
+    if hold_until is not None:
+        values |= {"next_attempt_at": hold_until, "leased_until": hold_until}
     result = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending")
-        .values(sending_since=now)
+        .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

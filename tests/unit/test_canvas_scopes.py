@@ -40,6 +40,7 @@ def test_every_scope_is_a_canvas_route_pattern() -> None:
         ("GET", "/api/v1/courses/12", "url:GET|/api/v1/courses/:id"),
         ("HEAD", "/api/v1/courses/12.json", "url:GET|/api/v1/courses/:id"),
         ("GET", "/api/v1/courses/12/conferences", "url:GET|/api/v1/courses/:course_id/conferences"),
+        ("GET", "/api/v1/courses/12/users", "url:GET|/api/v1/courses/:course_id/users"),
         ("GET", "/api/v1/groups/7", "url:GET|/api/v1/groups/:group_id"),
         ("GET", "/api/v1/groups/7/conferences", "url:GET|/api/v1/groups/:group_id/conferences"),
     ],

@@ -6,6 +6,7 @@ from datetime import time
 
 import pytest
 
+from bot.slack import commands
 from bot.slack.commands import (
     Alerts,
     All,
@@ -164,3 +165,13 @@ def test_unknown_language_is_refused_with_the_choices() -> None:
     result = parse("language fr")
     assert isinstance(result, Help) and result.reason is not None
     assert "`fr`" in result.reason.english() and "pt-BR" in result.reason.english()
+
+
+def test_attendance_and_missed_are_switches() -> None:
+    assert commands.parse("attendance off") == commands.Attendance(on=False)
+    assert commands.parse("ATTENDANCE on") == commands.Attendance(on=True)
+    assert commands.parse("missed off") == commands.Missed(on=False)
+    for typed in ("attendance", "missed maybe"):
+        parsed = commands.parse(typed)
+        assert isinstance(parsed, commands.Help) and parsed.reason is not None
+        assert "`on` or `off`" in parsed.reason.english()

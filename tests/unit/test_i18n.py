@@ -24,10 +24,11 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from bot.domain.attendance import Person
 from bot.domain.quiet_hours import QuietHours
 from bot.engine.canvas_link import _not_configured_page, _page
 from bot.engine.digests import _NOT_ALLOWED
-from bot.messages import blocks, digest_blocks, home
+from bot.messages import attendance, blocks, digest_blocks, home
 from bot.messages.digest_blocks import CourseDigest, DigestRecording
 from bot.messages.i18n import (
     SUPPORTED,
@@ -238,6 +239,13 @@ class Strict(Translator):
 
 
 QUIET = QuietHours.parse("22:00", "07:00", "Europe/Paris")
+
+
+def _report(size: int, came: int, name: str = "Maximiliana Fernández-Oliveira {i}", **options: Any) -> Any:
+    crowd = [Person(i, name.format(i=i), i < came) for i in range(size)]
+    return attendance.AttendanceReport(7, "Week 3 lecture", "Biology 101", NOW, crowd, **options)
+
+
 Render = Callable[[Translator], Any]
 
 
@@ -297,6 +305,22 @@ KINDS: dict[str, tuple[Render, str]] = {
     "recordings_one": (lambda t: blocks.recording_ready(card(recordings=recordings(1)), t=t), "message"),
     "recordings_many_untitled": (
         lambda t: blocks.recording_ready(card(recordings=recordings(80, title="")), t=t),
+        "message",
+    ),
+    "attendance_report": (lambda t: attendance.attendance_message(_report(5, 3), t=t), "message"),
+    "attendance_report_500": (lambda t: attendance.attendance_message(_report(500, 320), t=t), "message"),
+    "attendance_report_hostile_later_session": (
+        lambda t: attendance.attendance_message(_report(40, 10, f"{HOSTILE} {{i}}", again=True), t=t),
+        "message",
+    ),
+    "missed_recording": (
+        lambda t: attendance.missed_recording(card(recordings=recordings(2)), NOW, t=t),
+        "message",
+    ),
+    "missed_recording_many_hostile": (
+        lambda t: attendance.missed_recording(
+            card(title=HOSTILE, recordings=recordings(80, title="")), NOW, t=t
+        ),
         "message",
     ),
     "quiet_summary": (
@@ -455,6 +479,9 @@ HELP_INPUTS = (
     "remind 1441",
     "remind ten",
     "remind ²",
+    "attendance",
+    "attendance maybe",
+    "missed yes",
 )
 
 
@@ -522,6 +549,8 @@ def _visible_words(payload: Any) -> str:
         "host_nudge_many_invited",
         "relink",
         "recordings_one",
+        "attendance_report",
+        "missed_recording",
         "quiet_summary",
         "slash_help",
         "slash_status_linked",

@@ -17,6 +17,7 @@ from bot.domain.outbox import (
     PostPayload,
     RelinkPayload,
     UnreadablePayload,
+    UploadPayload,
 )
 from bot.engine import alerts
 from bot.messages.cards import card_from_payload
@@ -71,7 +72,7 @@ def _row(event: Event, **options: Any) -> dict[str, Any]:
 
 def test_enum_values_are_the_strings_already_stored() -> None:
     """No migration: the columns keep holding exactly these strings."""
-    assert [e.value for e in OutboxEvent] == ["started", "ended", "reopened", "relink", "post"]
+    assert [e.value for e in OutboxEvent] == ["started", "ended", "reopened", "relink", "post", "upload"]
     assert [s.value for s in OutboxStatus] == ["pending", "sent", "failed", "held", "summarized"]
     assert OutboxEvent.STARTED == "started" and OutboxStatus.HELD == "held"
 
@@ -204,3 +205,37 @@ def test_only_a_start_is_held_in_quiet_hours() -> None:
 def test_a_diff_event_never_becomes_a_non_card_row() -> None:
     with pytest.raises(ValueError, match="card row"):
         _row(_event(), edit=OutboxEvent.POST)
+
+
+UPLOAD = {
+    "version": 1,
+    "message": {
+        "text": "3 of 5 attended",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}],
+    },
+    "file": {"filename": "attendance.csv", "title": "Attendance", "content": "a,b\n", "snippet_type": "csv"},
+}
+
+
+def test_an_upload_row_stores_the_file_whole_and_reads_back_identically() -> None:
+    payload = UploadPayload.from_stored(UPLOAD)
+    assert payload.file.content == "a,b\n" and payload.to_stored() == UPLOAD
+    assert UploadPayload.from_stored(UPLOAD | {"checksum": "x"}).to_stored() == UPLOAD, "newer keys ignored"
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        (UPLOAD | {"version": 2}, "version: Input should be 1"),
+        ({k: v for k, v in UPLOAD.items() if k != "file"}, "file: Field required"),
+        (UPLOAD | {"file": {**UPLOAD["file"], "filename": ""}}, "file.filename: String should have at least"),
+        (
+            UPLOAD | {"file": {**UPLOAD["file"], "content": "x" * 1_000_001}},
+            "file.content: String should have",
+        ),
+    ],
+)
+def test_an_upload_this_version_cannot_send_says_why(stored: dict[str, Any], reason: str) -> None:
+    with pytest.raises(UnreadablePayload) as raised:
+        UploadPayload.from_stored(stored)
+    assert reason in str(raised.value)
