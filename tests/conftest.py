@@ -11,7 +11,7 @@ from bot.sandbox.canvas import create_canvas_app
 from bot.sandbox.server import start_in_thread
 from bot.sandbox.slack import create_slack_app
 from tests.faults import FaultProxy
-from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, fernet_key
+from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, sandbox_bot
 
 
 @pytest.fixture
@@ -42,16 +42,7 @@ def slack(slack_sandbox: Sandbox) -> SlackWorld:
 
 @pytest.fixture
 def bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
-    process = BotProcess(
-        workdir=tmp_path,
-        env={
-            "CANVAS_BASE_URL": canvas.canvas.url,
-            "SLACK_API_URL": slack.slack.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "1",
-        },
-    )
+    process = sandbox_bot(tmp_path, canvas.canvas.url, slack.slack.url, slack.bot_token)
     yield process
     process.stop()
 
@@ -81,16 +72,8 @@ def faulty_bot(
     slack_faults: FaultProxy,
 ) -> Iterator[BotProcess]:
     """`confbot run` reaching Canvas and Slack only through the fault proxies."""
-    process = BotProcess(
-        workdir=tmp_path,
-        env={
-            "CANVAS_BASE_URL": canvas_faults.url,
-            "SLACK_API_URL": slack_faults.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "1",
-            "CANVAS_TIMEOUT_SECONDS": "2",
-        },
+    process = sandbox_bot(
+        tmp_path, canvas_faults.url, slack_faults.url, slack.bot_token, CANVAS_TIMEOUT_SECONDS="2"
     )
     yield process
     process.stop()

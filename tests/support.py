@@ -211,6 +211,21 @@ def fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def sandbox_bot(
+    workdir: Path, canvas_url: str, slack_url: str, bot_token: str, **settings: str
+) -> BotProcess:
+    """`confbot run` against the sandboxes (or fault proxies in front of them), polling every second;
+    `settings` add or override environment settings (e.g. SESSION_SCAN_INTERVAL_SECONDS="1")."""
+    env = {
+        "CANVAS_BASE_URL": canvas_url,
+        "SLACK_API_URL": slack_url + "/api/",
+        "SLACK_BOT_TOKEN": bot_token,
+        "TOKEN_ENCRYPTION_KEYS": fernet_key(),
+        "POLL_INTERVAL_SECONDS": "1",
+    }
+    return BotProcess(workdir=workdir, env={**env, **settings})
+
+
 def link_in_process(bot: BotProcess, team_id: str, links: list[tuple[str, str]]) -> None:
     """Link many users through the real linking code against the bot's database (faster than N CLI runs)."""
     import asyncio

@@ -17,11 +17,10 @@ from typing import Any
 from bot.domain.agenda import next_agenda, todays
 from bot.domain.digest_schedule import parse_hhmm
 from bot.engine import alerts
-from bot.engine.contexts import fallback_name
 from bot.engine.locales import Locales
+from bot.engine.reminders import upcoming_of
 from bot.messages.agenda_blocks import agenda
 from bot.messages.i18n import Translator
-from bot.messages.schedule_blocks import Upcoming
 from bot.store import repo
 from bot.store import sessions as store
 from bot.store.db import SessionFactory
@@ -73,18 +72,7 @@ class AgendaRunner:
         catalog = (await store.load_catalog(session, item.linked_user_id)).values()
         today = todays(catalog, now, zone)
         names = await repo.context_names(session, {(e.context_type, e.context_id) for e in today})
-        items = [
-            Upcoming(
-                conference_id=e.conference_id,
-                title=e.title,
-                context_name=names.get((e.context_type, e.context_id))
-                or fallback_name((e.context_type, e.context_id)),
-                start_at=e.start_at or now,
-                join_url=alerts.join_url(self._canvas_root, e.context_type, e.context_id, e.conference_id),
-            )
-            for e in today
-            for key in [(e.context_type, e.context_id)]
-        ]
+        items = [upcoming_of(entry, names, self._canvas_root) for entry in today]
         local_date = t.local(now, zone).date().isoformat()
         return alerts.post_row(
             f"{item.team_id}:{item.slack_user_id}:agenda:{local_date}",

@@ -14,11 +14,10 @@ from typing import Any
 
 from bot.domain.sessions import reminder_due
 from bot.engine import alerts
-from bot.engine.contexts import fallback_name
 from bot.engine.locales import Locales
-from bot.engine.reminders import MAX_REMINDER_MINUTES
+from bot.engine.reminders import MAX_REMINDER_MINUTES, upcoming_of
 from bot.messages.i18n import Translator
-from bot.messages.schedule_blocks import Upcoming, reminder
+from bot.messages.schedule_blocks import reminder
 from bot.store import repo
 from bot.store import sessions as store
 from bot.store.db import SessionFactory
@@ -73,16 +72,7 @@ class ChannelReminders:
     ) -> dict[str, Any]:
         entry = item.entry
         assert entry.start_at is not None
-        context = (entry.context_type, entry.context_id)
-        upcoming = Upcoming(
-            conference_id=entry.conference_id,
-            title=entry.title,
-            context_name=names.get(context) or fallback_name(context),
-            start_at=entry.start_at,
-            join_url=alerts.join_url(
-                self._canvas_root, entry.context_type, entry.context_id, entry.conference_id
-            ),
-        )
+        upcoming = upcoming_of(entry, names, self._canvas_root)
         minutes = max(1, round((entry.start_at - now).total_seconds() / 60))
         key = f"{item.team_id}:{item.channel_id}:{entry.conference_id}:{int(entry.start_at.timestamp())}"
         return alerts.post_row(

@@ -14,7 +14,7 @@ open, so a slow users.info never holds the outbox rows this tick updates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.quiet_hours import QuietHours
-from bot.domain.sessions import NUDGE_WINDOW, nudge_due, reminder_due
+from bot.domain.sessions import NUDGE_WINDOW, Scanned, nudge_due, reminder_due
 from bot.engine import alerts
 from bot.engine.contexts import fallback_name
 from bot.engine.locales import Locales
@@ -41,6 +41,20 @@ NUDGE_KEY_SUFFIX = ":nudge"
 
 Reader = tuple[str, str]
 """(team id, Slack user id): whose language a reminder or nudge is rendered in."""
+
+
+def upcoming_of(entry: Scanned, names: Mapping[tuple[str, int], str], canvas_root: str) -> Upcoming:
+    """A scheduled conference as reminders, nudges and agendas show it: the course's cached name (else a
+    fallback) and the join link every message uses."""
+    assert entry.start_at is not None, "only scheduled conferences are shown as upcoming"
+    context = (entry.context_type, entry.context_id)
+    return Upcoming(
+        conference_id=entry.conference_id,
+        title=entry.title,
+        context_name=names.get(context) or fallback_name(context),
+        start_at=entry.start_at,
+        join_url=alerts.join_url(canvas_root, entry.context_type, entry.context_id, entry.conference_id),
+    )
 
 
 class ReminderRunner:
@@ -143,16 +157,7 @@ class ReminderRunner:
     ) -> list[dict[str, Any]]:
         entry = item.entry
         assert entry.start_at is not None
-        context = (entry.context_type, entry.context_id)
-        upcoming = Upcoming(
-            conference_id=entry.conference_id,
-            title=entry.title,
-            context_name=names.get(context) or fallback_name(context),
-            start_at=entry.start_at,
-            join_url=alerts.join_url(
-                self._canvas_root, entry.context_type, entry.context_id, entry.conference_id
-            ),
-        )
+        upcoming = upcoming_of(entry, names, self._canvas_root)
         key = self._key(item)
         rows = []
         if reminder_due(entry, self._lead_of(item), now):

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import BotProcess, CanvasWorld, SlackWorld, fernet_key, requests_by, wait_for
+from tests.support import BotProcess, CanvasWorld, SlackWorld, requests_by, sandbox_bot, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -25,17 +25,14 @@ EVENT_DEADLINE = 3.0
 
 @pytest.fixture
 def listening_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
-    process = BotProcess(
-        workdir=tmp_path,
-        env={
-            "CANVAS_BASE_URL": canvas.canvas.url,
-            "SLACK_API_URL": slack.slack.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "60",
-            "CANVAS_LIVE_EVENTS_JWKS_URL": canvas.canvas.url + "/_sandbox/live_events/jwks.json",
-            "CANVAS_LIVE_EVENTS_SECRET": SECRET,
-        },
+    process = sandbox_bot(
+        tmp_path,
+        canvas.canvas.url,
+        slack.slack.url,
+        slack.bot_token,
+        POLL_INTERVAL_SECONDS="60",
+        CANVAS_LIVE_EVENTS_JWKS_URL=canvas.canvas.url + "/_sandbox/live_events/jwks.json",
+        CANVAS_LIVE_EVENTS_SECRET=SECRET,
     )
     yield process
     process.stop()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.blockkit import button_urls
-from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, fernet_key, slash, wait_for
+from tests.support import SIGNING_SECRET, BotProcess, CanvasWorld, SlackWorld, sandbox_bot, slash, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,19 +24,15 @@ NUDGE = 60.0  # HOST_NUDGE_MINUTES=1
 
 @pytest.fixture
 def scanning_bot(tmp_path: Path, canvas: CanvasWorld, slack: SlackWorld) -> Iterator[BotProcess]:
-    process = BotProcess(
-        workdir=tmp_path,
-        env={
-            "CANVAS_BASE_URL": canvas.canvas.url,
-            "SLACK_API_URL": slack.slack.url + "/api/",
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "TOKEN_ENCRYPTION_KEYS": fernet_key(),
-            "POLL_INTERVAL_SECONDS": "1",
-            "SESSION_SCAN_INTERVAL_SECONDS": str(SCAN),
-            "REMINDER_LEAD_MINUTES": "1",
-            "HOST_NUDGE_MINUTES": "1",
-        },
+    process = sandbox_bot(
+        tmp_path,
+        canvas.canvas.url,
+        slack.slack.url,
+        slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SESSION_SCAN_INTERVAL_SECONDS=str(SCAN),
+        REMINDER_LEAD_MINUTES="1",
+        HOST_NUDGE_MINUTES="1",
     )
     yield process
     process.stop()
