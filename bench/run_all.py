@@ -42,6 +42,7 @@ FULL: list[Bench] = [
     Bench("slow_users"),
     Bench("unsigned_post"),
     Bench("scan_overhead"),
+    Bench("live_event_latency"),
 ]
 QUICK: list[Bench] = [
     Bench("slow_users", ("--quick",), limit=120),
@@ -53,6 +54,7 @@ QUICK: list[Bench] = [
     Bench("rss_per_user", ("--users", "500"), limit=60),
     Bench("unsigned_post", ("--megabytes", "10"), limit=60),
     Bench("scan_overhead", ("--quick",), limit=90),
+    Bench("live_event_latency", ("--quick",), limit=90),
 ]
 
 
