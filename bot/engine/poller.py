@@ -99,6 +99,7 @@ class Poller:
         self._on_enqueued = on_enqueued
         self._metrics = metrics
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # unit id -> its poll, until written
+        self._due_again: set[int] = set()  # in flight when claimed again: poll again once written
         self._finished: list[PollOutcome] = []  # polled, waiting for the writer
         self._has_finished = asyncio.Event()
         self._room = asyncio.Event()  # set whenever a unit leaves _in_flight
@@ -139,7 +140,11 @@ class Poller:
                 jobs = await self._units.claim(session, self._clock(), wanted, self.next_poll)
             for job in jobs:
                 if job.unit_id in self._in_flight:
-                    continue  # still polling it since the previous lease ran out: one poll at a time
+                    # One poll at a time. It was due again (a Live Event or a scan asked for it, or the
+                    # lease ran out): the poll in flight may have asked Canvas before what prompted this,
+                    # so it is due again as soon as that poll is written, not an interval later.
+                    self._due_again.add(job.unit_id)
+                    continue
                 self._in_flight[job.unit_id] = asyncio.create_task(self._poll_and_hand_over(job))
             total += len(jobs)
             if len(jobs) < wanted:
@@ -318,6 +323,10 @@ class Poller:
                     consecutive_failures=0,
                     last_error=None,
                 )
+                again = [unit_id for unit_id in succeeded if unit_id in self._due_again]
+                if again:
+                    await self._units.record(session, again, next_poll_at=now)
+            self._due_again.difference_update(outcome.job.unit_id for outcome in outcomes)
             await repo.enqueue(session, rows)
             await repo.watch_recordings(session, watches)
         if rows and self._on_enqueued:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.canvas.client import CanvasClient
 from bot.engine.contexts import ContextNames
@@ -107,3 +107,18 @@ async def test_a_live_conference_is_one_alert_and_its_end_before_sending_cancels
     world.clock.now = await world.next_poll_at()
     await world.poll()
     assert await world.outbox() == [("started", "failed", "conference ended before the alert could be sent")]
+
+
+async def test_a_poll_asked_for_while_one_is_in_flight_follows_it_at_once(world: World) -> None:
+    """A Live Event (or a scan) makes a user due while their poll is still waiting for Canvas: that poll
+    may have asked Canvas before the join, so the request must not be swallowed until the next interval."""
+    world.canvas.canvas.post("/_sandbox/faults", {"kind": "delay", "seconds": 0.5, "count": 1})
+    world.clock.now = await world.next_poll_at()
+    assert await world.poller.tick() == 1  # in flight for half a second
+    async with world.sessions.begin() as session:
+        await session.execute(update(LinkedUser).values(next_poll_at=world.clock.now))  # asked for now
+    assert await world.poller.tick() == 1, "claimed again while the first poll is in flight"
+    await world.poller.settle()
+    assert await world.next_poll_at() <= world.clock.now, "due again at once, not an interval later"
+    assert await world.poll() == 1
+    assert await world.next_poll_at() > world.clock.now, "then back on its interval"
