@@ -31,6 +31,9 @@ SCHEDULE_HORIZON = timedelta(days=1)
 """Enrollments (who teaches) are fetched only for users with a conference scheduled this close: the one
 thing they are needed for is the host nudge."""
 
+FAILED_SCAN_RETRY_SECONDS = 60.0
+"""A failed scan is retried after a tenth of the scan interval, at most this long."""
+
 TEACHING_TTL = timedelta(hours=12)
 """How long a user's teaching roles, read for the host nudge, are trusted (per process)."""
 
@@ -77,6 +80,7 @@ class SessionScanner:
         return len(jobs)
 
     async def _scan(self, user_id: int, token: StoredToken) -> None:
+        failed = False
         async with self._semaphore:
             try:
                 async with asyncio.timeout(self._deadline):
@@ -84,9 +88,14 @@ class SessionScanner:
                         token, lambda access: self._listing(user_id, access)
                     )
             except (CanvasError, RelinkNeeded, TimeoutError) as error:
-                # The live poll owns back-off and relinking; a scan just waits for its next turn.
-                log.info("session scan of linked user %s skipped: %s", user_id, type(error).__name__)
-                return
+                # The live poll owns back-off and relinking; a scan tries again a little later.
+                log.info("session scan of linked user %s failed: %s", user_id, type(error).__name__)
+                failed = True
+        if failed:
+            retry_at = self._clock() + timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
+            async with self._sessions.begin() as session:
+                await store.retry_scan_soon(session, user_id, retry_at)
+            return
         now = self._clock()
         async with self._sessions.begin() as session:
             changes = compare_scan(await store.load_catalog(session, user_id), listed, now, teaching)

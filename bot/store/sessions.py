@@ -284,8 +284,19 @@ async def poll_concerned_now(
     now: datetime,
 ) -> int:
     """Make due now every poll that may see this conference: its participants as the scan knows them, the
-    linked accounts of the Canvas user who joined, and the channel subscriptions of its course."""
+    users the scan knows in its course (a conference newer than their last scan), the linked accounts of
+    the Canvas user who joined, and the channel subscriptions of its course."""
     due = await poll_participants_now(session, [conference_id], now)
+    if course_id is not None:
+        in_course = select(UserConference.linked_user_id).where(
+            UserConference.context_type == "Course", UserConference.context_id == course_id
+        )
+        result = await session.execute(
+            update(LinkedUser)
+            .where(LinkedUser.id.in_(in_course), LinkedUser.next_poll_at > now)
+            .values(next_poll_at=now)
+        )
+        due += int(result.rowcount)  # type: ignore[attr-defined]
     if canvas_user_id is not None:
         result = await session.execute(
             update(LinkedUser)
@@ -384,3 +395,13 @@ async def scheduled_for_channels(
     )
     open_now = {(int(s), int(c)) for s, c in live.all()}
     return [item for item in found if (item.subscription_id, item.entry.conference_id) not in open_now]
+
+
+async def retry_scan_soon(session: AsyncSession, linked_user_id: int, at: datetime) -> None:
+    """A scan that failed runs again at `at` instead of a whole scan interval later: until it succeeds,
+    the user's scheduled times and Live Event participations are unknown."""
+    await session.execute(
+        update(LinkedUser)
+        .where(LinkedUser.id == linked_user_id, LinkedUser.next_scan_at > at)
+        .values(next_scan_at=at)
+    )

@@ -1,0 +1,70 @@
+"""The session scan against the sandbox Canvas (through its fault layer) and a real SQLite database, on an
+injected clock: a scan that fails is retried within a tenth of the scan interval, not a whole interval
+later, since until it succeeds the user's schedules and Live Event participations are unknown."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from bot.canvas.client import CanvasClient
+from bot.engine.contexts import ContextNames
+from bot.engine.credentials import Credentials
+from bot.engine.linking import link_with_token
+from bot.engine.session_scan import FAILED_SCAN_RETRY_SECONDS, SessionScanner
+from bot.store.crypto import TokenCipher
+from bot.store.db import create_engine, session_factory, upgrade_async
+from bot.store.models import LinkedUser, UserConference
+from tests.support import CanvasWorld, Clock, fernet_key
+
+SCAN_INTERVAL = 600.0
+
+
+async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
+    tmp_path: Path, canvas: CanvasWorld
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    ada, course = canvas.user("Ada"), canvas.course("Biology 101")
+    canvas.enroll(course["id"], ada["id"])
+    canvas.conference(course["id"], "Lecture", [ada["id"]])
+    async with CanvasClient(canvas.canvas.url) as client:
+        await link_with_token(
+            sessions, client, cipher, team_id="T1", slack_user_id="UADA", token=ada["token"]
+        )
+        scanner = SessionScanner(
+            sessions,
+            client,
+            Credentials(sessions, cipher, None, clock=clock),
+            ContextNames(sessions, client),
+            interval=SCAN_INTERVAL,
+            semaphore=asyncio.Semaphore(4),
+            clock=clock,
+        )
+
+        async def next_scan_in() -> float:
+            async with sessions() as session:
+                user = await session.scalar(select(LinkedUser))
+            assert user is not None and user.next_scan_at is not None
+            return (user.next_scan_at - clock.now).total_seconds()
+
+        canvas.canvas.post(
+            "/_sandbox/faults", {"kind": "error_500", "count": 3, "path_prefix": "/api/v1/conferences"}
+        )
+        assert await scanner.tick() == 1
+        assert 0 < await next_scan_in() <= FAILED_SCAN_RETRY_SECONDS, "retried within a minute"
+        await asyncio.to_thread(httpx.delete, canvas.canvas.url + "/_sandbox/faults", timeout=10)
+
+        clock.advance(FAILED_SCAN_RETRY_SECONDS)
+        assert await scanner.tick() == 1
+        assert await next_scan_in() >= SCAN_INTERVAL, "a good scan waits a whole interval"
+        async with sessions() as session:
+            titles = [row.title for row in await session.scalars(select(UserConference))]
+        assert titles == ["Lecture"]
+    await engine.dispose()
