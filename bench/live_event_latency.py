@@ -47,6 +47,19 @@ def _linked(db_path: str) -> list[tuple[int, str]]:
         return [(int(a), str(b)) for a, b in rows]
 
 
+def _state_of(db_path: str, slack_id: str) -> str:
+    """Why a user got no alert: what the scan and the poller recorded for them."""
+    with sqlite3.connect(db_path) as connection:
+        user_id, last_poll, next_poll, error = connection.execute(
+            "SELECT id, last_poll_at, next_poll_at, last_error FROM linked_users WHERE slack_user_id = ?",
+            (slack_id,),
+        ).fetchone()
+        known = connection.execute(
+            "SELECT count(*) FROM user_conferences WHERE linked_user_id = ?", (user_id,)
+        ).fetchone()[0]
+    return f"catalog rows {known}, last poll {last_poll}, next poll {next_poll}, last error {error}"
+
+
 def _world(
     canvas: httpx.Client, slack: httpx.Client, linked: list[tuple[int, str]], rooms: int
 ) -> list[tuple[int, list[int]]]:
@@ -147,13 +160,21 @@ def main(argv: list[str] | None = None) -> None:
                     if len(calls) >= expected:
                         break
                     time.sleep(0.2)
+                alerted = {str(call.get("args", {}).get("channel", "")) for call in calls}
+                for _canvas_id, slack_id in linked:
+                    if slack_id not in alerted:
+                        print(f"no alert for {slack_id}: {_state_of(str(db.path), slack_id)}")
     latencies: dict[str, list[float]] = {"new room": [], "reused week-old room": []}
     for call in calls:
         text = str(call.get("args", {}).get("text", ""))
         for index, (room, _members) in enumerate(rooms):
             if f"/conferences/{room}/join" in text:
                 kind = "reused week-old room" if index % 2 else "new room"
-                latencies[kind].append(float(call["at"]) - joined[room])
+                took = float(call["at"]) - joined[room]
+                latencies[kind].append(took)
+                if took > TARGET:
+                    who = call.get("args", {}).get("channel")
+                    print(f"late: {who} in room {index} ({kind}) after {took:.1f}s")
     rows = []
     everything = [v for values in latencies.values() for v in values]
     for kind, values in [*latencies.items(), ("all", everything)]:

@@ -185,7 +185,22 @@ class Poller:
                     self._in_flight.pop(outcome.job.unit_id, None)
                     if self._metrics:
                         self._metrics.poll_result(self._units.kind, outcome.result_name)
+                await self._poll_again_if_asked(batch)
                 self._room.set()
+
+    async def _poll_again_if_asked(self, written: list[PollOutcome]) -> None:
+        """Units claimed again while these polls were in flight are due now. Checked after they left
+        `_in_flight`, so a claim that comes later polls them itself and none is missed in between; a
+        unit that failed keeps its back-off."""
+        again = [o.job.unit_id for o in written if o.job.unit_id in self._due_again and o.result is not None]
+        self._due_again.difference_update(o.job.unit_id for o in written)
+        if not again:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                await self._units.record(session, again, next_poll_at=self._clock())
+        except Exception:  # they are due an interval later anyway
+            log.exception("could not make %d %s polls due again", len(again), self._units.kind)
 
     async def _write_each_alone_on_failure(self, outcomes: list[PollOutcome]) -> None:
         """One transaction for the batch; if the database refuses it, each unit alone, so a value that
@@ -323,10 +338,6 @@ class Poller:
                     consecutive_failures=0,
                     last_error=None,
                 )
-                again = [unit_id for unit_id in succeeded if unit_id in self._due_again]
-                if again:
-                    await self._units.record(session, again, next_poll_at=now)
-            self._due_again.difference_update(outcome.job.unit_id for outcome in outcomes)
             await repo.enqueue(session, rows)
             await repo.watch_recordings(session, watches)
         if rows and self._on_enqueued:
