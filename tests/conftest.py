@@ -13,6 +13,14 @@ from bot.sandbox.slack import create_slack_app
 from tests.faults import FaultProxy
 from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, sandbox_bot
 
+SLOWEST_FIRST = ("tests/e2e/test_soak.py",)
+"""Modules whose tests run minutes: started first, so the parallel run (pytest-xdist, `-n` in
+pyproject.toml) finishes the other tests beside them instead of waiting for them at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST_FIRST))
+
 
 @pytest.fixture
 def canvas_sandbox() -> Iterator[Sandbox]:
