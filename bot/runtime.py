@@ -52,6 +52,12 @@ from bot.store.teams import forget_team
 log = logging.getLogger(__name__)
 
 
+def poll_every(settings: Settings) -> float:
+    """Seconds between poll ticks (how late a due unit may be claimed); recordings and quiet-hour
+    summaries run as often, as jobs of their own."""
+    return min(0.5, settings.poll_interval_seconds / 4)
+
+
 def key_dir(settings: Settings) -> Path:
     path = settings.sqlite_path
     return path.resolve().parent if path else Path.cwd()
@@ -170,7 +176,7 @@ class Runtime:
                 history=HistoryBudget.for_rate(settings.history_reads_per_minute),
             ),
             # how late a due unit may be claimed: the poll tick
-            scheduler=EngineScheduler(poll_every=min(0.5, settings.poll_interval_seconds / 4)),
+            scheduler=EngineScheduler(poll_every=poll_every(settings)),
             live_events=LiveEventIntake(sessions),
         )
         runtime._schedule_engine()
@@ -217,9 +223,12 @@ class Runtime:
         )
 
         async def poll_all() -> int:
-            polled = await asyncio.gather(
-                *(poller.tick() for poller in self.pollers), recordings.tick(), summaries.tick()
-            )
+            """Only the pollers' claims: nothing that waits on Canvas or Slack. The poll job never
+            overlaps itself, so a slow recording check in here (serial Canvas requests, each up to
+            CANVAS_TIMEOUT_SECONDS) held every unit of this replica unclaimed for seconds: the chaos
+            soak lost alerts of sessions that started and ended inside such a stall. Recordings and
+            quiet-hour summaries are jobs of their own."""
+            polled = await asyncio.gather(*(poller.tick() for poller in self.pollers))
             return sum(polled)
 
         scanner = SessionScanner(
@@ -253,6 +262,8 @@ class Runtime:
             self.sessions, self.canvas, self.credentials, locales=self.locales, on_enqueued=wake
         )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
+            "recordings": (recordings.tick, poll_every(settings)),
+            "quiet-summaries": (summaries.tick, poll_every(settings)),
             "digests": (digests.tick, 30.0),
             "agendas": (agendas.tick, min(15.0, settings.poll_interval_seconds)),
             "attendance": (attendance.tick, min(5.0, settings.poll_interval_seconds)),
