@@ -191,6 +191,6 @@ def test_reminders_nudges_remind_and_live_again_are_in_each_readers_language(
     # attendance report, so her restart alert is waited for by what it says, not by a count of DMs.
     wait_for(
         lambda: "🔴 Ao vivo de novo: Seminario <b>" in _headers(slack.dms_to("UANA")),
-        timeout=15,
+        timeout=45,  # her DM is paced at 1 message/s behind the reminder, nudge, card and attendance file
         what="Ana's restart alert, in Portuguese",
     )

@@ -200,7 +200,7 @@ def test_a_subscribed_channel_gets_its_own_reminder_once(
         posts = [m for m in slack.messages(channel="CBIO") if m["channel"] == "CBIO"]
         return [h for h in _headers(posts) if h.startswith("⏰")]
 
-    wait_for(channel_reminders, timeout=ahead + 10 * SCAN, what="the channel's reminder")
+    wait_for(channel_reminders, timeout=ahead + 30 * SCAN, what="the channel's reminder")
     assert channel_reminders() == ["⏰ Starts in 1 min: Lab safety"]
     scans = _scanned(canvas, grace["token"])
     wait_for(lambda: _scanned(canvas, grace["token"]) >= scans + 2, timeout=10 * SCAN, what="two more scans")
