@@ -482,8 +482,4 @@ class Dispatcher:
         """`only_pending`: leave a row that is no longer pending as it is (the poller cancelled it
         meanwhile: its reason, not this attempt's, is what it ended with)."""
         async with self._sessions.begin() as session:
-            row = await session.get(OutboxMessage, message.id)
-            if row is None or (only_pending and row.status != OutboxStatus.PENDING):
-                return
-            for key, value in values.items():
-                setattr(row, key, value)
+            await repo.update_outbox(session, message.id, values, only_pending=only_pending)

@@ -387,6 +387,18 @@ async def cancel_unsent_alert(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def update_outbox(
+    session: AsyncSession, message_id: int, values: dict[str, Any], *, only_pending: bool = False
+) -> None:
+    """Write one attempt's outcome in one conditional UPDATE. Read-then-write would lose a race: the
+    poller's `cancel_unsent_alert` can fail the row between the read and the write, and the attempt's
+    `last_error` would then overwrite the reason the row really ended with."""
+    statement = update(OutboxMessage).where(OutboxMessage.id == message_id)
+    if only_pending:
+        statement = statement.where(OutboxMessage.status == "pending")
+    await session.execute(statement.values(**values))
+
+
 async def mark_sending(
     session: AsyncSession, message_id: int, now: datetime, *, hold_until: datetime | None = None
 ) -> bool:

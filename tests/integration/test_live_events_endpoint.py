@@ -120,7 +120,9 @@ def statuses(canvas: CanvasWithConference, attempts: int) -> list[int | None]:
 def event(**body: Any) -> dict[str, Any]:
     return {
         "metadata": {
-            "event_name": "asset_accessed", "event_time": "2024-05-01T10:00:00.000Z", "user_id": "5",
+            "event_name": "asset_accessed",
+            "event_time": "2024-05-01T10:00:00.000Z",
+            "user_id": "5",
         },
         "body": {"asset_type": "web_conference", "asset_id": "77", "level": "participate", **body},
     }
@@ -137,7 +139,10 @@ def test_a_signed_join_reaches_the_sink_once_with_local_ids(canvas: CanvasWithCo
     assert statuses(canvas, 1) == [200]
     (joined,) = bot.joins
     assert (joined.conference_id, joined.user_id, joined.context_type, joined.context_id) == (
-        canvas.conference_id, ada, "Course", canvas.course_id,
+        canvas.conference_id,
+        ada,
+        "Course",
+        canvas.course_id,
     )
     assert abs((datetime.now(UTC) - joined.event_time).total_seconds()) < 60
 

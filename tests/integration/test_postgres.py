@@ -17,6 +17,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.diff import Seen
+from bot.domain.outbox import ENDED_BEFORE_SENT
 from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
 from bot.store.models import KnownConference, LinkedUser, OutboxMessage
@@ -286,3 +287,43 @@ async def test_utc_datetime_round_trips_aware_datetimes(sessions: SessionFactory
     with pytest.raises(StatementError, match="naive datetime"):
         async with sessions.begin() as session:
             session.add(_user(2, datetime(2026, 3, 1, 12, 0)))
+
+
+async def _scalar(sessions: SessionFactory, query: str) -> Any:
+    """One value read in a transaction of its own (pg_stat_activity is a snapshot per transaction)."""
+    async with sessions() as session:
+        return await session.scalar(text(query))
+
+
+async def test_an_attempt_written_after_the_poller_cancelled_the_alert_keeps_the_cancel_reason(
+    sessions: SessionFactory,
+) -> None:
+    """Fails before (CI's chaos soak: a failed alert whose reason read "http 503"): the dispatcher read
+    the row as pending, the poller failed it because the session had ended, and the attempt's write then
+    replaced the reason. Here the poller's cancel holds the row while the attempt is written."""
+    async with sessions.begin() as session:
+        await repo.enqueue(session, [_row("alert")])
+        message_id = (await session.scalars(select(OutboxMessage.id))).one()
+    async with sessions() as poller:
+        async with poller.begin():
+            assert await repo.cancel_unsent_alert(poller, "T1", "U0001", 7, NOW, NOW)
+
+            async def attempt() -> None:
+                async with sessions.begin() as session:
+                    values = {"attempts": 1, "last_error": "http 503", "next_attempt_at": NOW}
+                    await repo.update_outbox(session, message_id, values, only_pending=True)
+
+            written = asyncio.create_task(attempt())
+            deadline = asyncio.get_running_loop().time() + 10
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            while not await _scalar(sessions, waiting):  # the attempt waits on the cancel's row lock
+                assert asyncio.get_running_loop().time() < deadline, "the attempt never reached the row"
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(written, timeout=10)
+    async with sessions() as session:
+        row = await session.get(OutboxMessage, message_id)
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error) == ("failed", 0, ENDED_BEFORE_SENT)

@@ -87,7 +87,9 @@ def test_a_signed_join_is_a_jwt_of_the_event_under_the_current_key_with_global_i
     (delivery,) = receiver.received
     assert delivery.content_type == "application/jwt"
     assert jwt.get_unverified_header(delivery.body) == {
-        "alg": "RS256", "typ": "JWT", "kid": subscribed["current_kid"],
+        "alg": "RS256",
+        "typ": "JWT",
+        "kid": subscribed["current_kid"],
     }
     claims = claims_of(canvas, delivery.body)
     assert 0 < claims["exp"] - claims["iat"] <= 600 and abs(claims["iat"] - time.time()) < 60
@@ -166,9 +168,7 @@ def test_out_of_order_delivery_puts_a_later_join_first(
     assert arrived == [str(later), str(canvas.conference_id)]
 
 
-def test_a_lone_held_event_still_goes_out(
-    canvas: CanvasWithConference, receiver: RecordingReceiver
-) -> None:
+def test_a_lone_held_event_still_goes_out(canvas: CanvasWithConference, receiver: RecordingReceiver) -> None:
     canvas.subscribe(receiver.url, signed=False, faults={"reorder": True})
     canvas.join(user_ids=canvas.user_ids[:1])
     report = wait_for(lambda: canvas.settled(1), what="the held delivery")

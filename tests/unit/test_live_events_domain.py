@@ -67,8 +67,24 @@ def test_local_id_drops_the_shard_of_a_global_id(value: int | str, expected: int
 
 @pytest.mark.parametrize(
     "value",
-    [0, -5, "0", "-5", "+5", " 12", "1_000", "12a", "", "\u0661\u0662", "²", str(2**63), "9" * 5000,
-     True, SHARD, str(SHARD)],
+    [
+        0,
+        -5,
+        "0",
+        "-5",
+        "+5",
+        " 12",
+        "1_000",
+        "12a",
+        "",
+        "\u0661\u0662",
+        "²",
+        str(2**63),
+        "9" * 5000,
+        True,
+        SHARD,
+        str(SHARD),
+    ],
 )
 def test_local_id_refuses_what_names_nothing(value: Any) -> None:
     with pytest.raises(ValueError):
@@ -110,7 +126,10 @@ def test_a_join_without_user_or_context_still_names_its_conference() -> None:
     )
     assert joined is not None
     assert (joined.conference_id, joined.user_id, joined.context_type, joined.context_id) == (
-        1001, None, None, None,
+        1001,
+        None,
+        None,
+        None,
     )
 
 
