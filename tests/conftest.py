@@ -26,14 +26,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def canvas_sandbox() -> Iterator[Sandbox]:
     server = start_in_thread(create_canvas_app())
     yield Sandbox(server)
-    server.stop()
+    server.stop(wait=False)
 
 
 @pytest.fixture
 def slack_sandbox() -> Iterator[Sandbox]:
     server = start_in_thread(create_slack_app())
     yield Sandbox(server)
-    server.stop()
+    server.stop(wait=False)
 
 
 @pytest.fixture
