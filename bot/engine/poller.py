@@ -157,7 +157,7 @@ class Poller:
         """How late this replica's most overdue unit is; a unit in back-off is not due, so not late."""
         return self._schedule.lag(now)
 
-    async def _sync(self, now: datetime) -> None:
+    async def sync(self, now: datetime) -> None:
         """Match the schedule to the held buckets, add units linked since the previous tick, and take the
         poll requests of held units (a Live Event, a scan): reads only."""
         if self._own_leases and (
@@ -226,7 +226,7 @@ class Poller:
         """
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_finished(), name=f"{self._units.kind}-writer")
-        await self._sync(self._clock())
+        await self.sync(self._clock())
         limit = self._batch_size * CLAIMED_AHEAD
         total = 0
         while True:

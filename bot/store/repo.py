@@ -22,7 +22,6 @@ from bot.store.models import (
     MutedContext,
     OutboxMessage,
     RecordingWatch,
-    Subscription,
     SubscriptionKnownConference,
 )
 
@@ -400,31 +399,6 @@ async def mark_sending(
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def oldest_due_poll(session: AsyncSession) -> datetime | None:
-    """The earliest next_poll_at among units the poller would claim (users and subscriptions), or None.
-
-    For /healthz: a due unit whose time is long past means polling has stalled. Units whose user must
-    relink are never claimed, so they do not count; units in back-off have next_poll_at in the future and
-    so never look late. Each half is one ordered index probe (ix_linked_users_due, ix_subscriptions_due)
-    with LIMIT 1, not a scan.
-    """
-    oldest_user = await session.scalar(
-        select(LinkedUser.next_poll_at)
-        .where(LinkedUser.needs_relink.is_(False))
-        .order_by(LinkedUser.next_poll_at)
-        .limit(1)
-    )
-    oldest_subscription = await session.scalar(
-        select(Subscription.next_poll_at)
-        .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
-        .where(LinkedUser.needs_relink.is_(False))
-        .order_by(Subscription.next_poll_at)
-        .limit(1)
-    )
-    due = [moment for moment in (oldest_user, oldest_subscription) if moment is not None]
-    return min(due) if due else None
 
 
 async def latest_card_edit(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:
