@@ -59,6 +59,7 @@ class BucketLeases:
         self._held: dict[int, datetime | None] = {}  # bucket -> covered_until when taken
         self._generation = 0
         self._renewed_at: datetime | None = None  # last heartbeat that reached the database
+        self._first_try: datetime | None = None  # the first heartbeat's start: lag counts from it
         self._created = False
 
     @property
@@ -81,15 +82,18 @@ class BucketLeases:
         return self._renewed_at
 
     def lag(self, now: datetime) -> timedelta | None:
-        """How far the heartbeat is behind (None before the first): the leases, and with them the
-        polling, stop when it falls a lease behind."""
-        if self._renewed_at is None:
+        """How far the heartbeat is behind (None before it is first tried): the leases, and with them
+        the polling, stop when it falls a lease behind. A replica whose first heartbeat never gets
+        through (the database locked from the start) polls nothing, and lags from that first try."""
+        since = self._renewed_at or self._first_try
+        if since is None:
             return None
-        return max(now - self._renewed_at - self.renew_every, timedelta(0))
+        return max(now - since - self.renew_every, timedelta(0))
 
     async def renew(self) -> int:
         """One heartbeat: renew, then take or release toward the fair share; returns buckets held."""
         now = self._clock()
+        self._first_try = self._first_try or now
         try:
             async with self._sessions.begin() as session:
                 if not self._created:
