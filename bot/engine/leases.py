@@ -111,7 +111,7 @@ class BucketLeases:
                     )
         except Exception as error:
             log.warning("bucket lease heartbeat failed (%s); retrying", type(error).__name__)
-            self._expire_if_lapsed(now)
+            self.expire_if_lapsed(now)
             return len(self._held)
         self._created = True
         self._renewed_at = now
@@ -127,8 +127,9 @@ class BucketLeases:
             log.info("holding %d of %d poll buckets (%d live replicas)", len(held), self.buckets, replicas)
         return len(held)
 
-    def _expire_if_lapsed(self, now: datetime) -> None:
-        """The heartbeat has not reached the database for a lease: another replica may hold these now."""
+    def expire_if_lapsed(self, now: datetime) -> None:
+        """The heartbeat has not reached the database for a lease (failing, or stuck behind a lock):
+        another replica may hold these buckets now, so this one stops polling them."""
         if self._held and self._renewed_at is not None and now >= self._renewed_at + self.lease:
             log.warning("poll bucket leases lapsed; polling stops until the database answers")
             self._held = {}

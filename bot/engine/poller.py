@@ -173,6 +173,7 @@ class Poller:
             (renewed := self._leases.last_renewed) is None or now >= renewed + self._leases.renew_every
         ):
             await self._leases.renew()
+        self._leases.expire_if_lapsed(now)
         async with self._sessions() as session:
             if self._leases.generation != self._generation:
                 await self._follow_leases(session, now)

@@ -81,12 +81,17 @@ async def take(
     now: datetime,
     lease: timedelta,
 ) -> dict[int, datetime | None]:
-    """Take up to `wanted` free or expired buckets; returns each taken bucket with the lease it had (when
+    """Take up to `wanted` free or expired buckets (or this replica's own it stopped polling); returns each taken bucket with the lease it had (when
     its previous owner's lease ran out or it was released; None: never held), which bounds when its units
     were last polled."""
     if wanted <= 0:
         return {}
-    free = or_(PollBucket.owner.is_(None), PollBucket.lease_until.is_(None), PollBucket.lease_until <= now)
+    free = or_(
+        PollBucket.owner.is_(None),
+        PollBucket.lease_until.is_(None),
+        PollBucket.lease_until <= now,
+        PollBucket.owner == replica,  # its own, dropped when its heartbeat lapsed: take it straight back
+    )
     rows = (
         await session.execute(
             select(PollBucket.bucket, PollBucket.lease_until)

@@ -201,3 +201,22 @@ async def test_a_killed_replicas_users_are_polled_by_the_other_within_interval_p
         a._own_leases = False  # A is dead: it must not hand its buckets back
         await a.close()
     await engine.dispose()
+
+
+async def test_a_replica_whose_heartbeat_lapsed_stops_polling_and_takes_its_buckets_straight_back(
+    sessions: SessionFactory,
+) -> None:
+    clock = {"now": NOW}
+    a = BucketLeases(sessions, buckets=8, lease=LEASE, replica="A", clock=lambda: clock["now"])
+    await a.renew()
+    generation = a.generation
+    clock["now"] += LEASE / 2
+    a.expire_if_lapsed(clock["now"])
+    assert len(a.held) == 8, "within its lease"
+    clock["now"] += LEASE  # the heartbeat was stuck behind a lock for longer than a lease
+    a.expire_if_lapsed(clock["now"])
+    assert a.held == {} and a.generation > generation, "another replica may hold them now"
+    lag = a.lag(clock["now"])
+    assert lag is not None and lag >= LEASE
+    await a.renew()
+    assert len(a.held) == 8, "nobody took them: its own again at once"

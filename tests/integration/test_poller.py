@@ -27,6 +27,7 @@ from bot.store import sessions as store_sessions
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, OutboxMessage
+from tests.pg import pg_url  # noqa: F401  (fixture, by name for the PostgreSQL case)
 from tests.support import CanvasWorld, Clock, fernet_key
 
 INTERVAL = 60.0
@@ -91,9 +92,17 @@ class World:
         return user
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test on SQLite and on PostgreSQL (where rows written count for the shared database)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
 @pytest.fixture
-async def world(tmp_path: Path, canvas: CanvasWorld) -> AsyncIterator[World]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+async def world(db_url: str, canvas: CanvasWorld) -> AsyncIterator[World]:
+    url = db_url
     await upgrade_async(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
