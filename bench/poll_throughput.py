@@ -33,6 +33,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiohttp
 import httpx
@@ -110,29 +111,28 @@ def _poll_state(db: BenchDb) -> tuple[int, int]:
 
 
 def make_due(db: BenchDb) -> None:
-    """Put every measured user back to "due now, never polled" so the next run does the same work.
-
-    The warm-up users (ids 1..WARM_UP) are parked a day ahead so they are never polled again.
-    """
+    """Put every user back to "never polled" so the next run does the same work (which users are due is
+    the pollers' in-memory schedule since issue 14: see `poll_now`)."""
     with sqlite3.connect(db.path) as connection:
         connection.execute(
-            "UPDATE linked_users SET next_poll_at = datetime('now', '-1 second'), last_poll_at = NULL, "
-            "last_success_at = NULL, last_error = NULL, consecutive_failures = 0"
-        )
-        connection.execute(
-            "UPDATE linked_users SET next_poll_at = datetime('now', '+1 day') WHERE id <= ?", (WARM_UP,)
+            "UPDATE linked_users SET last_poll_at = NULL, last_success_at = NULL, last_error = NULL, "
+            "consecutive_failures = 0, poll_requested_at = NULL"
         )
 
 
-def only_warm_up_due(db: BenchDb) -> None:
-    """Only the warm-up users are due: the measured users wait a day."""
-    with sqlite3.connect(db.path) as connection:
-        connection.execute(
-            "UPDATE linked_users SET next_poll_at = datetime('now', '-1 second') WHERE id <= ?", (WARM_UP,)
-        )
-        connection.execute(
-            "UPDATE linked_users SET next_poll_at = datetime('now', '+1 day') WHERE id > ?", (WARM_UP,)
-        )
+async def start_polling(runtime: Runtime) -> None:
+    """Take the bucket leases and load the schedules, as the first poll tick of `confbot run` does (with
+    the bench's hour-long interval nothing but the first unit of the pass is due yet)."""
+    await runtime.leases.renew()
+    now = datetime.now(UTC)
+    for poller in runtime.pollers:
+        await poller.sync(now)
+
+
+def poll_now(runtime: Runtime, unit_ids: range) -> None:
+    """Make these users due now in the pollers' schedules."""
+    for poller in runtime.pollers:
+        poller.poll_now(unit_ids)
 
 
 async def tick_all(runtime: Runtime) -> int:
@@ -163,10 +163,12 @@ async def run_bot(
     runtime = Runtime.build(settings)
     apply_cli_gc()  # as `confbot run` does right after Runtime.build
     try:
+        await start_polling(runtime)
         if warm:
-            only_warm_up_due(db)
+            poll_now(runtime, range(1, WARM_UP + 1))
             await tick_all(runtime)
             make_due(db)
+        poll_now(runtime, range(WARM_UP + 1, WARM_UP + users + 1))
         rss_before = rss_kib()
         probe = Probe(canvas.pid)
         if profile is not None:

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     host_nudge_minutes: int = Field(
         default=5, ge=1, le=120, description="Nudge a course's teachers this long after a missed start"
     )
+    poll_buckets: int = Field(
+        default=256,
+        ge=1,
+        le=65536,
+        description="Partitions of the poll units that replicas lease (every replica must use the same "
+        "number)",
+    )
+    poll_lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A replica's lease on its poll buckets, renewed every third of it: a replica that dies "
+        "loses its buckets after this long and another takes them",
+    )
     poll_concurrency: int = Field(
         default=200,
         ge=1,
@@ -312,6 +325,8 @@ _EXAMPLES = {
     "poll_interval_seconds": "60",
     "canvas_timeout_seconds": "15",
     "poll_concurrency": "200",
+    "poll_buckets": "256",
+    "poll_lease_seconds": "30",
     "slack_history_reads_per_minute": "1",
     "port": "3000",
 }

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from slack_bolt.async_app import AsyncApp
@@ -26,6 +26,7 @@ from bot.engine.credentials import Credentials
 from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.leases import BucketLeases
 from bot.engine.linking import link_with_token
 from bot.engine.live_events import LiveEventIntake
 from bot.engine.locales import Locales
@@ -115,6 +116,7 @@ class Runtime:
     link_flow: CanvasLinkFlow
     locales: Locales
     metrics: Metrics
+    leases: BucketLeases  # this replica's poll buckets, shared by its pollers
     pollers: list[Poller]
     dispatcher: Dispatcher
     scheduler: EngineScheduler
@@ -166,6 +168,11 @@ class Runtime:
             link_flow=link_flow,
             locales=locales,
             metrics=metrics,
+            leases=BucketLeases(
+                sessions,
+                buckets=settings.poll_buckets,
+                lease=timedelta(seconds=settings.poll_lease_seconds),
+            ),
             pollers=[],
             dispatcher=Dispatcher(
                 sessions,
@@ -201,6 +208,7 @@ class Runtime:
                 deadline=2 * settings.canvas_timeout_seconds,  # a whole poll: every page, refresh, look-up
                 on_enqueued=wake,
                 metrics=self.metrics,
+                leases=self.leases,
             )
             for units in (UserUnits(), SubscriptionUnits())
         ]
@@ -227,7 +235,10 @@ class Runtime:
             overlaps itself, so a slow recording check in here (serial Canvas requests, each up to
             CANVAS_TIMEOUT_SECONDS) held every unit of this replica unclaimed for seconds: the chaos
             soak lost alerts of sessions that started and ended inside such a stall. Recordings and
-            quiet-hour summaries are jobs of their own."""
+            quiet-hour summaries are jobs of their own. The bucket leases renew in a job of their own
+            too; only the first heartbeat runs here, so a starting replica polls at once."""
+            if self.leases.last_renewed is None:
+                await self.leases.renew()
             polled = await asyncio.gather(*(poller.tick() for poller in self.pollers))
             return sum(polled)
 
@@ -262,6 +273,7 @@ class Runtime:
             self.sessions, self.canvas, self.credentials, locales=self.locales, on_enqueued=wake
         )
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
+            "poll-leases": (self.leases.renew, self.leases.renew_every.total_seconds()),
             "recordings": (recordings.tick, poll_every(settings)),
             "quiet-summaries": (summaries.tick, poll_every(settings)),
             "digests": (digests.tick, 30.0),
@@ -336,10 +348,20 @@ class Runtime:
             reader=self.locales.for_user,
         )
 
+    def poll_lag(self, now: datetime) -> float | None:
+        """Seconds the polling of this replica is behind (None: not polling yet): its most overdue unit,
+        or its lease heartbeat when that is further behind (a replica that cannot renew stops polling)."""
+        heartbeat = self.leases.lag(now)
+        if heartbeat is None:
+            return None
+        lags = [heartbeat, *(poller.lag(now) for poller in self.pollers)]
+        return max(lags).total_seconds()
+
     async def close(self) -> None:
         self.scheduler.shutdown()
         for poller in self.pollers:
             await poller.close()
+        await self.leases.retire()
         await self.canvas.aclose()
         await self.slack_http.aclose()
         if self.oauth is not None:

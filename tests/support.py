@@ -222,6 +222,9 @@ def sandbox_bot(
         "SLACK_BOT_TOKEN": bot_token,
         "TOKEN_ENCRYPTION_KEYS": fernet_key(),
         "POLL_INTERVAL_SECONDS": "1",
+        # Bucket leases scaled like the interval: a killed bot's successor (or a restart) takes its
+        # buckets within seconds, not the production default's 30.
+        "POLL_LEASE_SECONDS": "3",
     }
     return BotProcess(workdir=workdir, env={**env, **settings})
 

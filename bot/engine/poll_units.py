@@ -1,12 +1,12 @@
 """What gets polled: linked users (DMs) and channel subscriptions (one course each).
 
-Each kind knows how to claim its due rows, what to ask Canvas, where its state lives and how to record
-the result; the Poller does the rest (concurrency, diff, outbox) the same way for both.
+Each kind knows how to load the units the schedule says are due, what to ask Canvas, where its state
+lives and how to record the result; the Poller does the rest (schedule, concurrency, diff, outbox) the
+same way for both. Loading is a read: which units are due lives in the poller's memory (issue 14).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -35,7 +35,7 @@ ContextKey = tuple[str, int]
 
 @dataclass(slots=True)
 class PollJob:
-    """A claimed unit, detached from the session so the fetch can run without holding the database."""
+    """A due unit, detached from the session so the fetch can run without holding the database."""
 
     unit_id: int
     team_id: str
@@ -49,15 +49,18 @@ class PollJob:
     linked_at: datetime | None = None
     quiet: QuietHours | None = None
     opened: dict[int, OpenedHint] = field(default_factory=dict)  # sessions beyond the live scope
+    errored: bool = False  # its row records an error: the next success clears it (a write)
+    last_success_at: datetime | None = None
+    requested: datetime | None = None  # the poll request this poll serves (cleared once written)
 
 
 class PollUnits(Protocol):
     kind: str
     known_model: repo.KnownModel
 
-    async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
-    ) -> list[PollJob]: ...
+    async def load(self, session: AsyncSession, unit_ids: list[int], now: datetime) -> list[PollJob]:
+        """The jobs of these units; a unit that is gone or must relink is left out."""
+        ...
 
     async def fetch(
         self, canvas: CanvasClient, token: str, job: PollJob, now: datetime
@@ -74,10 +77,8 @@ class UserUnits:
     kind = "user"
     known_model: repo.KnownModel = KnownConference
 
-    async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
-    ) -> list[PollJob]:
-        users = await repo.claim_due_users(session, now, limit=limit, next_poll=next_poll)
+    async def load(self, session: AsyncSession, unit_ids: list[int], now: datetime) -> list[PollJob]:
+        users = await repo.load_users(session, unit_ids)
         if not users:
             return []
         ids = [u.id for u in users]
@@ -99,6 +100,8 @@ class UserUnits:
                 linked_at=u.linked_at,
                 quiet=QuietHours.parse(u.quiet_start, u.quiet_end, u.timezone),
                 opened=opened[u.id],
+                errored=u.consecutive_failures > 0 or u.last_error is not None,
+                last_success_at=u.last_success_at,
             )
             for u in users
         ]
@@ -122,23 +125,18 @@ class SubscriptionUnits:
     kind: str = "subscription"
     known_model: repo.KnownModel = field(default=SubscriptionKnownConference)
 
-    async def claim(
-        self, session: AsyncSession, now: datetime, limit: int, next_poll: Callable[[datetime], datetime]
-    ) -> list[PollJob]:
+    async def load(self, session: AsyncSession, unit_ids: list[int], now: datetime) -> list[PollJob]:
+        if not unit_ids:
+            return []
         rows = (
             await session.execute(
                 select(Subscription, LinkedUser)
                 .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
-                .where(Subscription.next_poll_at <= now, LinkedUser.needs_relink.is_(False))
-                .order_by(Subscription.next_poll_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=Subscription)
+                .where(Subscription.id.in_(unit_ids), LinkedUser.needs_relink.is_(False))
             )
         ).all()
         if not rows:
             return []
-        for subscription, _ in rows:
-            subscription.next_poll_at = next_poll(subscription.next_poll_at)
         known = await repo.load_known(session, SubscriptionKnownConference, [s.id for s, _ in rows])
         return [
             PollJob(
@@ -150,6 +148,8 @@ class SubscriptionUnits:
                 failures=s.consecutive_failures,
                 course_id=s.course_id,
                 opened=await sessions.opened_for_course(session, s.course_id, now),
+                errored=s.consecutive_failures > 0 or s.last_error is not None,
+                last_success_at=s.last_success_at,
             )
             for s, owner in rows
         ]
@@ -162,5 +162,5 @@ class SubscriptionUnits:
         await session.execute(update(Subscription).where(Subscription.id.in_(unit_ids)).values(**values))
 
     def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]:
-        """The subscriber's own poll tells them to relink; the subscription waits (claim skips it)."""
+        """The subscriber's own poll tells them to relink; the subscription waits (load skips it)."""
         return []

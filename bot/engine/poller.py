@@ -1,6 +1,13 @@
 """Poll due units against Canvas, diff, and write state + outbox rows.
 
-Every unit is polled on its own: a claimed unit's poll runs as a task with a total deadline (all pages,
+Which units are due lives in memory (issue 14): the replica leases hash buckets of the units
+(engine/leases.py) and schedules its buckets' units in a heap, so a poll that changes nothing writes
+nothing. The database is written only for a change: the live set, outbox rows, an error and its back-off
+(written, so it survives a restart or a takeover), clearing an error, clearing a poll request. A Live
+Event or a scan asks for a poll through `poll_requested_at`, which the holder of the unit's bucket reads on
+every tick, as it reads the units linked since its previous tick.
+
+Every unit is polled on its own: a due unit's poll runs as a task with a total deadline (all pages,
 refreshes and look-ups together), holding one slot of the shared Canvas budget (the semaphore) with the
 database released. Results are written as they complete, by one writer that takes whatever has finished
 since its last write (so a busy poller still writes in batches), and a write that fails is retried unit by
@@ -13,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,16 +29,19 @@ from typing import Any
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
 from bot.domain.attendance import snapshots_of
+from bot.domain.buckets import Schedule, bucket_of, first_polls, jittered, next_due
 from bot.domain.diff import Diff, Event, diff, vanished
 from bot.domain.models import Conference
 from bot.domain.outbox import OutboxEvent
 from bot.engine import alerts
 from bot.engine.contexts import ContextNames, fallback_name
 from bot.engine.credentials import Credentials, RelinkNeeded
+from bot.engine.leases import BucketLeases
 from bot.engine.poll_units import PollJob, PollUnits
 from bot.engine.recordings import watch_row
 from bot.ops.metrics import Metrics
 from bot.store import attendance, repo, sessions
+from bot.store import buckets as bucket_store
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow
 
@@ -40,8 +50,15 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_BACKOFF_FACTOR = 4
 CLAIMED_AHEAD = 2
-"""Units claimed at most: this many batches. A claim is a lease, so a claimed unit waiting for a Canvas
-slot must not wait long; two batches keep the slots busy while the next claim runs."""
+"""Units started at most: this many batches, so a started unit waiting for a Canvas slot does not wait
+long (its job was read from the database when it started); two batches keep the slots busy."""
+SINCE_MARGIN = timedelta(seconds=10)
+"""Units linked since the previous tick are looked for from this much earlier: a link committed a moment
+after its `linked_at`, or stamped by a replica whose clock is a little behind, is still found."""
+STAMP_EVERY_INTERVALS = 30
+"""A poll that changes nothing writes `last_success_at` only when the stored one is this many intervals
+old: `/conferences status` shows a recent check, and at most 1 poll in 30 writes for it (issue 14: rows
+written per poll <= 0.05 when nothing changes)."""
 
 
 @dataclass(slots=True)
@@ -62,11 +79,6 @@ class PollOutcome:
         return type(self.error).__name__
 
 
-def next_due(due: datetime, now: datetime, step: timedelta) -> datetime:
-    """A fixed-rate schedule: `step` after the time the unit was due, or after now when that has passed."""
-    return due + step if due + step > now else now + step
-
-
 class Poller:
     def __init__(
         self,
@@ -84,7 +96,10 @@ class Poller:
         clock: Callable[[], datetime] = utcnow,
         on_enqueued: Callable[[], None] | None = None,
         metrics: Metrics | None = None,
+        leases: BucketLeases | None = None,
     ) -> None:
+        """`leases`: the replica's bucket leases, shared by its pollers and renewed by their own job;
+        without, the poller holds leases of its own and renews them from its tick (tests, benchmarks)."""
         self._units = units
         self._sessions = sessions
         self._canvas = canvas
@@ -104,29 +119,124 @@ class Poller:
         self._has_finished = asyncio.Event()
         self._room = asyncio.Event()  # set whenever a unit leaves _in_flight
         self._writer: asyncio.Task[None] | None = None
+        self._own_leases = leases is None
+        self._leases = leases or BucketLeases(sessions, clock=clock)
+        self._schedule = Schedule()
+        self._buckets: set[int] = set()  # the buckets whose units are in the schedule
+        self._generation = -1  # the leases' generation the schedule matches
+        self._since: datetime | None = None  # where the next look for newly linked units starts
+        self._requested: dict[int, datetime] = {}  # poll requests seen, until a poll serves them
 
     def next_poll(self, due: datetime) -> datetime:
-        """When a unit claimed now, that was due at `due`, is due next: one interval after `due`.
+        """When a unit started now, that was due at `due`, is due next: one interval after `due`.
 
-        Counted from when it was due, not from when it was claimed, so a tick's lag (a busy process, a
+        Counted from when it was due, not from when it started, so a tick's lag (a busy process, a
         slow database) delays that one poll but does not stretch every later period by it; a unit
-        claimed more than an interval late starts afresh from now. Jitter spreads polls, downwards only,
+        started more than an interval late starts afresh from now. Jitter spreads polls, downwards only,
         so no unit waits longer than one interval."""
-        return next_due(due, self._clock(), timedelta(seconds=self._interval * random.uniform(0.85, 1.0)))
+        return next_due(due, self._clock(), jittered(timedelta(seconds=self._interval)))
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def scheduled(self) -> int:
+        """Units in this replica's schedule (its buckets' units of this kind)."""
+        return len(self._schedule)
+
+    def poll_now(self, unit_ids: Iterable[int]) -> int:
+        """Make these units of this replica's schedule due now (benchmarks; an operator's "poll them
+        now"); returns how many were in it. In memory: another replica's units are not touched."""
+        now = self._clock()
+        scheduled = [unit_id for unit_id in unit_ids if unit_id in self._schedule]
+        for unit_id in scheduled:
+            self._schedule.request(unit_id, now)
+        return len(scheduled)
+
+    def due_at(self, unit_id: int) -> datetime | None:
+        """When this unit is next due here (None: not in this replica's schedule)."""
+        return self._schedule.due_at(unit_id)
+
+    @property
+    def leases(self) -> BucketLeases:
+        return self._leases
+
+    def lag(self, now: datetime) -> timedelta:
+        """How late this replica's most overdue unit is; a unit in back-off is not due, so not late."""
+        return self._schedule.lag(now)
+
+    async def sync(self, now: datetime) -> None:
+        """Match the schedule to the held buckets, add units linked since the previous tick, and take the
+        poll requests of held units (a Live Event, a scan): reads only."""
+        if self._own_leases and (
+            (renewed := self._leases.last_renewed) is None or now >= renewed + self._leases.renew_every
+        ):
+            await self._leases.renew()
+        self._leases.expire_if_lapsed(now)
+        async with self._sessions() as session:
+            if self._leases.generation != self._generation:
+                await self._follow_leases(session, now)
+            since, self._since = self._since, now - SINCE_MARGIN
+            if since is not None and self._buckets:
+                for ref in await bucket_store.units_since(session, self._units.kind, since):
+                    if ref.unit_id not in self._schedule and self._holds(ref.unit_id):
+                        self._schedule.put(ref.unit_id, max(ref.back_off_until or now, now))
+            asked = await bucket_store.requested(session, self._units.kind) if self._buckets else {}
+        for unit_id in [u for u in self._requested if u not in asked]:
+            del self._requested[unit_id]  # served (cleared by the poll), or the unit is gone
+        for unit_id, at in asked.items():
+            if self._requested.get(unit_id) == at or not self._holds(unit_id):
+                continue
+            self._requested[unit_id] = at
+            if unit_id in self._in_flight:
+                self._due_again.add(unit_id)  # the poll in flight may have asked Canvas before this
+            else:
+                self._schedule.request(unit_id, now)
+
+    def _holds(self, unit_id: int) -> bool:
+        return bucket_of(self._units.kind, unit_id, self._leases.buckets) in self._buckets
+
+    async def _follow_leases(self, session: Any, now: datetime) -> None:
+        """Drop the units of buckets lost; load those of buckets taken, their first polls spread over
+        what is left of one interval since their previous holder's lease ended (so every unit is polled
+        within interval + lease of that holder's death), a back-off recorded in the database kept."""
+        held = self._leases.held
+        self._generation = self._leases.generation
+        lost = self._buckets - set(held)
+        gained = set(held) - self._buckets
+        if lost:
+            for unit_id in self._schedule.units():
+                if bucket_of(self._units.kind, unit_id, self._leases.buckets) in lost:
+                    self._schedule.remove(unit_id)
+        self._buckets = set(held)
+        if not gained:
+            return
+        interval = timedelta(seconds=self._interval)
+        by_deadline: dict[datetime, list[int]] = defaultdict(list)
+        for ref in await bucket_store.units_in(session, self._units.kind, gained, self._leases.buckets):
+            if ref.unit_id in self._schedule:
+                continue
+            if ref.back_off_until is not None and ref.back_off_until > now:
+                self._schedule.put(ref.unit_id, ref.back_off_until)
+                continue
+            covered = held[bucket_of(self._units.kind, ref.unit_id, self._leases.buckets)]
+            until = now + interval if covered is None else min(max(covered + interval, now), now + interval)
+            by_deadline[until].append(ref.unit_id)
+        for until, unit_ids in by_deadline.items():
+            for unit_id, due in first_polls(unit_ids, now, until).items():
+                self._schedule.put(unit_id, due)
+
     async def tick(self) -> int:
-        """Claim every due unit and start its poll; returns how many were claimed.
+        """Start the poll of every due unit of the schedule; returns how many were due.
 
         It does not wait for the polls: they finish (or hit their deadline) on their own and the writer
-        records them. It claims while units are due and there is room (CLAIMED_AHEAD batches), waiting
+        records them. It starts while units are due and there is room (CLAIMED_AHEAD batches), waiting
         for room when the poller is full, so a tick lasts as long as there is due work and no longer.
         """
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_finished(), name=f"{self._units.kind}-writer")
+        await self.sync(self._clock())
         limit = self._batch_size * CLAIMED_AHEAD
         total = 0
         while True:
@@ -136,18 +246,28 @@ class Poller:
                 await self._room.wait()
                 continue
             wanted = min(room, self._batch_size)
-            async with self._sessions.begin() as session:
-                jobs = await self._units.claim(session, self._clock(), wanted, self.next_poll)
-            for job in jobs:
-                if job.unit_id in self._in_flight:
-                    # One poll at a time. It was due again (a Live Event or a scan asked for it, or the
-                    # lease ran out): the poll in flight may have asked Canvas before what prompted this,
-                    # so it is due again as soon as that poll is written, not an interval later.
-                    self._due_again.add(job.unit_id)
-                    continue
-                self._in_flight[job.unit_id] = asyncio.create_task(self._poll_and_hand_over(job))
-            total += len(jobs)
-            if len(jobs) < wanted:
+            now = self._clock()
+            due = self._schedule.pop_due(now, wanted)
+            starting: list[int] = []
+            for unit_id, was_due in due:
+                self._schedule.put(unit_id, self.next_poll(was_due))
+                if unit_id in self._in_flight:
+                    # One poll at a time. It came due again while in flight (its poll outlasted the
+                    # interval): the poll in flight may have asked Canvas before that, so it is due
+                    # again as soon as that poll is written, not an interval later.
+                    self._due_again.add(unit_id)
+                else:
+                    starting.append(unit_id)
+            if starting:
+                async with self._sessions() as session:
+                    jobs = await self._units.load(session, starting, now)
+                for gone in set(starting) - {job.unit_id for job in jobs}:
+                    self._schedule.remove(gone)  # unlinked, or must relink: a relink is found again
+                for job in jobs:
+                    job.requested = self._requested.get(job.unit_id)
+                    self._in_flight[job.unit_id] = asyncio.create_task(self._poll_and_hand_over(job))
+            total += len(due)
+            if len(due) < wanted:
                 return total
 
     async def settle(self) -> None:
@@ -157,12 +277,14 @@ class Poller:
             await self._room.wait()
 
     async def close(self) -> None:
-        """Stop polling: cancel polls in flight (their units fall due again) and the writer."""
+        """Stop polling: cancel polls in flight and the writer; hand back leases of the poller's own."""
         tasks = [*self._in_flight.values(), *([self._writer] if self._writer else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
+        if self._own_leases:
+            await self._leases.retire()
 
     async def _poll_and_hand_over(self, job: PollJob) -> None:
         outcome = await self._poll(job)
@@ -189,18 +311,15 @@ class Poller:
                 self._room.set()
 
     async def _poll_again_if_asked(self, written: list[PollOutcome]) -> None:
-        """Units claimed again while these polls were in flight are due now. Checked after they left
-        `_in_flight`, so a claim that comes later polls them itself and none is missed in between; a
-        unit that failed keeps its back-off."""
+        """Units due again while these polls were in flight are due now. Checked after they left
+        `_in_flight`, so a tick that comes later polls them itself and none is missed in between; a
+        unit that failed keeps its back-off. In memory: nothing is written."""
         again = [o.job.unit_id for o in written if o.job.unit_id in self._due_again and o.result is not None]
         self._due_again.difference_update(o.job.unit_id for o in written)
-        if not again:
-            return
-        try:
-            async with self._sessions.begin() as session:
-                await self._units.record(session, again, next_poll_at=self._clock())
-        except Exception:  # they are due an interval later anyway
-            log.exception("could not make %d %s polls due again", len(again), self._units.kind)
+        now = self._clock()
+        for unit_id in again:
+            if unit_id in self._schedule:
+                self._schedule.request(unit_id, now)
 
     async def _write_each_alone_on_failure(self, outcomes: list[PollOutcome]) -> None:
         """One transaction for the batch; if the database refuses it, each unit alone, so a value that
@@ -223,6 +342,7 @@ class Poller:
         log.error("could not store the poll of %s %s (%s); backing off", self._units.kind, job.unit_id, error)
         now = self._clock()
         failed = Transient(f"result could not be stored: {type(error).__name__}")
+        retry_at = self._retry_at(job, failed, now)
         async with self._sessions.begin() as session:
             await self._units.record(
                 session,
@@ -230,9 +350,22 @@ class Poller:
                 consecutive_failures=job.failures + 1,
                 last_error=f"StoreError: {type(error).__name__}"[:255],
                 last_poll_at=now,
-                next_poll_at=self._retry_at(job, failed, now),
+                next_poll_at=retry_at,
             )
+            await self._clear_requests(session, [outcome])
+        self._back_off(job.unit_id, retry_at)
         outcome.result, outcome.error = None, failed
+
+    def _back_off(self, unit_id: int, until: datetime) -> None:
+        """Its next poll after an error: at the back-off written with the error (if still this replica's)."""
+        if unit_id in self._schedule:
+            self._schedule.put(unit_id, until)
+
+    async def _clear_requests(self, session: Any, outcomes: list[PollOutcome]) -> None:
+        """The poll requests these polls served; cleared only where no newer request came meanwhile."""
+        served = {o.job.unit_id: o.job.requested for o in outcomes if o.job.requested is not None}
+        if served:
+            await bucket_store.clear_requested(session, self._units.kind, served)
 
     async def _poll(self, job: PollJob) -> PollOutcome:
         outcome = PollOutcome(job=job)
@@ -300,15 +433,21 @@ class Poller:
         return resolved
 
     async def _write(self, outcomes: list[PollOutcome]) -> None:
+        """Write what these polls changed, and nothing for a poll that changed nothing (issue 14)."""
         now = self._clock()
         rows: list[dict[str, Any]] = []
         watches: list[dict[str, Any]] = []
-        succeeded: list[int] = []
+        recovered: list[int] = []  # errors to clear
+        stamped: list[int] = []  # last_success_at old enough to refresh
+        backed_off: dict[int, datetime] = {}
         async with self._sessions.begin() as session:
             for outcome in outcomes:
                 job = outcome.job
                 if outcome.result is not None:
-                    succeeded.append(job.unit_id)
+                    if job.errored:
+                        recovered.append(job.unit_id)
+                    elif self._stamp_due(job, now):
+                        stamped.append(job.unit_id)
                     model = self._units.known_model
                     await repo.replace_known(session, model, job.unit_id, job.previous, outcome.result.keep)
                     events = await self._new_to_slack(session, job, self._announced(job, outcome))
@@ -321,32 +460,44 @@ class Poller:
                 elif outcome.relink_reason is not None:
                     await self._dead_token(session, job, outcome.relink_reason, now, rows)
                 elif outcome.error is not None:
+                    backed_off[job.unit_id] = self._retry_at(job, outcome.error, now)
                     await self._units.record(
                         session,
                         [job.unit_id],
                         consecutive_failures=job.failures + 1,
                         last_error=type(outcome.error).__name__,
                         last_poll_at=now,
-                        next_poll_at=self._retry_at(job, outcome.error, now),
+                        next_poll_at=backed_off[job.unit_id],
                     )
-            if succeeded:
+            if recovered:
                 await self._units.record(
                     session,
-                    succeeded,
+                    recovered,
                     last_poll_at=now,
                     last_success_at=now,
                     consecutive_failures=0,
                     last_error=None,
                 )
+            if stamped:
+                await self._units.record(session, stamped, last_poll_at=now, last_success_at=now)
+            await self._clear_requests(session, outcomes)
             await repo.enqueue(session, rows)
             await repo.watch_recordings(session, watches)
+        for unit_id, until in backed_off.items():
+            self._back_off(unit_id, until)
         if rows and self._on_enqueued:
             self._on_enqueued()
+
+    def _stamp_due(self, job: PollJob, now: datetime) -> bool:
+        last = job.last_success_at
+        return last is None or now - last >= timedelta(seconds=self._interval * STAMP_EVERY_INTERVALS)
 
     async def _dead_token(
         self, session: Any, job: PollJob, reason: str, now: datetime, rows: list[dict[str, Any]]
     ) -> None:
         await repo.mark_needs_relink(session, job.token.user_id, reason, now)
+        if self._units.kind == "user":
+            self._schedule.remove(job.unit_id)  # polled again once relinked (found as newly linked)
         rows.extend(self._units.relink_rows(job, reason, now))
         if self._units.kind == "user":
             log.warning("user %s needs to relink Canvas: %s", job.destination, reason)

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlalchemy import func, select
 
 from bot.store.db import SessionFactory
-from bot.store.models import LinkedUser, OutboxMessage, Subscription
+from bot.store.models import LinkedUser, OutboxMessage
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600)
 
@@ -45,7 +45,7 @@ class Metrics:
         )
         self.poll_lag = Gauge(
             "confbot_poll_lag_seconds",
-            "now - next_poll_at of the oldest due poll unit",
+            "how late this replica's most overdue poll unit is (or its bucket lease heartbeat)",
             registry=self.registry,
         )
         self.missing_scopes = Counter(
@@ -67,22 +67,17 @@ class Metrics:
         """Canvas refused a call or an authorization for `scope` (see bot/ops/scope_alarm.py)."""
         self.missing_scopes.labels(scope=scope).inc()
 
-    async def render(self, sessions: SessionFactory, now: datetime) -> bytes:
-        """Refresh the database gauges (cheap aggregate queries) and render the text format."""
+    async def render(self, sessions: SessionFactory, now: datetime, poll_lag: float | None = None) -> bytes:
+        """Refresh the database gauges (cheap aggregate queries) and render the text format; `poll_lag` is
+        this replica's, from its in-memory schedule (issue 14)."""
         async with sessions() as session:
             pending = await session.scalar(
                 select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
             )
-            oldest_user = await session.scalar(
-                select(func.min(LinkedUser.next_poll_at)).where(LinkedUser.needs_relink.is_(False))
-            )
-            oldest_sub = await session.scalar(select(func.min(Subscription.next_poll_at)))
             linked = await session.scalar(
                 select(func.count()).select_from(LinkedUser).where(LinkedUser.needs_relink.is_(False))
             )
         self.outbox_depth.set(pending or 0)
         self.linked_users.set(linked or 0)
-        due = [t for t in (oldest_user, oldest_sub) if t is not None]
-        lag = (now - min(due)).total_seconds() if due else 0.0
-        self.poll_lag.set(max(lag, 0.0))
+        self.poll_lag.set(max(poll_lag or 0.0, 0.0))
         return generate_latest(self.registry)

@@ -67,6 +67,8 @@ class LinkedUser(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "slack_user_id", name="uq_linked_users_team_user"),
         Index("ix_linked_users_due", "needs_relink", "next_poll_at"),
+        Index("ix_linked_users_poll_requested_at", "poll_requested_at"),
+        Index("ix_linked_users_linked_at", "linked_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -89,6 +91,8 @@ class LinkedUser(Base):
     locale: Mapped[str | None] = mapped_column(String(16), default=None)
     locale_checked_at: Mapped[datetime | None] = mapped_column(default=None)
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Written only for a back-off (the poll after an error), so it survives a restart or a takeover; the
+    # regular schedule lives in the memory of the replica holding the user's bucket (issue 14).
     next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_poll_at: Mapped[datetime | None] = mapped_column(default=None)
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -206,6 +210,8 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "course_id", name="uq_subscriptions_channel_course"),
         Index("ix_subscriptions_due", "next_poll_at"),
+        Index("ix_subscriptions_poll_requested_at", "poll_requested_at"),
+        Index("ix_subscriptions_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -331,15 +337,25 @@ class ChannelSetting(Base):
 
 
 class PollBucket(Base):
-    """One partition of the poll units (unit id modulo the bucket count). A replica polls the units of
-    the buckets it leases, scheduling them in memory; `lease_until` is renewed by its heartbeat, and a
-    bucket whose lease ran out (its replica died) is taken over by another."""
+    """One partition of the poll units (domain.buckets.bucket_of: a hash of kind and unit id). A replica
+    polls the units of the buckets it leases, scheduling them in memory; `lease_until` is renewed by its
+    heartbeat, and a bucket whose lease ran out (its replica died) is taken over by another."""
 
     __tablename__ = "poll_buckets"
 
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PollReplica(Base):
+    """A live replica, renewed with its bucket leases: counted in the fair share before it holds any
+    bucket, so the others hand some back for it to take."""
+
+    __tablename__ = "poll_replicas"
+
+    replica: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_until: Mapped[datetime]
 
 
 class SessionAttendance(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -22,7 +22,6 @@ from bot.store.models import (
     MutedContext,
     OutboxMessage,
     RecordingWatch,
-    Subscription,
     SubscriptionKnownConference,
 )
 
@@ -91,7 +90,7 @@ async def upsert_link(
     return user
 
 
-CLAIMED_USER_COLUMNS = (
+POLLED_USER_COLUMNS = (
     LinkedUser.id,
     LinkedUser.team_id,
     LinkedUser.slack_user_id,
@@ -100,7 +99,8 @@ CLAIMED_USER_COLUMNS = (
     LinkedUser.refresh_token_enc,
     LinkedUser.token_expires_at,
     LinkedUser.consecutive_failures,
-    LinkedUser.next_poll_at,
+    LinkedUser.last_error,
+    LinkedUser.last_success_at,
     LinkedUser.alerts_enabled,
     LinkedUser.linked_at,
     LinkedUser.quiet_start,
@@ -109,31 +109,16 @@ CLAIMED_USER_COLUMNS = (
 )
 
 
-async def claim_due_users(
-    session: AsyncSession, now: datetime, *, limit: int, next_poll: Callable[[datetime], datetime]
-) -> Sequence[Row[Any]]:
-    """Take up to `limit` due users and move each one's next_poll_at to `next_poll(next_poll_at)`.
-
-    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint sets; SQLite ignores it and
-    serialises writers anyway. The moved next_poll_at is the lease: a replica that dies mid-poll
-    leaves the user due again at its next regular poll. Plain column rows and one executemany UPDATE,
-    not ORM objects: this runs for every poll (bench/RESULTS.md measured 0.058 -> 0.034 ms a user).
-    """
-    rows = (
-        await session.execute(
-            select(*CLAIMED_USER_COLUMNS)
-            .where(LinkedUser.needs_relink.is_(False), LinkedUser.next_poll_at <= now)
-            .order_by(LinkedUser.next_poll_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if rows:
-        # ORM bulk UPDATE by primary key: one executemany.
-        await session.execute(
-            update(LinkedUser), [{"id": row.id, "next_poll_at": next_poll(row.next_poll_at)} for row in rows]
-        )
-    return cast(Sequence[Row[Any]], rows)
+async def load_users(session: AsyncSession, ids: Sequence[int]) -> Sequence[Row[Any]]:
+    """The rows a poll of these users needs (those still linked): a read by primary key. Which users are
+    due is the poller's in-memory schedule (issue 14), so a poll no longer writes its user's row to
+    claim it. Plain column rows, not ORM objects: this runs for every poll."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(*POLLED_USER_COLUMNS).where(LinkedUser.id.in_(list(ids)), LinkedUser.needs_relink.is_(False))
+    )
+    return cast(Sequence[Row[Any]], rows.all())
 
 
 KnownModel = type[KnownConference] | type[SubscriptionKnownConference]
@@ -414,31 +399,6 @@ async def mark_sending(
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def oldest_due_poll(session: AsyncSession) -> datetime | None:
-    """The earliest next_poll_at among units the poller would claim (users and subscriptions), or None.
-
-    For /healthz: a due unit whose time is long past means polling has stalled. Units whose user must
-    relink are never claimed, so they do not count; units in back-off have next_poll_at in the future and
-    so never look late. Each half is one ordered index probe (ix_linked_users_due, ix_subscriptions_due)
-    with LIMIT 1, not a scan.
-    """
-    oldest_user = await session.scalar(
-        select(LinkedUser.next_poll_at)
-        .where(LinkedUser.needs_relink.is_(False))
-        .order_by(LinkedUser.next_poll_at)
-        .limit(1)
-    )
-    oldest_subscription = await session.scalar(
-        select(Subscription.next_poll_at)
-        .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
-        .where(LinkedUser.needs_relink.is_(False))
-        .order_by(Subscription.next_poll_at)
-        .limit(1)
-    )
-    due = [moment for moment in (oldest_user, oldest_subscription) if moment is not None]
-    return min(due) if due else None
 
 
 async def latest_card_edit(session: AsyncSession, message: OutboxMessage) -> OutboxMessage | None:

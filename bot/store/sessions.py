@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,18 +179,23 @@ async def write_catalog(session: AsyncSession, linked_user_id: int, changes: Sca
 
 
 async def poll_participants_now(session: AsyncSession, conference_ids: list[int], now: datetime) -> int:
-    """Make the polls of every linked user the scan knows in these conferences due now (a Live Event or a
+    """Ask for the polls of every linked user the scan knows in these conferences now (a Live Event or a
     scan saw one start); returns how many users that was."""
     if not conference_ids:
         return 0
     participants = select(UserConference.linked_user_id).where(
         UserConference.conference_id.in_(conference_ids)
     )
-    result = await session.execute(
-        update(LinkedUser)
-        .where(LinkedUser.id.in_(participants), LinkedUser.next_poll_at > now)
-        .values(next_poll_at=now)
-    )
+    return await _request_polls(session, LinkedUser, LinkedUser.id.in_(participants), now)
+
+
+async def _request_polls(session: AsyncSession, model: Any, which: ColumnElement[bool], now: datetime) -> int:
+    """Ask for these units' polls now: `poll_requested_at`, which the replica holding each unit's bucket
+    reads on its next tick (issue 14: the schedules live in the replicas' memory, so the request must
+    reach the owner through the database). A request already pending since before now is moved to now,
+    so a poll that began before this request cannot clear it."""
+    pending = or_(model.poll_requested_at.is_(None), model.poll_requested_at < now)
+    result = await session.execute(update(model).where(which, pending).values(poll_requested_at=now))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -283,7 +289,7 @@ async def poll_concerned_now(
     course_id: int | None,
     now: datetime,
 ) -> int:
-    """Make due now every poll that may see this conference: its participants as the scan knows them, the
+    """Ask now for every poll that may see this conference: its participants as the scan knows them, the
     users the scan knows in its course (a conference newer than their last scan), the linked accounts of
     the Canvas user who joined, and the channel subscriptions of its course."""
     due = await poll_participants_now(session, [conference_id], now)
@@ -291,26 +297,11 @@ async def poll_concerned_now(
         in_course = select(UserConference.linked_user_id).where(
             UserConference.context_type == "Course", UserConference.context_id == course_id
         )
-        result = await session.execute(
-            update(LinkedUser)
-            .where(LinkedUser.id.in_(in_course), LinkedUser.next_poll_at > now)
-            .values(next_poll_at=now)
-        )
-        due += int(result.rowcount)  # type: ignore[attr-defined]
+        due += await _request_polls(session, LinkedUser, LinkedUser.id.in_(in_course), now)
     if canvas_user_id is not None:
-        result = await session.execute(
-            update(LinkedUser)
-            .where(LinkedUser.canvas_user_id == canvas_user_id, LinkedUser.next_poll_at > now)
-            .values(next_poll_at=now)
-        )
-        due += int(result.rowcount)  # type: ignore[attr-defined]
+        due += await _request_polls(session, LinkedUser, LinkedUser.canvas_user_id == canvas_user_id, now)
     if course_id is not None:
-        result = await session.execute(
-            update(Subscription)
-            .where(Subscription.course_id == course_id, Subscription.next_poll_at > now)
-            .values(next_poll_at=now)
-        )
-        due += int(result.rowcount)  # type: ignore[attr-defined]
+        due += await _request_polls(session, Subscription, Subscription.course_id == course_id, now)
     return due
 
 

@@ -22,7 +22,6 @@ from bot.canvas.oauth import CALLBACK_PATH
 from bot.engine.canvas_link import START_PATH
 from bot.runtime import Runtime
 from bot.slack.socket_mode import SocketModeRunner, start_socket_mode
-from bot.store import repo
 from bot.store.models import utcnow
 from bot.web.body_limit import BodyLimitMiddleware
 from bot.web.live_events import live_events_routes
@@ -93,16 +92,9 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
     max_poll_lag = MAX_POLL_LAG_INTERVALS * runtime.settings.poll_interval_seconds
 
     async def _poll_lag_seconds() -> float | None:
-        """How late the oldest due unit is (0 when none is late), or None when there is nothing to poll."""
-        try:
-            async with runtime.sessions() as session:
-                oldest = await repo.oldest_due_poll(session)
-        except Exception as error:  # the probe reports; it must not fail on its own query
-            log.warning("healthz could not read the poll lag: %s", type(error).__name__)
-            return None
-        if oldest is None:
-            return None
-        return max((utcnow() - oldest).total_seconds(), 0.0)
+        """How late this replica's polling is (its schedule's most overdue unit, or its bucket lease
+        heartbeat), or None before it polls. In memory: the schedules live there (issue 14)."""
+        return runtime.poll_lag(utcnow())
 
     async def healthz(_request: Request) -> Response:
         """200 "ok", or 503 "degraded" when the database fails, the scheduler stopped or polling lags."""
@@ -132,7 +124,8 @@ def create_app(runtime: Runtime, *, run_engine: bool = True) -> Starlette:
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def metrics(_request: Request) -> Response:
-        body = await runtime.metrics.render(runtime.sessions, utcnow())
+        now = utcnow()
+        body = await runtime.metrics.render(runtime.sessions, now, runtime.poll_lag(now))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager

@@ -147,6 +147,9 @@ def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:  # noqa: F811
             "SLACK_BOT_TOKEN": slack.bot_token,
             "TOKEN_ENCRYPTION_KEYS": key,
             "POLL_INTERVAL_SECONDS": "1",
+            # The killed replica's users are polled again within interval + lease (issue 14): well inside
+            # a session's DURATION, like the one-second interval stands for a minute.
+            "POLL_LEASE_SECONDS": "3",
             "CANVAS_TIMEOUT_SECONDS": "2",
         }
         replicas.append(BotProcess(workdir=workdir, env=env))

@@ -1,17 +1,21 @@
 """The Poller against the sandbox Canvas and a real SQLite database, on an injected clock (no sleeps):
 a due user is polled once a tick, a live conference becomes one alert row, the next poll falls one
-interval after the previous one was due, and a session that ends before its alert left cancels it."""
+interval after the previous one was due, and a session that ends before its alert left cancels it.
+Issue 14: the schedule is in memory, so a poll that changes nothing writes no row; a poll request reaches
+the poller through the database; a back-off is written and outlives the Poller."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 from bot.canvas.client import CanvasClient
 from bot.engine.contexts import ContextNames
@@ -19,12 +23,37 @@ from bot.engine.credentials import Credentials
 from bot.engine.linking import link_with_token
 from bot.engine.poll_units import UserUnits
 from bot.engine.poller import Poller
+from bot.store import sessions as store_sessions
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, OutboxMessage
+from tests.pg import pg_url  # noqa: F401  (fixture, by name for the PostgreSQL case)
 from tests.support import CanvasWorld, Clock, fernet_key
 
 INTERVAL = 60.0
+
+
+class RowsWritten:
+    """Rows the database reports written (INSERT/UPDATE/DELETE rowcounts), counted at the cursor. The
+    lease heartbeat's rows (poll_buckets, poll_replicas) are counted apart: they are written once per
+    third of a lease, not per poll, and this clock jumps a whole interval between polls."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.heartbeat_rows = 0
+        self.statements: list[str] = []
+
+    def __call__(
+        self, _conn: Connection, cursor: DBAPICursor, statement: str, *_args: object, **_kwargs: object
+    ) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb not in ("INSERT", "UPDATE", "DELETE") or cursor.rowcount <= 0:
+            return
+        if "poll_buckets" in statement or "poll_replicas" in statement:
+            self.heartbeat_rows += cursor.rowcount
+        else:
+            self.rows += cursor.rowcount
+            self.statements.append(statement.split("\n", 1)[0][:80])
 
 
 @dataclass
@@ -35,6 +64,9 @@ class World:
     canvas: CanvasWorld
     course_id: int
     ada: dict[str, object]
+    ada_id: int
+    written: RowsWritten
+    make_poller: Callable[[], Poller]
 
     async def poll(self) -> int:
         """One tick, then wait until every poll it started is written."""
@@ -48,15 +80,29 @@ class World:
         return [(row.event, row.status, row.last_error) for row in rows]
 
     async def next_poll_at(self) -> datetime:
+        """When Ada is next due, in the poller's in-memory schedule."""
+        due = self.poller.due_at(self.ada_id)
+        assert due is not None
+        return due
+
+    async def ada_row(self) -> LinkedUser:
         async with self.sessions() as session:
             user = await session.scalar(select(LinkedUser))
         assert user is not None
-        return user.next_poll_at
+        return user
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test on SQLite and on PostgreSQL (where rows written count for the shared database)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
 
 
 @pytest.fixture
-async def world(tmp_path: Path, canvas: CanvasWorld) -> AsyncIterator[World]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+async def world(db_url: str, canvas: CanvasWorld) -> AsyncIterator[World]:
+    url = db_url
     await upgrade_async(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
@@ -69,19 +115,32 @@ async def world(tmp_path: Path, canvas: CanvasWorld) -> AsyncIterator[World]:
         await link_with_token(
             sessions, client, cipher, team_id="T1", slack_user_id="UADA", token=ada["token"]
         )
-        poller = Poller(
-            UserUnits(),
-            sessions,
-            client,
-            Credentials(sessions, cipher, None, clock=clock),
-            ContextNames(sessions, client),
-            canvas_root=canvas.canvas.url,
-            interval=INTERVAL,
-            semaphore=asyncio.Semaphore(10),
-            clock=clock,
+
+        def make_poller() -> Poller:
+            return Poller(
+                UserUnits(),
+                sessions,
+                client,
+                Credentials(sessions, cipher, None, clock=clock),
+                ContextNames(sessions, client),
+                canvas_root=canvas.canvas.url,
+                interval=INTERVAL,
+                semaphore=asyncio.Semaphore(10),
+                clock=clock,
+            )
+
+        poller = make_poller()
+        assert await poller.tick() == 1, (
+            "a user found at start is polled at once (the only one in its bucket)"
         )
-        yield World(poller, sessions, clock, canvas, int(course["id"]), ada)
-        await poller.close()
+        await poller.settle()
+        async with sessions() as session:
+            ada_id = (await session.scalars(select(LinkedUser.id))).one()
+        written = RowsWritten()
+        event.listen(engine.sync_engine, "after_cursor_execute", written)
+        world = World(poller, sessions, clock, canvas, int(course["id"]), ada, ada_id, written, make_poller)
+        yield world
+        await world.poller.close()
     await engine.dispose()
 
 
@@ -115,10 +174,71 @@ async def test_a_poll_asked_for_while_one_is_in_flight_follows_it_at_once(world:
     world.canvas.canvas.post("/_sandbox/faults", {"kind": "delay", "seconds": 0.5, "count": 1})
     world.clock.now = await world.next_poll_at()
     assert await world.poller.tick() == 1  # in flight for half a second
-    async with world.sessions.begin() as session:
-        await session.execute(update(LinkedUser).values(next_poll_at=world.clock.now))  # asked for now
-    assert await world.poller.tick() == 1, "claimed again while the first poll is in flight"
+    async with world.sessions.begin() as session:  # a Live Event asks for a poll now
+        await session.execute(update(LinkedUser).values(poll_requested_at=world.clock.now))
+    assert await world.poller.tick() == 0, "noted, not started: one poll of a unit at a time"
     await world.poller.settle()
     assert await world.next_poll_at() <= world.clock.now, "due again at once, not an interval later"
     assert await world.poll() == 1
     assert await world.next_poll_at() > world.clock.now, "then back on its interval"
+    assert (await world.ada_row()).poll_requested_at is None, "the request served is cleared"
+
+
+async def test_polls_that_change_nothing_write_no_row(world: World) -> None:
+    """Issue 14: the schedule is in memory; an unchanged poll writes nothing (not even a claim)."""
+    polls = 0
+    for _ in range(20):
+        world.clock.now = await world.next_poll_at()
+        polls += await world.poll()
+    assert polls == 20
+    assert world.written.rows == 0, world.written.statements
+
+
+async def test_a_start_writes_its_state_and_alert_and_the_polls_after_it_nothing(world: World) -> None:
+    lecture = world.canvas.conference(world.course_id, "Lecture", [world.ada["id"]])
+    world.canvas.start(lecture["id"])
+    world.clock.now = await world.next_poll_at()
+    await world.poll()
+    assert world.written.rows == 3, world.written.statements  # course name, known_conferences, outbox
+    for _ in range(5):
+        world.clock.now = await world.next_poll_at()
+        await world.poll()
+    assert world.written.rows == 3, world.written.statements
+
+
+async def test_a_live_event_request_reaches_the_owner_and_is_polled_on_its_next_tick(world: World) -> None:
+    lecture = world.canvas.conference(world.course_id, "Lecture", [world.ada["id"]])
+    world.canvas.start(lecture["id"])
+    world.clock.advance(5)  # well before Ada's next regular poll
+    assert await world.next_poll_at() > world.clock.now
+    async with world.sessions.begin() as session:  # what LiveEventIntake does for the join
+        asked = await store_sessions.poll_concerned_now(
+            session, lecture["id"], canvas_user_id=int(world.ada["id"]), course_id=None, now=world.clock.now
+        )
+    assert asked == 1
+    assert await world.poll() == 1, "polled on the next tick"
+    assert await world.outbox() == [("started", "pending", None)]
+    assert (await world.ada_row()).poll_requested_at is None
+    before = world.written.rows
+    assert await world.poll() == 0, "once"
+    assert world.written.rows == before
+
+
+async def test_an_error_backs_off_in_the_database_and_a_new_poller_keeps_it(world: World) -> None:
+    world.canvas.canvas.post("/_sandbox/faults", {"kind": "error_500", "count": 1})
+    world.clock.now = await world.next_poll_at()
+    await world.poll()
+    row = await world.ada_row()
+    assert row.consecutive_failures == 1 and row.last_error is not None
+    assert row.next_poll_at == world.clock.now + timedelta(seconds=INTERVAL)  # the first back-off
+    assert await world.next_poll_at() == row.next_poll_at
+
+    await world.poller.close()  # a restart, or another replica taking the bucket over
+    world.poller = world.make_poller()
+    world.clock.advance(INTERVAL / 2)
+    assert await world.poll() == 0, "the back-off holds across the restart"
+    assert await world.next_poll_at() == row.next_poll_at
+    world.clock.now = row.next_poll_at
+    assert await world.poll() == 1
+    row = await world.ada_row()
+    assert row.consecutive_failures == 0 and row.last_error is None, "cleared after the success"

@@ -1,4 +1,4 @@
-"""The store on real PostgreSQL: the same migrations, row leases that split work, atomic dedup.
+"""The store on real PostgreSQL: the same migrations, bucket leases that split work, atomic dedup.
 
 These are the guarantees several replicas rely on, checked with real concurrent transactions rather
 than assumed from SQLite (which serialises writers and so never exercises them).
@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.diff import Seen
 from bot.domain.outbox import ENDED_BEFORE_SENT
-from bot.store import repo
+from bot.engine.leases import BucketLeases
+from bot.store import buckets, repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade
 from bot.store.models import KnownConference, LinkedUser, OutboxMessage
 from tests.pg import pg_url  # noqa: F401  (fixture)
@@ -26,6 +27,7 @@ from tests.pg import pg_url  # noqa: F401  (fixture)
 pytestmark = pytest.mark.postgres
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
 TABLES = {
     "alembic_version",
     "canvas_contexts",
@@ -35,6 +37,8 @@ TABLES = {
     "muted_contexts",
     "oauth_states",
     "outbox",
+    "poll_buckets",
+    "poll_replicas",
     "subscription_known_conferences",
     "subscriptions",
 }
@@ -119,54 +123,84 @@ def _head_revision() -> str:
     return head
 
 
-async def test_concurrent_claimers_get_disjoint_users(sessions: SessionFactory) -> None:
-    """Replica A holds its claim open; replica B, claiming everything, must skip A's rows, not wait."""
-    await _add_users(sessions, 20)
-    a_claimed = asyncio.Event()
+async def test_concurrent_takers_get_disjoint_buckets(sessions: SessionFactory) -> None:
+    """Replica A holds its take open; replica B, taking everything, must skip A's buckets, not wait."""
+    async with sessions.begin() as session:
+        await buckets.ensure_buckets(session, 20)
+    a_took = asyncio.Event()
     release_a = asyncio.Event()
-    later = NOW + timedelta(minutes=5)
 
-    async def replica_a() -> list[int]:
+    async def replica_a() -> set[int]:
         async with sessions.begin() as session:
-            users = await repo.claim_due_users(session, NOW, limit=8, next_poll=lambda due: later)
-            a_claimed.set()
+            taken = await buckets.take(session, "A", 8, 20, NOW, LEASE)
+            a_took.set()
             await release_a.wait()
-            return [u.id for u in users]
+            return set(taken)
 
-    async def replica_b() -> list[int]:
-        await a_claimed.wait()
+    async def replica_b() -> set[int]:
+        await a_took.wait()
         async with sessions.begin() as session:
-            users = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda due: later)
-            return [u.id for u in users]
+            return set(await buckets.take(session, "B", 100, 20, NOW, LEASE))
 
     task_a = asyncio.create_task(replica_a())
-    b_ids = await asyncio.wait_for(replica_b(), timeout=10)  # finishes while A still holds its locks
+    b_held = await asyncio.wait_for(replica_b(), timeout=10)  # finishes while A still holds its locks
     release_a.set()
-    a_ids = await task_a
+    a_held = await task_a
 
-    assert len(a_ids) == 8 and len(b_ids) == 12
-    assert not set(a_ids) & set(b_ids)
+    assert len(a_held) == 8 and len(b_held) == 12
+    assert not a_held & b_held
     async with sessions() as session:
-        due_again = await repo.claim_due_users(session, NOW, limit=100, next_poll=lambda due: later)
-    assert due_again == [], "every user was moved to its next poll by exactly one claimer"
+        assert await buckets.holders(session, NOW) == {
+            **dict.fromkeys(a_held, "A"),
+            **dict.fromkeys(b_held, "B"),
+        }
+        assert await buckets.take(session, "C", 100, 20, NOW, LEASE) == {}, "nothing free while leased"
 
 
-async def test_racing_claimers_never_share_a_user(sessions: SessionFactory) -> None:
-    await _add_users(sessions, 60)
-    later = NOW + timedelta(minutes=5)
+async def test_racing_replicas_never_share_a_bucket(sessions: SessionFactory) -> None:
+    """Four replicas start at once and heartbeat a few rounds: each bucket has one holder, none is
+    left unheld, and each holds its fair share."""
+    clock = {"now": NOW}
+    replicas = [
+        BucketLeases(sessions, buckets=64, lease=LEASE, replica=f"R{n}", clock=lambda: clock["now"])
+        for n in range(4)
+    ]
+    for _ in range(4):
+        await asyncio.gather(*(replica.renew() for replica in replicas))
+        clock["now"] += LEASE / 3
+    held = [set(replica.held) for replica in replicas]
+    every = [bucket for mine in held for bucket in mine]
+    assert len(every) == len(set(every)) == 64, held
+    assert all(len(mine) == 16 for mine in held), [len(mine) for mine in held]
+    async with sessions() as session:
+        owners = await buckets.holders(session, clock["now"])
+    assert {b: r.replica for r in replicas for b in r.held} == owners
 
-    async def claim() -> list[int]:
-        claimed: list[int] = []
-        while True:
-            async with sessions.begin() as session:
-                users = await repo.claim_due_users(session, NOW, limit=5, next_poll=lambda due: later)
-            if not users:
-                return claimed
-            claimed.extend(u.id for u in users)
 
-    results = await asyncio.gather(*(claim() for _ in range(4)))
-    every = [uid for ids in results for uid in ids]
-    assert len(every) == len(set(every)) == 60
+async def test_a_dead_replicas_buckets_are_taken_over_once_its_lease_runs_out(
+    sessions: SessionFactory,
+) -> None:
+    clock = {"now": NOW}
+    a = BucketLeases(sessions, buckets=16, lease=LEASE, replica="A", clock=lambda: clock["now"])
+    b = BucketLeases(sessions, buckets=16, lease=LEASE, replica="B", clock=lambda: clock["now"])
+    await a.renew()
+    await b.renew()
+    await a.renew()  # A sees B: hands back half
+    await b.renew()
+    assert len(a.held) == len(b.held) == 8
+    died = clock["now"]  # A is SIGKILLed: no retire, no more heartbeats
+    clock["now"] = died + LEASE / 2
+    await b.renew()
+    assert len(b.held) == 8, "A's leases still run"
+    clock["now"] = died + LEASE + timedelta(seconds=1)
+    await b.renew()
+    assert len(b.held) == 16, "within one lease (and a heartbeat) of A's death"
+    a_buckets = set(a.held)
+    assert set(b.held) >= a_buckets
+    covered = [b.held[bucket] for bucket in a_buckets]
+    assert all(until is not None and until <= died + LEASE for until in covered), "when A's polls stopped"
+    await a.renew()  # A was only paused after all: its heartbeat finds the buckets gone
+    assert set(a.held).isdisjoint(b.held)
 
 
 async def test_outbox_claims_are_disjoint(sessions: SessionFactory) -> None:
