@@ -81,9 +81,9 @@ async def take(
     now: datetime,
     lease: timedelta,
 ) -> dict[int, datetime | None]:
-    """Take up to `wanted` free or expired buckets (or this replica's own it stopped polling); returns each taken bucket with the lease it had (when
-    its previous owner's lease ran out or it was released; None: never held), which bounds when its units
-    were last polled."""
+    """Take up to `wanted` free or expired buckets (or this replica's own it stopped polling); returns
+    each taken bucket with the lease it had (when its previous owner's lease ran out or it was released;
+    None: never held), which bounds when its units were last polled."""
     if wanted <= 0:
         return {}
     free = or_(
