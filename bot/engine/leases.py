@@ -107,7 +107,7 @@ class BucketLeases:
                     await store.release(session, self.replica, plan.release, now)
                 else:
                     taken = await store.take(
-                        session, self.replica, share - len(still), self.buckets, now, self.lease
+                        session, self.replica, share - len(still), self.buckets, now, self.lease, still
                     )
         except Exception as error:
             log.warning("bucket lease heartbeat failed (%s); retrying", type(error).__name__)

@@ -80,10 +80,13 @@ async def take(
     buckets: int,
     now: datetime,
     lease: timedelta,
+    holding: Collection[int] = (),
 ) -> dict[int, datetime | None]:
     """Take up to `wanted` free or expired buckets (or this replica's own it stopped polling); returns
     each taken bucket with the lease it had (when its previous owner's lease ran out or it was released;
-    None: never held), which bounds when its units were last polled."""
+    None: never held), which bounds when its units were last polled. `holding`, the buckets the caller
+    holds now, are not candidates: counted in, they filled `wanted` ahead of a dead replica's buckets
+    numbered above them, which then were never taken."""
     if wanted <= 0:
         return {}
     free = or_(
@@ -95,7 +98,7 @@ async def take(
     rows = (
         await session.execute(
             select(PollBucket.bucket, PollBucket.lease_until)
-            .where(PollBucket.bucket < buckets, free)
+            .where(PollBucket.bucket < buckets, PollBucket.bucket.not_in(list(holding)), free)
             .order_by(PollBucket.bucket)
             .limit(wanted)
             .with_for_update(skip_locked=True)
