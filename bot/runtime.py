@@ -300,6 +300,7 @@ class Runtime:
             channels=ChannelCommands(self.sessions, self.canvas, self.slack, self.credentials),
             lister=lister,
             locales=self.locales,
+            poll_interval=timedelta(seconds=settings.poll_interval_seconds),
         )
         oauth = None
         if self.installations is not None and settings.slack_client_id and settings.slack_client_secret:

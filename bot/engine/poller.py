@@ -29,7 +29,14 @@ from typing import Any
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
 from bot.domain.attendance import snapshots_of
-from bot.domain.buckets import Schedule, bucket_of, first_polls, jittered, next_due
+from bot.domain.buckets import (
+    STAMP_EVERY_INTERVALS,
+    Schedule,
+    bucket_of,
+    first_polls,
+    jittered,
+    next_due,
+)
 from bot.domain.diff import Diff, Event, diff, vanished
 from bot.domain.models import Conference
 from bot.domain.outbox import OutboxEvent
@@ -55,10 +62,6 @@ long (its job was read from the database when it started); two batches keep the 
 SINCE_MARGIN = timedelta(seconds=10)
 """Units linked since the previous tick are looked for from this much earlier: a link committed a moment
 after its `linked_at`, or stamped by a replica whose clock is a little behind, is still found."""
-STAMP_EVERY_INTERVALS = 30
-"""A poll that changes nothing writes `last_success_at` only when the stored one is this many intervals
-old: `/conferences status` shows a recent check, and at most 1 poll in 30 writes for it (issue 14: rows
-written per poll <= 0.05 when nothing changes)."""
 
 
 @dataclass(slots=True)

@@ -601,9 +601,12 @@ def status_message(
     needs_relink: bool,
     now: datetime,
     *,
+    checked_within: timedelta | None = None,
     t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
-    """Answer to ``/conferences status``."""
+    """Answer to ``/conferences status``. `checked_within`: the poll interval, when the stored success
+    shows polling on schedule (`domain.buckets.recently_checked`); the stored time is then older than
+    the last check, so the reader is told the interval instead."""
     if canvas_name is None:
         linked = t._("not linked — use `/conferences link`")
     elif needs_relink:
@@ -613,7 +616,10 @@ def status_message(
     else:
         linked = t._("linked as %(name)s", name=escape(canvas_name))
     checked = t._("not yet")
-    if last_poll is not None:
+    if checked_within is not None:
+        period = format_duration(max(checked_within, timedelta(minutes=1)), t=t)
+        checked = t._("within the last %(period)s", period=period)
+    elif last_poll is not None:
         checked = f"{slack_date(last_poll, now, t=t)} ({format_ago(last_poll, now, t=t)})"
     alerts = t._("on") if alerts_on else t._("off — use `/conferences alerts on`")
     rows = [(t._("Canvas"), linked), (t._("Last checked"), checked), (t._("Alerts"), alerts)]

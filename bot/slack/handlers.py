@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import time
+from datetime import time, timedelta
 from typing import assert_never
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, Forbidden, InsufficientScope, NotFound, Throttled
 from bot.canvas.oauth import CanvasOAuth
 from bot.domain.agenda import next_agenda
+from bot.domain.buckets import recently_checked
 from bot.domain.models import Conference
 from bot.engine.alerts import join_url
 from bot.engine.canvas_link import CanvasLinkFlow
@@ -103,8 +104,10 @@ class CommandHandler:
         channels: ChannelCommands,
         lister: ConferenceLister,
         locales: Locales,
+        poll_interval: timedelta,
     ) -> None:
         self._sessions = sessions
+        self._poll_interval = poll_interval
         self._locales = locales
         self._slack = slack
         self._link_flow = link_flow
@@ -255,8 +258,17 @@ class CommandHandler:
         user = await self._linked(caller)
         if user is None:
             return blocks.status_message(None, None, False, False, utcnow(), t=t)
+        now = utcnow()
+        failing = user.consecutive_failures > 0 or user.last_error is not None or user.needs_relink
+        fresh = recently_checked(user.last_success_at, failing, now, self._poll_interval)
         return blocks.status_message(
-            user.canvas_name, user.last_success_at, user.alerts_enabled, user.needs_relink, utcnow(), t=t
+            user.canvas_name,
+            user.last_success_at,
+            user.alerts_enabled,
+            user.needs_relink,
+            now,
+            checked_within=self._poll_interval if fresh else None,
+            t=t,
         )
 
     async def _agenda(self, caller: Caller, at: time | None, t: Translator) -> Message:

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -48,7 +49,9 @@ from bot.messages.home import (
     ACTION_UNMUTE,
 )
 from bot.runtime import Runtime
+from bot.store import repo
 from bot.store.db import upgrade
+from bot.store.models import utcnow
 from tests.blockkit import button_urls, buttons, mrkdwn_texts
 from tests.support import CanvasWorld, Sandbox, SlackWorld, fernet_key
 
@@ -415,6 +418,23 @@ async def test_status_shows_the_link_and_alerts(scene: Scene) -> None:
     assert "*Canvas:* linked as Ada Lovelace" in shown(reply)
     nora = await scene.command("UNORA", "status")
     assert nora["text"].startswith("Canvas: not linked — use `/conferences link`")
+
+
+async def test_status_says_checked_within_the_interval_while_polls_succeed_and_the_time_once_they_fail(
+    scene: Scene,
+) -> None:
+    """A poll that changes nothing stores no time (issue 14), so a success stored 20 minutes ago with no
+    error since means "checked within the last minute"; once polls fail, the last success is shown."""
+    stored = utcnow() - timedelta(minutes=20)
+    async with scene.runtime.sessions.begin() as session:
+        await repo.update_linked(session, scene.team, "UADA", last_success_at=stored)
+    healthy = await scene.command("UADA", "status")
+    assert "Last checked: within the last 1 min" in healthy["text"]
+
+    async with scene.runtime.sessions.begin() as session:
+        await repo.update_linked(session, scene.team, "UADA", consecutive_failures=3, last_error="Transient")
+    failing = await scene.command("UADA", "status")
+    assert "within the last" not in failing["text"] and "(20 min ago)" in failing["text"]
 
 
 async def test_alerts_off_then_on_is_what_status_reports(scene: Scene) -> None:
