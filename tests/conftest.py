@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +15,40 @@ from bot.sandbox.slack import create_slack_app
 from tests.faults import FaultProxy
 from tests.support import BotProcess, CanvasWorld, Sandbox, SlackWorld, sandbox_bot
 
-SLOWEST_FIRST = ("tests/e2e/test_soak.py",)
-"""Modules whose tests run minutes: started first, so the parallel run (pytest-xdist, `-n` in
-pyproject.toml) finishes the other tests beside them instead of waiting for them at the end."""
+E2E = "tests/e2e/"
+
+
+def _phase(item: pytest.Item) -> int:
+    """0: the chaos soak, 1: tests in process, 2: tests that start processes."""
+    if item.get_closest_marker("soak"):
+        return 0
+    return 2 if item.nodeid.startswith(E2E) else 1
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(SLOWEST_FIRST))
+    """The minutes-long chaos soak first, then the in-process tests beside it, the e2e tests last: with
+    the gate below, the parallel run (pytest-xdist, `-n` in pyproject.toml) is two phases in one command."""
+    items.sort(key=_phase)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """In a parallel run the chaos soak runs beside in-process tests only: its replicas poll every second
+    and owe alerts within two, so e2e tests starting bot processes on the same two cores made it lose
+    alerts to CPU starvation (and its load timed their waits out). The soak holds a lock exclusively, e2e
+    tests share it, so they wait for the soak to end (outside their timeout: this wrapper is outermost)."""
+    phase = _phase(item)
+    run_id = getattr(item.config, "workerinput", {}).get("testrunuid")
+    if run_id is None or phase == 1:  # one process runs tests one by one: nothing to keep apart
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / f"confbot-soak-gate-{run_id}.lock"
+    with path.open("a") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX if phase == 0 else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 @pytest.fixture
