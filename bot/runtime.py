@@ -16,6 +16,7 @@ from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
 from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
+from bot.domain.concurrency import ConcurrencyControl
 from bot.domain.models import CanvasUser
 from bot.engine.agenda import AgendaRunner
 from bot.engine.attendance import AttendanceReporter
@@ -26,6 +27,7 @@ from bot.engine.credentials import Credentials
 from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
+from bot.engine.limiter import AdaptiveLimiter
 from bot.engine.linking import link_with_token
 from bot.engine.live_events import LiveEventIntake
 from bot.engine.locales import Locales
@@ -47,6 +49,7 @@ from bot.slackweb.clients import SingleWorkspace, SlackHttp, slack_clients
 from bot.slackweb.installations import EncryptedInstallationStore, MultiWorkspace
 from bot.store.crypto import TokenCipher, load_or_create_keys
 from bot.store.db import SessionFactory, create_engine, session_factory
+from bot.store.poll_demand import pollable_units
 from bot.store.teams import forget_team
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,8 @@ class Runtime:
     dispatcher: Dispatcher
     scheduler: EngineScheduler
     live_events: LiveEventIntake
+    limiter: AdaptiveLimiter
+    """Canvas work in flight (polls and session scans share it), sized by Little's law."""
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -127,11 +132,17 @@ class Runtime:
         cipher = build_cipher(settings)
         metrics = Metrics()
         scope_alarm = MissingScopeAlarm(metrics)
+        # POLL_CONCURRENCY is the ceiling; the limit in force follows the measured demand and latency.
+        limiter = AdaptiveLimiter(
+            ConcurrencyControl(ceiling=settings.poll_concurrency, interval=settings.poll_interval_seconds),
+            on_limit=metrics.poll_concurrency.set,
+        )
         canvas = CanvasClient(
             settings.canvas_root,
             max_connections=settings.poll_concurrency,
             timeout=settings.canvas_timeout_seconds,
             on_insufficient_scope=scope_alarm.refused_call,
+            on_answer=limiter.answered,
         )
         oauth = canvas_oauth(settings)
         credentials = Credentials(sessions, cipher, oauth)
@@ -178,6 +189,7 @@ class Runtime:
             # how late a due unit may be claimed: the poll tick
             scheduler=EngineScheduler(poll_every=poll_every(settings)),
             live_events=LiveEventIntake(sessions),
+            limiter=limiter,
         )
         runtime._schedule_engine()
         return runtime
@@ -187,7 +199,7 @@ class Runtime:
         reports, quiet-hour summaries and digests, each waking the dispatcher when it queues a message,
         and the scheduler's jobs that drive them."""
         settings, wake = self.settings, self.scheduler.wake_dispatcher
-        in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
+        in_flight = self.limiter  # shared: one Canvas budget for all units
         self.pollers[:] = [
             Poller(
                 units,
@@ -261,7 +273,17 @@ class Runtime:
         attendance = AttendanceReporter(
             self.sessions, self.canvas, self.credentials, locales=self.locales, on_enqueued=wake
         )
+
+        async def count_demand() -> int:
+            """The units to poll each interval, for the concurrency limit: a count every few seconds
+            follows links, relinks and subscriptions closely enough."""
+            async with self.sessions() as session:
+                units = await pollable_units(session)
+            self.limiter.demand(units, settings.poll_interval_seconds)
+            return units
+
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
+            "poll-demand": (count_demand, min(5.0, settings.poll_interval_seconds)),
             "recordings": (recordings.tick, poll_every(settings)),
             "quiet-summaries": (summaries.tick, poll_every(settings)),
             "digests": (digests.tick, 30.0),

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,7 +79,7 @@ class Poller:
         *,
         canvas_root: str,
         interval: float,
-        semaphore: asyncio.Semaphore,
+        semaphore: AbstractAsyncContextManager[object],  # asyncio.Semaphore or engine.limiter's
         deadline: float = 30.0,
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,
