@@ -13,6 +13,8 @@ Figures over the window (polls counted by the bots' own `confbot_polls_total`, f
   poll lag    the bots' gauge `confbot_poll_lag_seconds` (now - the oldest due unit's next_poll_at, in
               the database), sampled every second from a live replica: p50 / p99 / max of the samples.
   poll period each user's time between two consecutive polls, from the sandbox Canvas's request log.
+  first-pass CPU per poll the replicas' CPU from /healthz to the first pass's end / users: the busy
+                          figure (the projection uses it).
   bot CPU per poll        utime + stime (/proc/<pid>/stat) of the replicas over the window / polls; a
                           killed replica counts up to its last sample before the kill.
   sandbox CPU per poll    the same for the sandbox Canvas (with its latency layer) and Slack processes,
@@ -58,7 +60,6 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-import bot
 from bench.common import (
     BenchDb,
     ChildServer,
@@ -245,6 +246,19 @@ def wait_healthy(replica: Replica, limit: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"replica {replica.index} did not answer /healthz") from None
             time.sleep(0.1)
+
+
+def bot_package(env: dict[str, str], cwd: Path) -> str:
+    """Where the replicas' `bot` comes from (they may run another checkout: --bot-pythonpath)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import bot; print(bot.__file__)"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return str(Path(found).resolve().parent)
 
 
 # -- the database ----------------------------------------------------------------------------------
@@ -537,7 +551,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env = bot_env(settings, host="127.0.0.1", port=0)
         env["DATABASE_URL"] = target.url
         env["SESSION_SCAN_INTERVAL_SECONDS"] = str(args.scan_interval)
-        print(f"bot package: {Path(bot.__file__).resolve().parent} (children inherit PYTHONPATH)", flush=True)
+        if args.bot_pythonpath:
+            env["PYTHONPATH"] = args.bot_pythonpath
+        print(f"bot package of the replicas: {bot_package(env, db.directory)}", flush=True)
         replicas: list[Replica] = []
         try:
             with httpx.Client(base_url=canvas.url, timeout=120) as canvas_http:
@@ -545,20 +561,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 replicas = [start_replica(i + 1, env, db.directory) for i in range(args.replicas)]
                 for replica in replicas:
                     wait_healthy(replica)
+                cpu0 = sum(process_cpu(r.process.pid) for r in replicas)
                 complete = wait_first_pass(canvas_http, args.users, replicas, args.first_pass_limit)
+                first_pass_cpu = sum(process_cpu(r.process.pid) for r in replicas) - cpu0
                 window = asyncio.run(measure(args, replicas, canvas, slack, target))
                 times = request_log(canvas_http)
         finally:
             for replica in replicas:
                 stop(replica)
         errors = sum(r.log_path.read_text(errors="replace").count("Traceback") for r in replicas)
-    return figures(args, started, complete, window, times, replicas, errors)
+    return figures(args, started, complete, first_pass_cpu, window, times, replicas, errors)
 
 
 def figures(
     args: argparse.Namespace,
     started: float,
     complete: bool,
+    first_pass_cpu: float,
     window: Window,
     times: dict[str, list[float]],
     replicas: list[Replica],
@@ -586,6 +605,7 @@ def figures(
         "duration": round(seconds, 1),
         "first_pass_s": None if first_pass is None else round(first_pass, 2),
         "first_pass_polls_per_s": None if not first_pass else round(args.users / first_pass, 1),
+        "first_pass_bot_cpu_ms_per_poll": _r(1000 * first_pass_cpu / args.users, 4) if complete else None,
         "start_to_first_pass_s": round(firsts[-1] - started, 2) if complete and firsts else None,
         "polls": int(polls),
         "failed_polls": int(failed),
@@ -651,6 +671,14 @@ def human(result: dict[str, Any]) -> str:
     return table(["figure", "value"], rows)
 
 
+def busy_cpu_ms(figures: dict[str, Any]) -> float | None:
+    """Bot CPU per poll for the projection: the first pass's (every user due at once, the bots busy),
+    since at a small steady rate the fixed costs (ticks, counts, the bench's own /metrics scrapes) are
+    shared by few polls; the window's when there was no complete first pass."""
+    value = figures.get("first_pass_bot_cpu_ms_per_poll") or figures.get("bot_cpu_ms_per_poll")
+    return None if value is None else float(value)
+
+
 def projection_from(args: argparse.Namespace) -> Projection:
     figures: dict[str, Any] = {}
     if args.source:
@@ -661,7 +689,7 @@ def projection_from(args: argparse.Namespace) -> Projection:
         if figures.get("first_pass_polls_per_s")
         else None
     )
-    bot_cpu = args.bot_cpu_ms if args.bot_cpu_ms is not None else figures.get("bot_cpu_ms_per_poll")
+    bot_cpu = args.bot_cpu_ms if args.bot_cpu_ms is not None else busy_cpu_ms(figures)
     if per_replica is None or bot_cpu is None:
         raise SystemExit("--project needs --from RUN.json or --per-replica-rate and --bot-cpu-ms")
     return project(
@@ -695,6 +723,10 @@ def main(argv: list[str] | None = None) -> int:
         "--kill-at", type=float, default=None, help="seconds into the window (default: a third)"
     )
     parser.add_argument("--concurrency", type=int, default=shipped_concurrency(), help="POLL_CONCURRENCY")
+    parser.add_argument(
+        "--bot-pythonpath",
+        help="PYTHONPATH of the replicas only (another checkout's bot); sandboxes and bench stay on this one",
+    )
     parser.add_argument("--first-pass-limit", type=float, default=600.0)
     parser.add_argument("--scan-interval", type=float, default=600.0, help="SESSION_SCAN_INTERVAL_SECONDS")
     parser.add_argument("--quick", action="store_true", help="300 users, interval 5 s, 8 s window (CI)")
@@ -731,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
             users=args.target_users,
             interval=args.target_interval,
             per_replica_rate=result["first_pass_polls_per_s"] / args.replicas,
-            bot_cpu_ms=result["bot_cpu_ms_per_poll"] or float("nan"),
+            bot_cpu_ms=busy_cpu_ms(result) or float("nan"),
             pg_cpu_ms=result["pg_cpu_ms_per_poll"],
             rows_per_poll=result["pg_rows_per_poll"],
         )
