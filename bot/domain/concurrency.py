@@ -28,6 +28,11 @@ DEFAULT_HEADROOM = 2.0
 LATENCY_TAU_SECONDS = 10.0
 """Memory of the hold-time average: a minute-old Canvas slowdown no longer counts, one second's jitter
 does not swing the limit."""
+BACKLOG_DRAIN_SECONDS = 1.0
+"""Polls waiting for a slot are demand too: Little's law sized for the steady state alone would drain a
+backlog (a restart, every unit overdue) at only (headroom - 1) x the due rate, and poll lag would grow
+to an interval. Waiting polls count as arriving over this long, so a backlog of the whole interval gets
+the ceiling and the few polls due at each tick barely move the limit."""
 FOLD_SECONDS = 0.5
 """Samples are averaged over this long before they move the estimate (an average per half second,
 however many thousand polls finish in it)."""
@@ -162,14 +167,15 @@ class ConcurrencyControl:
         """Canvas answered one request; `throttled` when it was a rate-limit answer."""
         self.throttle.answer(throttled=throttled, now=now, current_limit=self.limit(now), floor=self.floor)
 
-    def limit(self, now: float) -> int:
+    def limit(self, now: float, waiting: int = 0) -> int:
+        """Slots now, given `waiting` polls queued for one (see BACKLOG_DRAIN_SECONDS)."""
         self.hold.fold(now)
         self.throttle.recover(now, self.ceiling)
         if self.hold.value is None or self.units is None:
             limit = self.ceiling
         else:
             limit = littles_law_limit(
-                target_rate=self.target_rate,
+                target_rate=self.target_rate + max(0, waiting) / BACKLOG_DRAIN_SECONDS,
                 hold_seconds=self.hold.value,
                 headroom=self.headroom,
                 floor=self.floor,

@@ -4,8 +4,9 @@ The limit is recomputed from Little's law (bot/domain/concurrency.py) as slots a
 answers and the unit count changes: it measures each slot's hold time itself (the whole poll or scan:
 every page, refresh and look-up, which is what occupies a slot), hears throttles from the Canvas client
 (`answered`, handed to CanvasClient as its `on_answer`), and learns the demand from a periodic count of
-the units (`demand`). A limit that shrinks never interrupts work in flight: new entries wait until the
-slots in use fall below it. Waiters are served first come, first served, as asyncio.Semaphore does.
+the units (`demand`); polls queued for a slot count as demand as well (a backlog after a restart drains
+at the ceiling, not at the steady state's rate). A limit that shrinks never interrupts work in flight:
+new entries wait until the slots in use fall below it. Waiters are served first come, first served, as asyncio.Semaphore does.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class AdaptiveLimiter:
         else:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
+            self._refresh()  # a queue is demand too: the limit may grow for it
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -100,7 +102,7 @@ class AdaptiveLimiter:
         self._refresh()
 
     def _refresh(self) -> None:
-        limit = self._control.limit(self._clock())
+        limit = self._control.limit(self._clock(), waiting=len(self._waiters))
         if limit != self._limit:
             self._limit = limit
             if self._on_limit is not None:

@@ -89,3 +89,12 @@ def test_throttles_never_cut_below_the_floor() -> None:
     for second in range(1, 20):
         control.answered(throttled=True, now=float(second))
     assert control.limit(now=19.0) == 4
+
+
+def test_polls_waiting_for_a_slot_are_demand_so_a_backlog_drains_at_the_ceiling() -> None:
+    control = ConcurrencyControl(ceiling=200, headroom=2.0, interval=30)
+    control.demand(3_000, interval=30)  # 100 a second
+    control.held(0.1, now=0)
+    assert control.limit(now=0) == 20
+    assert control.limit(now=0, waiting=50) == 30, "a tick's due polls: (100 + 50/s) x 0.1 s x 2"
+    assert control.limit(now=0, waiting=3_000) == 200, "every unit overdue (a restart): the ceiling"

@@ -46,7 +46,7 @@ async def test_a_waiter_gets_in_when_the_limit_grows_and_not_before() -> None:
     clock, gauge = Clock(), []
     control = ConcurrencyControl(ceiling=200, floor=4, headroom=2.0, interval=10)
     slots = limiter(clock, gauge, control)
-    await hold(slots, clock, 0.02)  # limit 4
+    await hold(slots, clock, 0.01)  # limit 4, the floor (one waiter adds 1/s x 10 ms x 2)
     holders = [asyncio.Event() for _ in range(4)]
     done = asyncio.Event()
 
@@ -98,7 +98,7 @@ async def test_throttles_shrink_the_limit_and_work_in_flight_finishes() -> None:
 async def test_a_cancelled_waiter_gives_back_nothing_it_did_not_take() -> None:
     clock, gauge = Clock(), []
     slots = limiter(clock, gauge)
-    await hold(slots, clock, 0.02)  # limit 4
+    await hold(slots, clock, 0.01)  # limit 4, the floor (one waiter adds 1/s x 10 ms x 2)
     release = asyncio.Event()
 
     async def holder() -> None:
@@ -114,3 +114,22 @@ async def test_a_cancelled_waiter_gives_back_nothing_it_did_not_take() -> None:
     release.set()
     await asyncio.gather(*tasks[:-1])
     assert slots.in_use == 0
+
+
+async def test_a_queue_of_waiters_raises_the_limit_by_itself() -> None:
+    clock, gauge = Clock(), []
+    slots = limiter(clock, gauge)
+    await hold(slots, clock, 0.02)  # 100/s x 20 ms x 2 = 4
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots:
+            await release.wait()
+
+    tasks = [asyncio.create_task(holder()) for _ in range(100)]
+    await asyncio.sleep(0)
+    # (100/s + waiting/1 s) x 20 ms x 2: the queue admits more of itself until it balances.
+    assert 4 < slots.in_use < 100
+    release.set()
+    await asyncio.gather(*tasks)
+    assert slots.in_use == 0 and slots.waiting == 0
