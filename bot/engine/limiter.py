@@ -6,7 +6,8 @@ every page, refresh and look-up, which is what occupies a slot), hears throttles
 (`answered`, handed to CanvasClient as its `on_answer`), and learns the demand from a periodic count of
 the units (`demand`); polls queued for a slot count as demand as well (a backlog after a restart drains
 at the ceiling, not at the steady state's rate). A limit that shrinks never interrupts work in flight:
-new entries wait until the slots in use fall below it. Waiters are served first come, first served, as asyncio.Semaphore does.
+new entries wait until the slots in use fall below it. Waiters are served first come, first served, as
+asyncio.Semaphore does.
 """
 
 from __future__ import annotations
