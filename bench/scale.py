@@ -7,7 +7,8 @@ processes of `confbot run` (`python -m bot.cli run`) sharing one SQLite file or 
               every user due at once (users / first pass = polls/s the replicas can do).
   measure     a window of `--duration` seconds right after; with `--kill`, replica 2 is SIGKILLed
               `--kill-at` seconds into it.
-Figures over the window (polls counted by the bots' own `confbot_polls_total`, from /metrics):
+Figures over the window (polls counted in the sandbox Canvas's log of live-poll requests, which keeps a
+killed replica's polls up to the kill; the bots' own `confbot_polls_total` beside it as a check):
   polls/s, and the pass time it implies (users / polls/s: at steady state about the interval, since a
       bot that keeps up polls each user once an interval and no faster).
   poll lag    the bots' gauge `confbot_poll_lag_seconds` (now - the oldest due unit's next_poll_at, in
@@ -339,11 +340,12 @@ class PgProbe:
         probe.statements = "pg_stat_statements" in preload
         return probe
 
-    async def rows_written(self) -> int:
-        value = await self.connection.fetchval(
-            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+    async def rows_written(self) -> dict[str, int]:
+        """Rows inserted, updated or deleted so far, per table of the bench database."""
+        rows = await self.connection.fetch(
+            "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS written FROM pg_stat_user_tables"
         )
-        return int(value)
+        return {str(row["relname"]): int(row["written"]) for row in rows}
 
     async def sample(self, *, baseline: bool = False) -> None:
         """CPU so far of every backend of this database (and, apart, of the server's shared processes).
@@ -413,16 +415,24 @@ class Window:
     slack_cpu: float = 0.0
     machine_busy: float = 0.0
     rows: int | None = None
+    rows_by_table: dict[str, int] = field(default_factory=dict)
     pg_cpu: float | None = None
     pg_background_cpu: float | None = None
     load_start: str = ""
     load_end: str = ""
 
 
+def sample_cpu(replica: Replica) -> None:
+    with contextlib.suppress(OSError, IndexError):
+        replica.cpu.append((time.time(), process_cpu(replica.process.pid)))
+
+
 async def scrape(client: httpx.AsyncClient, replica: Replica, window: Window, *, record_gauges: bool) -> None:
+    """One /metrics page: its user poll counters, and with `record_gauges` the lag and limit gauges.
+    Each page costs the bot four aggregate queries, so only one replica is read every second."""
     now = time.time()
+    sample_cpu(replica)
     try:
-        replica.cpu.append((now, process_cpu(replica.process.pid)))
         text = (await client.get(replica.url + "/metrics", timeout=5)).text
     except (OSError, httpx.HTTPError, IndexError):
         return
@@ -455,9 +465,14 @@ async def measure(
     pg = await PgProbe.open(target.name) if target.name else None
     async with httpx.AsyncClient() as client:
 
-        async def sample_all() -> None:
+        async def sample_all(*, every_page: bool = True) -> None:
+            """Every live replica's CPU; the /metrics page of the first (gauges), or of all (counters)."""
             alive = [r for r in replicas if r.alive]
-            await asyncio.gather(*(scrape(client, r, window, record_gauges=r is alive[0]) for r in alive))
+            for replica in alive[1:]:
+                if not every_page:
+                    sample_cpu(replica)
+            read = alive if every_page else alive[:1]
+            await asyncio.gather(*(scrape(client, r, window, record_gauges=r is alive[0]) for r in read))
 
         window.load_start = loadavg()
         window.start = time.time()
@@ -482,7 +497,7 @@ async def measure(
             if pg:
                 await pg.sample()
             if now >= next_scrape:
-                await sample_all()
+                await sample_all(every_page=False)
                 next_scrape = now + 1.0
             for replica in replicas:
                 if replica.killed_at is None and replica.process.poll() is not None:
@@ -496,7 +511,13 @@ async def measure(
         if pg:
             await pg.sample()
             await asyncio.sleep(1.5)  # backends flush their table counters about once a second
-            window.rows = (await pg.rows_written()) - (rows0 or 0)
+            rows1 = await pg.rows_written()
+            window.rows_by_table = {
+                table: written - (rows0 or {}).get(table, 0)
+                for table, written in rows1.items()
+                if written - (rows0 or {}).get(table, 0)
+            }
+            window.rows = sum(window.rows_by_table.values())
             window.pg_cpu = pg.backend_cpu()
             window.pg_background_cpu = pg.background_cpu()
             await pg.close()
@@ -587,7 +608,10 @@ def figures(
     first_pass = (firsts[-1] - firsts[0]) if complete and firsts else None
     start, end = window.start, window.end
     seconds = end - start
-    polls = sum(delta_in(r.polls, start, (r.killed_at or end)) for r in replicas)
+    polls_by_metrics = sum(delta_in(r.polls, start, (r.killed_at or end)) for r in replicas)
+    # Every poll asks for the live list once (one page here): the sandbox's log counts the polls of a
+    # killed replica too, up to the kill.
+    polls = sum(1 for ts in times.values() for t in ts if start <= t <= end)
     failed = sum(delta_in(r.failures, start, (r.killed_at or end)) for r in replicas)
     bot_cpu = sum(delta_in(r.cpu, start, (r.killed_at or end)) for r in replicas)
     periods = [
@@ -608,6 +632,7 @@ def figures(
         "first_pass_bot_cpu_ms_per_poll": _r(1000 * first_pass_cpu / args.users, 4) if complete else None,
         "start_to_first_pass_s": round(firsts[-1] - started, 2) if complete and firsts else None,
         "polls": int(polls),
+        "polls_by_metrics": int(polls_by_metrics),
         "failed_polls": int(failed),
         "polls_per_s": round(polls / seconds, 1),
         "pass_time_s": round(args.users / (polls / seconds), 2) if polls else None,
@@ -769,6 +794,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"\nprojection ({args.target_users:,} users every {args.target_interval:g} s, from this run):")
         print("\n".join(projected.arithmetic()))
+        cpu = busy_cpu_ms(result)
+        print(
+            f"(a replica's rate is bounded by POLL_CONCURRENCY / latency = {args.concurrency} / "
+            f"{args.latency:g} s = {args.concurrency / args.latency:,.0f} polls/s with a fixed ceiling, "
+            f"and by one core / CPU per poll = 1000 / {cpu or float('nan'):.3f} ms = "
+            f"{1000 / cpu if cpu else float('nan'):,.0f} polls/s; a first pass of a few thousand users is "
+            "mostly ramp-up, so measure the rate at full size)"
+        )
     return 0
 
 
