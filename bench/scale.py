@@ -293,10 +293,13 @@ def database(kind: str, db: BenchDb) -> Iterator[Database]:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def seed_users(target: Database, db: BenchDb, canvas_url: str, users: int, scan_interval: float) -> float:
+def seed_users(
+    target: Database, db: BenchDb, canvas_url: str, users: int, scan_interval: float, due_spread: float
+) -> float:
     """bench.seed in a child process (the Fernet key in the environment, never on the command line).
-    Every user is due to be polled now; their session scans are spread over the scan interval, as in a
-    bot that has run for a while (all due at once, they would crowd the first pass)."""
+    Every user is due to be polled now (or, with `due_spread`, at random within that many seconds); their
+    session scans are spread over the scan interval, as in a bot that has run for a while (all due at
+    once, they would crowd the first pass)."""
     started = time.perf_counter()
     where = ["--db", str(db.path)] if target.kind == "sqlite" else ["--url", target.url]
     subprocess.run(
@@ -311,6 +314,10 @@ def seed_users(target: Database, db: BenchDb, canvas_url: str, users: int, scan_
             str(users),
             "--due-in",
             "-1",
+            "--scan-spread",
+            str(scan_interval),
+            "--due-spread",
+            str(due_spread),
         ],
         env={**os.environ, "TOKEN_ENCRYPTION_KEYS": db.key},
         check=True,
@@ -558,7 +565,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench_db() as db,
         database(args.database, db) as target,
     ):
-        seeded = seed_users(target, db, canvas.url, args.users, args.scan_interval)
+        seeded = seed_users(
+            target, db, canvas.url, args.users, args.scan_interval, args.interval if args.spread else 0.0
+        )
         print(f"seeded {args.users:,} users in {seeded:.1f}s ({args.database})", flush=True)
         settings = bot_settings(
             db,
@@ -605,7 +614,8 @@ def figures(
     errors: int,
 ) -> dict[str, Any]:
     firsts = sorted(min(ts) for ts in times.values() if ts)
-    first_pass = (firsts[-1] - firsts[0]) if complete and firsts else None
+    # With --spread the first polls are spread over an interval on purpose: no capacity figure.
+    first_pass = (firsts[-1] - firsts[0]) if complete and firsts and not args.spread else None
     start, end = window.start, window.end
     seconds = end - start
     polls_by_metrics = sum(delta_in(r.polls, start, (r.killed_at or end)) for r in replicas)
@@ -629,7 +639,9 @@ def figures(
         "duration": round(seconds, 1),
         "first_pass_s": None if first_pass is None else round(first_pass, 2),
         "first_pass_polls_per_s": None if not first_pass else round(args.users / first_pass, 1),
-        "first_pass_bot_cpu_ms_per_poll": _r(1000 * first_pass_cpu / args.users, 4) if complete else None,
+        "first_pass_bot_cpu_ms_per_poll": _r(1000 * first_pass_cpu / args.users, 4)
+        if first_pass is not None
+        else None,
         "start_to_first_pass_s": round(firsts[-1] - started, 2) if complete and firsts else None,
         "polls": int(polls),
         "polls_by_metrics": int(polls_by_metrics),
@@ -651,6 +663,11 @@ def figures(
         "pg_rows_per_poll": None
         if window.rows is None
         else _r(window.rows / polls if polls else float("nan"), 4),
+        "pg_rows_per_poll_by_table": {
+            table: _r(written / polls, 4) for table, written in sorted(window.rows_by_table.items())
+        }
+        if polls and window.rows is not None
+        else None,
         "pg_cpu_ms_per_poll": None if window.pg_cpu is None else _r(window.pg_cpu * per_poll, 4),
         "pg_cpu_source": None if window.pg_cpu is None else "backends' /proc/<pid>/stat, sampled every 0.5 s",
         "pg_cores": None if window.pg_cpu is None else _r(window.pg_cpu / seconds),
@@ -741,6 +758,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, choices=(1, 2), default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured after the first pass")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="users first due at random over one interval (a steady state from the start: every user's "
+        "phase random, as after days of running) instead of all at once (the first pass)",
+    )
     parser.add_argument(
         "--kill", action="store_true", help="SIGKILL replica 2 during the window (2 replicas)"
     )

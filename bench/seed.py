@@ -48,6 +48,7 @@ def linked_rows(
     due_in: float,
     start: int,
     scan_spread: float | None = None,
+    due_spread: float = 0.0,
 ) -> list[LinkedUser]:
     """Linked users `start` .. `start + CHUNK` of `users`, due `due_in` seconds from now. With
     `scan_spread`, each one's session scan is due at a random moment within that many seconds (a bot's
@@ -68,7 +69,7 @@ def linked_rows(
             needs_relink=False,
             alerts_enabled=True,
             linked_at=now,
-            next_poll_at=due,
+            next_poll_at=due + timedelta(seconds=spread.uniform(0, due_spread)) if due_spread else due,
             consecutive_failures=0,
             next_scan_at=None
             if scan_spread is None
@@ -84,24 +85,30 @@ def insert_linked(
     users: list[tuple[int, str]],
     due_in: float,
     scan_spread: float | None = None,
+    due_spread: float = 0.0,
 ) -> None:
     engine = create_engine(f"sqlite:///{db_path}")
     with Session(engine) as session:
         for start in range(0, len(users), CHUNK):
-            session.add_all(linked_rows(cipher, users, due_in, start, scan_spread))
+            session.add_all(linked_rows(cipher, users, due_in, start, scan_spread, due_spread))
             session.commit()
     engine.dispose()
 
 
 async def insert_linked_async(
-    url: str, cipher: TokenCipher, users: list[tuple[int, str]], due_in: float, scan_spread: float | None
+    url: str,
+    cipher: TokenCipher,
+    users: list[tuple[int, str]],
+    due_in: float,
+    scan_spread: float | None,
+    due_spread: float = 0.0,
 ) -> None:
     engine = create_async_engine(url)
     sessions = session_factory(engine)
     try:
         for start in range(0, len(users), CHUNK):
             async with sessions.begin() as session:
-                session.add_all(linked_rows(cipher, users, due_in, start, scan_spread))
+                session.add_all(linked_rows(cipher, users, due_in, start, scan_spread, due_spread))
     finally:
         await engine.dispose()
 
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--canvas", required=True, help="sandbox Canvas base URL")
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--due-in", type=float, default=-1.0, help="seconds from now until first poll")
+    parser.add_argument("--due-spread", type=float, default=0.0, help="first polls due at random within this")
     parser.add_argument(
         "--scan-spread", type=float, help="session scans due at random within this many seconds"
     )
@@ -125,12 +133,19 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(args.url)
         asyncio.run(
             insert_linked_async(
-                args.url, cipher, canvas_users(args.canvas, args.users), args.due_in, args.scan_spread
+                args.url,
+                cipher,
+                canvas_users(args.canvas, args.users),
+                args.due_in,
+                args.scan_spread,
+                args.due_spread,
             )
         )
         return
     upgrade(f"sqlite+aiosqlite:///{args.db}")
-    insert_linked(args.db, cipher, canvas_users(args.canvas, args.users), args.due_in, args.scan_spread)
+    insert_linked(
+        args.db, cipher, canvas_users(args.canvas, args.users), args.due_in, args.scan_spread, args.due_spread
+    )
 
 
 if __name__ == "__main__":
