@@ -43,6 +43,7 @@ FULL: list[Bench] = [
     Bench("unsigned_post"),
     Bench("scan_overhead"),
     Bench("live_event_latency"),
+    Bench("scale", ("--users", "2000", "--replicas", "2", "--database", "postgres", "--kill")),
 ]
 QUICK: list[Bench] = [
     Bench("slow_users", ("--quick",), limit=120),
@@ -55,6 +56,7 @@ QUICK: list[Bench] = [
     Bench("unsigned_post", ("--megabytes", "10"), limit=60),
     Bench("scan_overhead", ("--quick",), limit=90),
     Bench("live_event_latency", ("--quick",), limit=90),
+    Bench("scale", ("--quick",), limit=60),
 ]
 
 

@@ -77,8 +77,8 @@ def startup_lines(settings: Settings, mode: SlackMode) -> list[str]:
     return [
         f"database: {database_description(settings)}, migrations applied",
         slack,
-        f"poller: every {settings.poll_interval_seconds:g}s per user, up to {settings.poll_concurrency} "
-        f"Canvas requests in flight, Canvas at {settings.canvas_root}",
+        f"poller: every {settings.poll_interval_seconds:g}s per user, at most {settings.poll_concurrency} "
+        f"Canvas polls in flight (Little's law sizes the limit), Canvas at {settings.canvas_root}",
         f"http: listening on {settings.host}:{settings.port} (/slack/events, /healthz, /metrics)",
     ]
 

@@ -118,7 +118,9 @@ class Settings(BaseSettings):
     poll_concurrency: int = Field(
         default=200,
         ge=1,
-        description="Canvas requests in flight at once (100k users a minute at 100 ms needs ~170)",
+        description="Ceiling on Canvas polls in flight at once. The limit in force follows Little's law: "
+        "units / POLL_INTERVAL_SECONDS x measured poll time x 2 (100k users every 30 s at 100 ms: ~670), "
+        "at least 4, halved while Canvas throttles a noticeable share; metric confbot_poll_concurrency_limit",
     )
     slack_history_reads_per_minute: float | None = Field(
         default=None,

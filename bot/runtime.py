@@ -16,6 +16,7 @@ from bot.canvas.client import CanvasClient
 from bot.canvas.oauth import CanvasOAuth
 from bot.canvas.scopes import SCOPE_NAMES
 from bot.config import Settings
+from bot.domain.concurrency import ConcurrencyControl
 from bot.domain.models import CanvasUser
 from bot.engine.agenda import AgendaRunner
 from bot.engine.attendance import AttendanceReporter
@@ -27,6 +28,7 @@ from bot.engine.delivery import HistoryBudget
 from bot.engine.digests import DigestRunner
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.leases import BucketLeases
+from bot.engine.limiter import AdaptiveLimiter
 from bot.engine.linking import link_with_token
 from bot.engine.live_events import LiveEventIntake
 from bot.engine.locales import Locales
@@ -121,6 +123,8 @@ class Runtime:
     dispatcher: Dispatcher
     scheduler: EngineScheduler
     live_events: LiveEventIntake
+    limiter: AdaptiveLimiter
+    """Canvas work in flight (polls and session scans share it), sized by Little's law."""
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -129,11 +133,17 @@ class Runtime:
         cipher = build_cipher(settings)
         metrics = Metrics()
         scope_alarm = MissingScopeAlarm(metrics)
+        # POLL_CONCURRENCY is the ceiling; the limit in force follows the measured demand and latency.
+        limiter = AdaptiveLimiter(
+            ConcurrencyControl(ceiling=settings.poll_concurrency, interval=settings.poll_interval_seconds),
+            on_limit=metrics.poll_concurrency.set,
+        )
         canvas = CanvasClient(
             settings.canvas_root,
             max_connections=settings.poll_concurrency,
             timeout=settings.canvas_timeout_seconds,
             on_insufficient_scope=scope_alarm.refused_call,
+            on_answer=limiter.answered,
         )
         oauth = canvas_oauth(settings)
         credentials = Credentials(sessions, cipher, oauth)
@@ -185,6 +195,7 @@ class Runtime:
             # how late a due unit may be claimed: the poll tick
             scheduler=EngineScheduler(poll_every=poll_every(settings)),
             live_events=LiveEventIntake(sessions),
+            limiter=limiter,
         )
         runtime._schedule_engine()
         return runtime
@@ -194,7 +205,7 @@ class Runtime:
         reports, quiet-hour summaries and digests, each waking the dispatcher when it queues a message,
         and the scheduler's jobs that drive them."""
         settings, wake = self.settings, self.scheduler.wake_dispatcher
-        in_flight = asyncio.Semaphore(settings.poll_concurrency)  # shared: one Canvas budget for all units
+        in_flight = self.limiter  # shared: one Canvas budget for all units
         self.pollers[:] = [
             Poller(
                 units,
@@ -272,8 +283,17 @@ class Runtime:
         attendance = AttendanceReporter(
             self.sessions, self.canvas, self.credentials, locales=self.locales, on_enqueued=wake
         )
+
+        async def count_demand() -> int:
+            """The units this replica polls each interval (its buckets' schedules, in memory), for the
+            concurrency limit: a count every few seconds follows links, relinks and takeovers."""
+            units = sum(poller.scheduled for poller in self.pollers)
+            self.limiter.demand(units, settings.poll_interval_seconds)
+            return units
+
         periodic: dict[str, tuple[Callable[[], Awaitable[int]], float]] = {
             "poll-leases": (self.leases.renew, self.leases.renew_every.total_seconds()),
+            "poll-demand": (count_demand, min(5.0, settings.poll_interval_seconds)),
             "recordings": (recordings.tick, poll_every(settings)),
             "quiet-summaries": (summaries.tick, poll_every(settings)),
             "digests": (digests.tick, 30.0),

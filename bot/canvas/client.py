@@ -14,6 +14,7 @@ body, the same pure mapping the httpx-based OAuth client uses.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,7 +25,13 @@ import yarl
 from pydantic import TypeAdapter, ValidationError
 
 from bot.canvas import network
-from bot.canvas.errors import InsufficientScope, Transient, error_for_answer, strip_json_prefix
+from bot.canvas.errors import (
+    InsufficientScope,
+    Throttled,
+    Transient,
+    error_for_answer,
+    strip_json_prefix,
+)
 from bot.domain.models import CanvasUser, Conference, ConferenceList, Course, Group
 
 logger = logging.getLogger(__name__)
@@ -66,11 +73,15 @@ class CanvasClient:
         max_connections: int = 100,
         user_agent: str = "confbot/0.1",
         on_insufficient_scope: Callable[[InsufficientScope], None] | None = None,
+        on_answer: Callable[[float, bool], None] | None = None,
     ) -> None:
         """`on_insufficient_scope` hears every call Canvas refuses for a scope the token lacks: every
-        caller's, in one place, even where the caller swallows the error (a look-up that is a nicety)."""
+        caller's, in one place, even where the caller swallows the error (a look-up that is a nicety).
+        `on_answer` hears every answer Canvas gave (seconds it took, whether it was a throttle), so the
+        poll concurrency can shrink when Canvas throttles; a timeout or a connection error is no answer."""
         self.base_url = base_url.rstrip("/")
         self._on_insufficient_scope = on_insufficient_scope
+        self._on_answer = on_answer
         self._origin = _origin(yarl.URL(self.base_url))
         self._session: aiohttp.ClientSession | None = None
         self._timeout = timeout
@@ -173,6 +184,7 @@ class CanvasClient:
     async def _request(self, token: str, url: str, params: dict[str, str] | None) -> _Page:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
         path = url.split("?", 1)[0].removeprefix(self.base_url)
+        started = time.perf_counter()
         try:
             # A next link is sent exactly as Canvas wrote it (encoded=True: no re-quoting of bookmarks).
             target = yarl.URL(url, encoded=True) if params is None else url
@@ -181,8 +193,12 @@ class CanvasClient:
             ) as answer:
                 body = await answer.read()
                 if 200 <= answer.status < 300:
+                    if self._on_answer is not None:
+                        self._on_answer(time.perf_counter() - started, False)
                     return _Page(body, next_link(answer.headers.getall("Link", ())))
                 error = error_for_answer(answer.status, answer.headers, body, f"GET {path}")
+                if self._on_answer is not None:
+                    self._on_answer(time.perf_counter() - started, isinstance(error, Throttled))
         except TimeoutError as exc:
             raise Transient(f"GET {path}: {network.describe(exc)}") from None
         except aiohttp.ClientError as exc:

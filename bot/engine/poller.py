@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,7 +94,7 @@ class Poller:
         *,
         canvas_root: str,
         interval: float,
-        semaphore: asyncio.Semaphore,
+        semaphore: AbstractAsyncContextManager[object],  # asyncio.Semaphore or engine.limiter's
         deadline: float = 30.0,
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,

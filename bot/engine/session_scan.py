@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from bot.canvas.client import CanvasClient
@@ -49,7 +50,7 @@ class SessionScanner:
         contexts: ContextNames,
         *,
         interval: float,
-        semaphore: asyncio.Semaphore,
+        semaphore: AbstractAsyncContextManager[object],  # asyncio.Semaphore or engine.limiter's
         deadline: float = 30.0,
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,

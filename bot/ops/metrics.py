@@ -54,6 +54,12 @@ class Metrics:
             ["scope"],
             registry=self.registry,
         )
+        self.poll_concurrency = Gauge(
+            "confbot_poll_concurrency_limit",
+            "Canvas polls allowed in flight now: Little's law (units / interval x measured hold time x "
+            "headroom), at most POLL_CONCURRENCY, halved by Canvas throttles",
+            registry=self.registry,
+        )
         self.linked_users = Gauge(
             "confbot_linked_users", "Linked users that are polled", registry=self.registry
         )

@@ -316,9 +316,12 @@ async def advance_clock(state: CanvasState, body: Body, request: Request) -> Any
 
 
 async def request_counts(state: CanvasState, body: Body, request: Request) -> Any:
-    """Requests per token; with `?times=1` also each request's arrival time (Unix seconds) per token."""
+    """Requests per token; with `?times=1` also each request's arrival time (Unix seconds) per token, with
+    `?times=live` only the live poll's requests' (the session scan's listings left out)."""
     answer: dict[str, Any] = {"by_token": dict(state.request_counts), "total": state.request_total}
-    if request.query_params.get("times"):
+    if request.query_params.get("times") == "live":
+        answer["times_by_token"] = {token: list(times) for token, times in state.live_poll_times.items()}
+    elif request.query_params.get("times"):
         answer["times_by_token"] = {token: list(times) for token, times in state.request_times.items()}
     if request.query_params.get("routes"):
         answer["by_route"] = dict(state.route_totals)
@@ -333,6 +336,7 @@ async def issued_tokens(state: CanvasState, body: Body, request: Request) -> Any
 async def reset_request_counts(state: CanvasState, body: Body, request: Request) -> Any:
     state.request_counts.clear()
     state.request_times.clear()
+    state.live_poll_times.clear()
     state.route_totals.clear()
     state.route_counts.clear()
     state.request_total = 0

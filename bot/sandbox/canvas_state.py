@@ -32,6 +32,9 @@ FAULT_KINDS = frozenset({"error_500", "delay", "throttle", "timeout"})
 
 ContextType = Literal["Course", "Group"]
 
+LIVE_POLL_ROUTE = "GET /api/v1/conferences?state=live"
+"""The route the bot polls each unit with (a user's live conferences)."""
+
 
 class SandboxError(Exception):
     """A control-API request that cannot be honoured; `status` becomes the HTTP status."""
@@ -241,6 +244,9 @@ class CanvasState:
         # Arrival time (time.time(), real seconds: unmoved by `clock.advance`) of every API request per
         # token, so a benchmark can tell how long each user went between two polls.
         self.request_times: dict[str, list[float]] = {}
+        self.live_poll_times: dict[str, list[float]] = {}
+        """Arrival times of the live poll's requests (LIVE_POLL_ROUTE) per token: a poll's period without
+        the session scan's listings in between (bench.scale)."""
         self.request_total = 0
         self.route_totals: dict[str, int] = {}
         self.route_counts: dict[str, dict[str, int]] = {}
@@ -629,7 +635,10 @@ class CanvasState:
                 per_token[route] = per_token.get(route, 0) + 1
         if token:
             self.request_counts[token] = self.request_counts.get(token, 0) + 1
-            self.request_times.setdefault(token, []).append(time.time())
+            now = time.time()
+            self.request_times.setdefault(token, []).append(now)
+            if route == LIVE_POLL_ROUTE:
+                self.live_poll_times.setdefault(token, []).append(now)
 
     def next_error_report_id(self) -> int:
         self.error_report_seq += 1

@@ -31,3 +31,20 @@ def test_request_log_gives_each_tokens_arrival_times_in_real_seconds_and_reset_f
 
         client.post("/_sandbox/requests/reset")
         assert client.get("/_sandbox/requests", params={"times": "1"}).json()["times_by_token"] == {}
+
+
+def test_the_live_poll_log_leaves_out_every_other_request() -> None:
+    """bench.scale reads poll periods from it: a session scan's full listing between two polls must not
+    split a period in two."""
+    with serving(create_canvas_app(CanvasState())) as url, httpx.Client(base_url=url, timeout=10) as client:
+        ada = client.post("/_sandbox/users", json={"name": "Ada"}).json()["token"]
+        auth = {"Authorization": f"Bearer {ada}"}
+        client.get("/api/v1/conferences", params={"state": "live", "per_page": "100"}, headers=auth)
+        client.get("/api/v1/conferences", params={"per_page": "100"}, headers=auth)  # a scan's listing
+        client.get("/api/v1/users/self", headers=auth)
+        live = client.get("/_sandbox/requests", params={"times": "live"}).json()["times_by_token"]
+        every = client.get("/_sandbox/requests", params={"times": "1"}).json()["times_by_token"]
+        assert len(live[ada]) == 1 and len(every[ada]) == 3
+        assert live[ada][0] == every[ada][0]
+        client.post("/_sandbox/requests/reset")
+        assert client.get("/_sandbox/requests", params={"times": "live"}).json()["times_by_token"] == {}
