@@ -608,7 +608,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for replica in replicas:
                 stop(replica)
-        errors = sum(r.log_path.read_text(errors="replace").count("Traceback") for r in replicas)
+        logs = [r.log_path.read_text(errors="replace") for r in replicas]
+        errors = sum(log.count("Traceback") for log in logs)
+        for log in logs:  # the first one of each replica, so a run that logged one says what it was
+            if "Traceback" in log:
+                print(log[max(log.index("Traceback") - 300, 0) :][:2500], flush=True)
     return figures(args, started, complete, first_pass_cpu, window, times, replicas, errors)
 
 

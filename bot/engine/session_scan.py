@@ -38,6 +38,11 @@ FAILED_SCAN_RETRY_SECONDS = 60.0
 TEACHING_TTL = timedelta(hours=12)
 """How long a user's teaching roles, read for the host nudge, are trusted (per process)."""
 
+DATABASE_WRITERS = 4
+"""Scans of one batch writing their results at once. A batch is hundreds of scans gathered together: each
+opening its own transaction as its listing arrived took every pooled connection, and other jobs (the
+poll writer, quiet-hour summaries) timed out waiting for one (bench.scale, 100k users)."""
+
 Listing = tuple[list[Conference], frozenset[tuple[str, int]]]
 
 
@@ -64,6 +69,7 @@ class SessionScanner:
         self._deadline = deadline
         self._batch_size = batch_size
         self._clock = clock
+        self._writers = asyncio.Semaphore(DATABASE_WRITERS)
         self._teaching: dict[
             int, tuple[datetime, frozenset[tuple[str, int]]]
         ] = {}  # user -> (until, courses)
@@ -92,11 +98,17 @@ class SessionScanner:
                 # The live poll owns back-off and relinking; a scan tries again a little later.
                 log.info("session scan of linked user %s failed: %s", user_id, type(error).__name__)
                 failed = True
-        if failed:
+        async with self._writers:
+            await self._record(user_id, None if failed else (listed, teaching))
+
+    async def _record(self, user_id: int, scanned: Listing | None) -> None:
+        """Write one scan's result (None: it failed, retry it soon)."""
+        if scanned is None:
             retry_at = self._clock() + timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
             async with self._sessions.begin() as session:
                 await store.retry_scan_soon(session, user_id, retry_at)
             return
+        listed, teaching = scanned
         now = self._clock()
         async with self._sessions.begin() as session:
             changes = compare_scan(await store.load_catalog(session, user_id), listed, now, teaching)

@@ -8,13 +8,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.canvas.client import CanvasClient
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials
 from bot.engine.linking import link_with_token
-from bot.engine.session_scan import FAILED_SCAN_RETRY_SECONDS, SessionScanner
+from bot.engine.session_scan import DATABASE_WRITERS, FAILED_SCAN_RETRY_SECONDS, SessionScanner
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, UserConference
@@ -67,4 +67,49 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
         async with sessions() as session:
             titles = [row.title for row in await session.scalars(select(UserConference))]
         assert titles == ["Lecture"]
+    await engine.dispose()
+
+
+async def test_a_batch_of_scans_writes_through_a_few_connections_not_one_each(
+    tmp_path: Path, canvas: CanvasWorld
+) -> None:
+    """bench.scale at 100k users: hundreds of gathered scans each opened a transaction as its listing
+    arrived, took every pooled connection, and other jobs timed out waiting for one."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    course = canvas.course("Biology 101")
+    out, most = 0, 0
+
+    def checkout(*_: object) -> None:
+        nonlocal out, most
+        out += 1
+        most = max(most, out)
+
+    def checkin(*_: object) -> None:
+        nonlocal out
+        out -= 1
+
+    async with CanvasClient(canvas.canvas.url) as client:
+        for n in range(30):
+            person = canvas.user(f"Student {n}")
+            canvas.enroll(course["id"], person["id"])
+            await link_with_token(
+                sessions, client, cipher, team_id="T1", slack_user_id=f"U{n}", token=person["token"]
+            )
+        scanner = SessionScanner(
+            sessions,
+            client,
+            Credentials(sessions, cipher, None, clock=clock),
+            ContextNames(sessions, client),
+            interval=SCAN_INTERVAL,
+            semaphore=asyncio.Semaphore(30),
+            clock=clock,
+        )
+        event.listen(engine.sync_engine.pool, "checkout", checkout)
+        event.listen(engine.sync_engine.pool, "checkin", checkin)
+        assert await scanner.tick() == 30
+    assert 1 <= most <= DATABASE_WRITERS < 30, f"{most} connections at once for 30 scans"
     await engine.dispose()
