@@ -257,13 +257,17 @@ REMINDER_KEY_SUFFIX = ":remind"
 
 
 async def deferred_reminders(session: AsyncSession, now: datetime) -> list[OutboxMessage]:
-    """Reminders held for later (quiet hours): each is checked against the catalog before it goes."""
+    """People's reminders held for later (quiet hours): each is checked against the person's catalog
+    before it goes. Only rows that carry their conference (a person's reminder does; a channel's, which
+    no quiet hours hold, does not): a channel reminder enqueued a moment after this tick's clock, or
+    paced, matched too, found no linked person for its channel and was dropped as stale."""
     return list(
         await session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.status == "pending",
                 OutboxMessage.next_attempt_at > now,
                 OutboxMessage.dedup_key.endswith(REMINDER_KEY_SUFFIX),
+                OutboxMessage.conference_id.is_not(None),
             )
         )
     )

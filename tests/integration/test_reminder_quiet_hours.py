@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from bot.engine import alerts
 from bot.engine.reminders import ReminderRunner
+from bot.store import repo
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, OutboxMessage, UserConference
+from bot.store.sessions import REMINDER_KEY_SUFFIX
 from tests.support import Clock
 
 # 06:50 in New York (EST, UTC-5); quiet hours 22:00-07:00 end at 12:00 UTC.
@@ -108,3 +111,26 @@ async def test_a_deferred_reminder_is_dropped_when_its_conference_moves(sessions
     await runner.tick()
     (dropped,) = await _reminders(sessions)
     assert dropped.status == "failed" and "moved" in (dropped.last_error or "")
+
+
+async def test_a_channels_reminder_waiting_its_turn_is_not_taken_for_a_persons_stale_one(
+    sessions: SessionFactory,
+) -> None:
+    """Fails before (test_schedules' channel reminder, now and then): a channel reminder enqueued a moment
+    after the people's reminder tick read its clock looked deferred, had no linked person and was dropped."""
+    clock = Clock()
+    clock.now = NIGHT
+    await _user_with(sessions)
+    message = {"text": "Starts in 1 min", "blocks": []}
+    row = alerts.post_row(
+        "T1:CBIO:7:1796508388" + REMINDER_KEY_SUFFIX,
+        team_id="T1",
+        destination="CBIO",
+        message=message,
+        now=NIGHT + timedelta(milliseconds=1),
+    )
+    async with sessions.begin() as session:
+        await repo.enqueue(session, [row])
+    await _runner(sessions, clock).tick()
+    (channel,) = await _reminders(sessions)
+    assert (channel.destination, channel.status) == ("CBIO", "pending")
