@@ -13,6 +13,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -74,3 +75,12 @@ def pg_url() -> Iterator[str]:
     """SQLAlchemy URL of a throwaway PostgreSQL database (empty: no migrations applied)."""
     with throwaway_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test on SQLite (a file, one process) and on a throwaway PostgreSQL database (the several
+    replicas case): a URL, no migrations applied."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"

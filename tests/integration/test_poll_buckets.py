@@ -25,7 +25,7 @@ from bot.store import buckets
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, Subscription
-from tests.pg import pg_url  # noqa: F401  (fixture, by name for the PostgreSQL case)
+from tests.pg import db_url, pg_url  # noqa: F401  (fixtures: each test on SQLite and PostgreSQL)
 from tests.support import CanvasWorld, Clock, fernet_key
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -33,15 +33,8 @@ INTERVAL = 60.0
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
-
-
 @pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[SessionFactory]:
+async def sessions(db_url: str) -> AsyncIterator[SessionFactory]:  # noqa: F811
     await upgrade_async(db_url)
     engine = create_engine(db_url)
     yield session_factory(engine)

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select, update
@@ -27,7 +26,7 @@ from bot.store import sessions as store_sessions
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, OutboxMessage
-from tests.pg import pg_url  # noqa: F401  (fixture, by name for the PostgreSQL case)
+from tests.pg import db_url, pg_url  # noqa: F401  (fixtures: each test on SQLite and PostgreSQL)
 from tests.support import CanvasWorld, Clock, fernet_key
 
 INTERVAL = 60.0
@@ -92,16 +91,8 @@ class World:
         return user
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each test on SQLite and on PostgreSQL (where rows written count for the shared database)."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-
-
 @pytest.fixture
-async def world(db_url: str, canvas: CanvasWorld) -> AsyncIterator[World]:
+async def world(db_url: str, canvas: CanvasWorld) -> AsyncIterator[World]:  # noqa: F811
     url = db_url
     await upgrade_async(url)
     engine = create_engine(url)

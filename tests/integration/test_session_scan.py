@@ -16,11 +16,26 @@ from bot.engine.credentials import Credentials
 from bot.engine.linking import link_with_token
 from bot.engine.session_scan import DATABASE_WRITERS, FAILED_SCAN_RETRY_SECONDS, SessionScanner
 from bot.store.crypto import TokenCipher
-from bot.store.db import create_engine, session_factory, upgrade_async
+from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, UserConference
 from tests.support import CanvasWorld, Clock, fernet_key
 
 SCAN_INTERVAL = 600.0
+
+
+def _scanner(
+    sessions: SessionFactory, client: CanvasClient, cipher: TokenCipher, clock: Clock, *, slots: int
+) -> SessionScanner:
+    """The scanner as the runtime builds it, `slots` Canvas requests at once, on the injected clock."""
+    return SessionScanner(
+        sessions,
+        client,
+        Credentials(sessions, cipher, None, clock=clock),
+        ContextNames(sessions, client),
+        interval=SCAN_INTERVAL,
+        semaphore=asyncio.Semaphore(slots),
+        clock=clock,
+    )
 
 
 async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
@@ -38,15 +53,7 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
         await link_with_token(
             sessions, client, cipher, team_id="T1", slack_user_id="UADA", token=ada["token"]
         )
-        scanner = SessionScanner(
-            sessions,
-            client,
-            Credentials(sessions, cipher, None, clock=clock),
-            ContextNames(sessions, client),
-            interval=SCAN_INTERVAL,
-            semaphore=asyncio.Semaphore(4),
-            clock=clock,
-        )
+        scanner = _scanner(sessions, client, cipher, clock, slots=4)
 
         async def next_scan_in() -> float:
             async with sessions() as session:
@@ -99,15 +106,7 @@ async def test_a_batch_of_scans_writes_through_a_few_connections_not_one_each(
             await link_with_token(
                 sessions, client, cipher, team_id="T1", slack_user_id=f"U{n}", token=person["token"]
             )
-        scanner = SessionScanner(
-            sessions,
-            client,
-            Credentials(sessions, cipher, None, clock=clock),
-            ContextNames(sessions, client),
-            interval=SCAN_INTERVAL,
-            semaphore=asyncio.Semaphore(30),
-            clock=clock,
-        )
+        scanner = _scanner(sessions, client, cipher, clock, slots=30)
         event.listen(engine.sync_engine.pool, "checkout", checkout)
         event.listen(engine.sync_engine.pool, "checkin", checkin)
         assert await scanner.tick() == 30
