@@ -14,7 +14,6 @@ body, the same pure mapping the httpx-based OAuth client uses.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -73,11 +72,11 @@ class CanvasClient:
         max_connections: int = 100,
         user_agent: str = "confbot/0.1",
         on_insufficient_scope: Callable[[InsufficientScope], None] | None = None,
-        on_answer: Callable[[float, bool], None] | None = None,
+        on_answer: Callable[[bool], None] | None = None,
     ) -> None:
         """`on_insufficient_scope` hears every call Canvas refuses for a scope the token lacks: every
         caller's, in one place, even where the caller swallows the error (a look-up that is a nicety).
-        `on_answer` hears every answer Canvas gave (seconds it took, whether it was a throttle), so the
+        `on_answer` hears every answer Canvas gave (whether it was a throttle), so the
         poll concurrency can shrink when Canvas throttles; a timeout or a connection error is no answer."""
         self.base_url = base_url.rstrip("/")
         self._on_insufficient_scope = on_insufficient_scope
@@ -184,7 +183,6 @@ class CanvasClient:
     async def _request(self, token: str, url: str, params: dict[str, str] | None) -> _Page:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
         path = url.split("?", 1)[0].removeprefix(self.base_url)
-        started = time.perf_counter()
         try:
             # A next link is sent exactly as Canvas wrote it (encoded=True: no re-quoting of bookmarks).
             target = yarl.URL(url, encoded=True) if params is None else url
@@ -194,11 +192,11 @@ class CanvasClient:
                 body = await answer.read()
                 if 200 <= answer.status < 300:
                     if self._on_answer is not None:
-                        self._on_answer(time.perf_counter() - started, False)
+                        self._on_answer(False)
                     return _Page(body, next_link(answer.headers.getall("Link", ())))
                 error = error_for_answer(answer.status, answer.headers, body, f"GET {path}")
                 if self._on_answer is not None:
-                    self._on_answer(time.perf_counter() - started, isinstance(error, Throttled))
+                    self._on_answer(isinstance(error, Throttled))
         except TimeoutError as exc:
             raise Transient(f"GET {path}: {network.describe(exc)}") from None
         except aiohttp.ClientError as exc:

@@ -59,10 +59,9 @@ class AdaptiveLimiter:
         self._control.demand(units, interval)
         self._refresh()
 
-    def answered(self, seconds: float, throttled: bool) -> None:
-        """Canvas answered one request (CanvasClient's `on_answer`); only the throttle matters here,
-        the hold time is measured per slot."""
-        del seconds
+    def answered(self, throttled: bool) -> None:
+        """Canvas answered one request (CanvasClient's `on_answer`): whether it throttled. The hold time
+        is measured per slot, not per request."""
         self._control.answered(throttled=throttled, now=self._clock())
         self._refresh()
 

@@ -372,10 +372,8 @@ async def test_logs_never_contain_the_token(
 async def test_every_answer_is_reported_with_whether_it_was_a_throttle(canvas_faults: FaultProxy) -> None:
     """The poll concurrency hears Canvas's throttles from here (bot/engine/limiter.py): a 403 "Rate Limit
     Exceeded" and a 429 are throttles, a 200 and a 404 are answers that are not."""
-    heard: list[tuple[float, bool]] = []
-    async with CanvasClient(
-        canvas_faults.url, timeout=2.0, on_answer=lambda s, t: heard.append((s, t))
-    ) as client:
+    heard: list[bool] = []
+    async with CanvasClient(canvas_faults.url, timeout=2.0, on_answer=heard.append) as client:
         with canvas_faults.active(canvas_throttle("/api/v1/users/self")), pytest.raises(Throttled):
             await client.self_user(TOKEN)
         throttle = Fault("respond", path="/api/v1/users/self", status=429, headers={"Retry-After": "1"})
@@ -384,5 +382,4 @@ async def test_every_answer_is_reported_with_whether_it_was_a_throttle(canvas_fa
         missing = Fault("respond", path="/api/v1/users/self", status=404, body=errors_body("not found"))
         with canvas_faults.active(missing), pytest.raises(NotFound):
             await client.self_user(TOKEN)
-    assert [throttled for _, throttled in heard] == [True, True, False]
-    assert all(seconds >= 0 for seconds, _ in heard)
+    assert heard == [True, True, False]

@@ -87,11 +87,11 @@ async def test_throttles_shrink_the_limit_and_work_in_flight_finishes() -> None:
     assert slots.limit == 100
     for _ in range(5):  # Canvas answers 403 Rate Limit Exceeded, a second apart
         clock.now += 1.0
-        slots.answered(0.5, True)
+        slots.answered(True)
     # Halved each second, two slots coming back between cuts: 100, 50, 26, 14, 8, 5.
     assert slots.limit == 5
     clock.now += 10.0
-    slots.answered(0.5, False)
+    slots.answered(False)
     assert slots.limit == 25, "then 2 slots a second come back"
 
 
