@@ -21,6 +21,7 @@ from bot.domain.quiet_hours import QuietHours
 from bot.engine import alerts
 from bot.engine.credentials import StoredToken
 from bot.store import repo, sessions
+from bot.store.id_lists import one_of
 from bot.store.models import (
     KnownConference,
     LinkedUser,
@@ -85,7 +86,9 @@ class UserUnits:
         known = await repo.load_known(session, KnownConference, ids)
         opened = await sessions.opened_for_users(session, ids, now)
         muted: dict[int, set[ContextKey]] = {uid: set() for uid in ids}
-        for row in await session.scalars(select(MutedContext).where(MutedContext.linked_user_id.in_(ids))):
+        for row in await session.scalars(
+            select(MutedContext).where(one_of(session, MutedContext.linked_user_id, ids))
+        ):
             muted[row.linked_user_id].add((row.context_type, row.context_id))
         return [
             PollJob(
@@ -110,7 +113,9 @@ class UserUnits:
         return await canvas.live_conferences(token)
 
     async def record(self, session: AsyncSession, unit_ids: list[int], **values: object) -> None:
-        await session.execute(update(LinkedUser).where(LinkedUser.id.in_(unit_ids)).values(**values))
+        await session.execute(
+            update(LinkedUser).where(one_of(session, LinkedUser.id, unit_ids)).values(**values)
+        )
 
     def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]:
         """The token is dead: stop polling the user and DM them once (the key includes linked_at)."""
@@ -132,7 +137,7 @@ class SubscriptionUnits:
             await session.execute(
                 select(Subscription, LinkedUser)
                 .join(LinkedUser, LinkedUser.id == Subscription.subscriber_id)
-                .where(Subscription.id.in_(unit_ids), LinkedUser.needs_relink.is_(False))
+                .where(one_of(session, Subscription.id, unit_ids), LinkedUser.needs_relink.is_(False))
             )
         ).all()
         if not rows:
@@ -159,7 +164,9 @@ class SubscriptionUnits:
         return live_filter(await canvas.course_conferences(token, job.course_id), now)
 
     async def record(self, session: AsyncSession, unit_ids: list[int], **values: object) -> None:
-        await session.execute(update(Subscription).where(Subscription.id.in_(unit_ids)).values(**values))
+        await session.execute(
+            update(Subscription).where(one_of(session, Subscription.id, unit_ids)).values(**values)
+        )
 
     def relink_rows(self, job: PollJob, reason: str, now: datetime) -> list[dict[str, object]]:
         """The subscriber's own poll tells them to relink; the subscription waits (load skips it)."""

@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.diff import Seen
 from bot.domain.outbox import ENDED_BEFORE_SENT
+from bot.store.id_lists import one_of
 from bot.store.models import (
     Base,
     CanvasContext,
@@ -116,7 +117,9 @@ async def load_users(session: AsyncSession, ids: Sequence[int]) -> Sequence[Row[
     if not ids:
         return []
     rows = await session.execute(
-        select(*POLLED_USER_COLUMNS).where(LinkedUser.id.in_(list(ids)), LinkedUser.needs_relink.is_(False))
+        select(*POLLED_USER_COLUMNS).where(
+            one_of(session, LinkedUser.id, ids), LinkedUser.needs_relink.is_(False)
+        )
     )
     return cast(Sequence[Row[Any]], rows.all())
 
@@ -145,7 +148,7 @@ async def load_known(
     """The last live sets of several poll sources in one query."""
     owner = _owner(model)
     known: dict[int, dict[int, Seen]] = {owner_id: {} for owner_id in owners}
-    rows = await session.execute(select(model, owner).where(owner.in_(owners)))
+    rows = await session.execute(select(model, owner).where(one_of(session, owner, owners)))
     for found, owner_id in rows:
         row = cast(KnownConference | SubscriptionKnownConference, found)
         known[owner_id][row.conference_id] = Seen(

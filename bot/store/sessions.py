@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.sessions import ScanChanges, Scanned
+from bot.store.id_lists import one_of
 from bot.store.models import (
     KnownConference,
     LinkedUser,
@@ -47,7 +48,9 @@ async def opened_for_users(
             (OpenedSession.context_type == UserConference.context_type)
             & (OpenedSession.context_id == UserConference.context_id),
         )
-        .where(UserConference.linked_user_id.in_(linked_user_ids), OpenedSession.expires_at > now)
+        .where(
+            one_of(session, UserConference.linked_user_id, linked_user_ids), OpenedSession.expires_at > now
+        )
         .distinct()
     )
     for user_id, opened in rows.all():
