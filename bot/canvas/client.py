@@ -86,6 +86,9 @@ class CanvasClient:
         self._timeout = timeout
         self._max_connections = max_connections
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        # Built once: the live poll runs for every user every interval, and building its URL from a
+        # string and a query dict on each request was a measurable share of a poll's CPU.
+        self._live_url = self._url("/api/v1/conferences", {"state": "live", "per_page": "100"})
 
     async def __aenter__(self) -> Self:
         return self
@@ -109,22 +112,23 @@ class CanvasClient:
 
     async def live_conferences(self, token: str) -> list[Conference]:
         """Live conferences across all the user's courses and groups (the only `state`-aware index)."""
-        params = {"state": "live", "per_page": "100"}
-        return await self._get_all(token, "/api/v1/conferences", params, _conferences)
+        return await self._get_all(token, "/api/v1/conferences", self._live_url, _conferences)
 
     async def all_conferences(self, token: str) -> list[Conference]:
         """Every conference of the user's courses and groups, live or not (`/conferences all`)."""
-        return await self._get_all(token, "/api/v1/conferences", {"per_page": "100"}, _conferences)
+        return await self._get_all(
+            token, "/api/v1/conferences", self._url_100("/api/v1/conferences"), _conferences
+        )
 
     async def course_conferences(self, token: str, course_id: int) -> list[Conference]:
         """Every conference in a course the user may see (all states: Canvas ignores `state` here)."""
         path = f"/api/v1/courses/{int(course_id)}/conferences"
-        return await self._get_all(token, path, {"per_page": "100"}, _conferences)
+        return await self._get_all(token, path, self._url_100(path), _conferences)
 
     async def group_conferences(self, token: str, group_id: int) -> list[Conference]:
         """Every conference in a group the user may see."""
         path = f"/api/v1/groups/{int(group_id)}/conferences"
-        return await self._get_all(token, path, {"per_page": "100"}, _conferences)
+        return await self._get_all(token, path, self._url_100(path), _conferences)
 
     async def course(self, token: str, course_id: int) -> Course:
         """One course with the user's own enrollments (Canvas includes them by default)."""
@@ -138,31 +142,40 @@ class CanvasClient:
 
     async def courses(self, token: str) -> list[Course]:
         """The user's active courses, each with the user's enrollments in it."""
-        return await self._get_all(token, "/api/v1/courses", {"per_page": "100"}, _COURSES.validate_json)
+        return await self._get_all(
+            token, "/api/v1/courses", self._url_100("/api/v1/courses"), _COURSES.validate_json
+        )
 
     async def course_users(self, token: str, course_id: int) -> list[CanvasUser]:
         """The people of a course (active and invited enrollments, every role), for names in reports."""
         path = f"/api/v1/courses/{int(course_id)}/users"
-        return await self._get_all(token, path, {"per_page": "100"}, _USERS.validate_json)
+        return await self._get_all(token, path, self._url_100(path), _USERS.validate_json)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, str] | None = None) -> yarl.URL:
+        """The first page's URL of `path` on this Canvas, with `params` as its query."""
+        url = yarl.URL(self.base_url + path)
+        return url if params is None else url.extend_query(params)
+
+    def _url_100(self, path: str) -> yarl.URL:
+        return self._url(path, {"per_page": "100"})
 
     async def _get_one(
         self, token: str, path: str, params: dict[str, str] | None, parse: Callable[[bytes], T]
     ) -> T:
-        page = await self._request(token, self.base_url + path, params)
+        page = await self._request(token, self._url(path, params), path)
         return self._parse(page, path, parse)
 
     async def _get_all(
-        self, token: str, path: str, params: dict[str, str], parse: Callable[[bytes], list[T]]
+        self, token: str, path: str, first: yarl.URL, parse: Callable[[bytes], list[T]]
     ) -> list[T]:
         """Follow `rel="next"` links verbatim: Canvas bookmarks are opaque, so never build page URLs."""
         items: list[T] = []
-        seen: set[str] = set()
-        url = self.base_url + path
-        page_params: dict[str, str] | None = params
+        seen: set[yarl.URL] = set()
+        url = first
         while True:
-            page = await self._request(token, url, page_params)
+            page = await self._request(token, url, path)
             items.extend(self._parse(page, path, parse))
             if page.next_link is None:
                 return items
@@ -170,25 +183,22 @@ class CanvasClient:
             if next_url in seen or len(seen) >= MAX_PAGES:
                 raise Transient(f"GET {path}: pagination loop or more than {MAX_PAGES} pages")
             seen.add(next_url)
-            url, page_params = next_url, None
+            url = next_url
 
-    def _next_url(self, current: str, link: str, path: str) -> str:
-        """The next page's URL, resolved against the current one without re-quoting anything."""
-        target = yarl.URL(current, encoded=True).join(yarl.URL(link, encoded=True))
+    def _next_url(self, current: yarl.URL, link: str, path: str) -> yarl.URL:
+        """The next page's URL, resolved against the current one without re-quoting anything (a next
+        link is sent exactly as Canvas wrote it: encoded=True, no re-quoting of bookmarks)."""
+        target = current.join(yarl.URL(link, encoded=True))
         if _origin(target) != self._origin:
             # The token rides along on every page request: never hand it to another host.
             raise Transient(f"GET {path}: next page link points at another host")
-        return str(target)
+        return target
 
-    async def _request(self, token: str, url: str, params: dict[str, str] | None) -> _Page:
+    async def _request(self, token: str, url: yarl.URL, path: str) -> _Page:
+        """GET `url` with the token; `path` names the endpoint in error messages (never the query)."""
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
-        path = url.split("?", 1)[0].removeprefix(self.base_url)
         try:
-            # A next link is sent exactly as Canvas wrote it (encoded=True: no re-quoting of bookmarks).
-            target = yarl.URL(url, encoded=True) if params is None else url
-            async with self._pool().get(
-                target, params=params, headers=headers, allow_redirects=False
-            ) as answer:
+            async with self._pool().get(url, headers=headers, allow_redirects=False) as answer:
                 body = await answer.read()
                 if 200 <= answer.status < 300:
                     if self._on_answer is not None:
@@ -211,6 +221,9 @@ class CanvasClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
+                # One pool for every user's token: a cookie Canvas set on one user's answer must never
+                # ride along on another's request (and a jar nobody needs costs every request a look-up).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 raise_for_status=False,
             )

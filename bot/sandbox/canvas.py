@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import html
 import math
+import secrets
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -47,6 +48,8 @@ from bot.sandbox.canvas_scopes import INSUFFICIENT_SCOPES
 from bot.sandbox.canvas_state import Bucket, CanvasState, Conference, Course, User
 
 __all__ = ["CanvasState", "create_canvas_app"]
+
+CSRF_COOKIE = "_csrf_token"
 
 Handler = Callable[[Request, User], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -84,7 +87,8 @@ def _server_error(state: CanvasState) -> Response:
 
 
 def api(handler: Handler) -> Endpoint:
-    """Wrap an API handler with Canvas' request pipeline: count, faults, throttle, authenticate."""
+    """Wrap an API handler with Canvas' request pipeline: count, faults, throttle, authenticate; every answer
+    sets a cookie, as Canvas' does."""
 
     async def endpoint(request: Request) -> Response:
         state = _state(request)
@@ -92,6 +96,8 @@ def api(handler: Handler) -> Endpoint:
         live_only = request.query_params.get("state")
         route = f"{request.method} {request.url.path}" + (f"?state={live_only}" if live_only else "")
         state.count_request(token, route)
+        if "cookie" in request.headers:
+            state.requests_with_cookies += 1
         client = request.client.host if request.client else "anonymous"
         bucket, full = state.reserve(token or f"ip:{client}")
         cost = state.settings.request_cost
@@ -118,6 +124,8 @@ def api(handler: Handler) -> Endpoint:
             state.settle(bucket, cost)
         response.headers["X-Request-Cost"] = f"{cost:.4f}"
         response.headers["X-Rate-Limit-Remaining"] = f"{state.remaining(bucket):.3f}"
+        # Canvas answers API requests with a fresh masked CSRF cookie too, token-authenticated or not.
+        response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(24), path="/", samesite="lax")
         return response
 
     return endpoint

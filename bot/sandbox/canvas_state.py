@@ -248,6 +248,9 @@ class CanvasState:
         """Arrival times of the live poll's requests (LIVE_POLL_ROUTE) per token: a poll's period without
         the session scan's listings in between (bench.scale)."""
         self.request_total = 0
+        self.requests_with_cookies = 0
+        """API requests that sent a Cookie header: Canvas sets session and CSRF cookies on API answers, and
+        a client serving many users must never hand one user's cookies to the next user's request."""
         self.route_totals: dict[str, int] = {}
         self.route_counts: dict[str, dict[str, int]] = {}
         self.error_report_seq = 9000

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from bot.canvas import (
     CanvasClient,
@@ -27,8 +28,13 @@ from bot.sandbox.server import serving
 
 
 @pytest.fixture
-def canvas_url() -> Iterator[str]:
-    with serving(create_canvas_app()) as url:
+def canvas_app() -> Starlette:
+    return create_canvas_app()
+
+
+@pytest.fixture
+def canvas_url(canvas_app: Starlette) -> Iterator[str]:
+    with serving(canvas_app) as url:
         yield url
 
 
@@ -112,6 +118,24 @@ async def test_live_list_spans_bookmark_pages(client: CanvasClient, control: Con
     live = await client.live_conferences(token)
     assert {c.id for c in live} == ids
     assert len(live) == 105
+
+
+async def test_one_users_canvas_cookies_never_ride_on_anothers_request(
+    canvas_app: Starlette, canvas_url: str, control: Control
+) -> None:
+    # Canvas sets a cookie on every API answer. By host name (a cookie jar ignores cookies from an IP
+    # address), so a client that kept cookies would send Ada's to Canvas with Ben's token.
+    ada_id, ada = await control.user("Ada")
+    ben_id, ben = await control.user("Ben")
+    by_name = canvas_url.replace("127.0.0.1", "localhost")
+    async with CanvasClient(by_name, timeout=2.0) as canvas:
+        assert (await canvas.self_user(ada)).id == ada_id
+        assert (await canvas.self_user(ben)).id == ben_id
+        await canvas.live_conferences(ada)
+    async with httpx.AsyncClient() as http:  # the sandbox does set the cookie: a keeping client sends it
+        await http.get(f"{by_name}/api/v1/users/self", headers={"Authorization": f"Bearer {ada}"})
+        await http.get(f"{by_name}/api/v1/users/self", headers={"Authorization": f"Bearer {ben}"})
+    assert canvas_app.state.canvas.requests_with_cookies == 1
 
 
 async def test_teacher_can_manage_student_cannot(client: CanvasClient, control: Control) -> None:
