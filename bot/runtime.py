@@ -379,7 +379,7 @@ class Runtime:
         return max(lags).total_seconds()
 
     async def close(self) -> None:
-        self.scheduler.shutdown()
+        await self.scheduler.stop()
         for poller in self.pollers:
             await poller.close()
         await self.leases.retire()

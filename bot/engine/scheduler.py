@@ -6,6 +6,7 @@ bounded below by the tick interval.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ class EngineScheduler:
         self.last_poll_tick: datetime | None = None
         self._dispatching = False
         self._woken_while_dispatching = False
+        self._running: set[asyncio.Task[object]] = set()  # job runs in progress, for `stop`
+        self._stopping = False
 
     def add_jobs(
         self,
@@ -46,14 +49,23 @@ class EngineScheduler:
         # the other would claim nearly every unit as it falls due.
         every = self._poll_every
         self._scheduler.add_job(
-            self._run_poll, "interval", seconds=every, jitter=every / 4, id=POLL_JOB, **common
+            self._stoppable(self._run_poll),
+            "interval",
+            seconds=every,
+            jitter=every / 4,
+            id=POLL_JOB,
+            **common,
         )
         self._scheduler.add_job(
-            self._run_dispatch, "interval", seconds=self._dispatch_every, id=DISPATCH_JOB, **common
+            self._stoppable(self._run_dispatch),
+            "interval",
+            seconds=self._dispatch_every,
+            id=DISPATCH_JOB,
+            **common,
         )
         for job_id, (run, seconds) in (periodic or {}).items():
             self._scheduler.add_job(
-                self._guarded(job_id, run), "interval", seconds=seconds, id=job_id, **common
+                self._stoppable(self._guarded(job_id, run)), "interval", seconds=seconds, id=job_id, **common
             )
 
     @property
@@ -64,8 +76,38 @@ class EngineScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        """Start no more runs; runs in progress go on (tests that stop the loop themselves)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def stop(self) -> None:
+        """Start no more runs and cancel those in progress, waiting until they are gone: what they were
+        doing is redone by the next process or replica (the schedule and the outbox are durable). Their
+        cancellation is the shutdown's, not a failure, so nothing is logged as one."""
+        self.shutdown()
+        self._stopping = True
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def _stoppable(self, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A job run that `stop` can cancel without APScheduler logging it as a job that raised."""
+
+        async def stoppable() -> None:
+            task = asyncio.current_task()
+            if task is None or self._stopping:
+                return
+            self._running.add(task)
+            try:
+                await run()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+            finally:
+                self._running.discard(task)
+
+        return stoppable
 
     def wake_dispatcher(self) -> None:
         """New outbox rows: dispatch now. A wake during a dispatch pass is kept and served right after it
