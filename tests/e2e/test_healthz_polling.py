@@ -24,6 +24,11 @@ def stalled_report(bot: BotProcess) -> dict[str, Any] | None:
     return body if status == 503 else None
 
 
+def caught_up_report(bot: BotProcess) -> dict[str, Any] | None:
+    status, body = health(bot)
+    return body if status == 200 and body.get("poll_lag_seconds", 0.0) <= 1.0 else None
+
+
 def test_healthz_is_degraded_while_no_poll_can_be_claimed_and_recovers_after(
     bot: BotProcess, canvas: CanvasWorld, slack: SlackWorld
 ) -> None:
@@ -48,9 +53,13 @@ def test_healthz_is_degraded_while_no_poll_can_be_claimed_and_recovers_after(
         blocker.execute("ROLLBACK")
         blocker.close()
 
-    wait_for(lambda: health(bot)[0] == 200, timeout=30, what="/healthz to recover once polls run again")
-    recovered = health(bot)[1]
-    assert recovered["polling"] == "ok" and recovered["poll_lag_seconds"] <= 2
+    # While the backlog of the blocked seconds drains, the lag hovers about the limit (200, then 503
+    # again a moment later); caught up, it is within one poll interval.
+    recovered = wait_for(
+        lambda: caught_up_report(bot), timeout=30, what="/healthz to recover once polls catch up"
+    )
+    assert recovered is not None
+    assert recovered["status"] == "ok" and recovered["polling"] == "ok"
 
 
 def test_users_in_back_off_are_not_counted_as_lag(
