@@ -610,10 +610,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stop(replica)
         logs = [r.log_path.read_text(errors="replace") for r in replicas]
         errors = sum(log.count("Traceback") for log in logs)
-        for log in logs:  # the first one of each replica, so a run that logged one says what it was
-            if "Traceback" in log:
-                print(log[max(log.index("Traceback") - 300, 0) :][:2500], flush=True)
+        for log in logs:  # each traceback's log line and exception, so a run that logged one says what
+            for line in logged_failures(log):
+                print(line, flush=True)
     return figures(args, started, complete, first_pass_cpu, window, times, replicas, errors)
+
+
+def logged_failures(log: str) -> list[str]:
+    """For each traceback in a replica's log: the log line that introduced it and its exception line
+    (the last unindented line of the traceback), without the frames in between."""
+    failures: list[str] = []
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        if not line.startswith("Traceback"):
+            continue
+        header = lines[index - 1] if index > 0 else ""
+        end = index + 1
+        while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+            end += 1
+        exception = lines[end] if end < len(lines) else "(traceback cut off)"
+        failures.append(f"{header[:300]}\n    -> {exception[:300]}")
+    return failures
 
 
 def figures(
