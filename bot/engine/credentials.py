@@ -26,6 +26,7 @@ from bot.canvas.oauth import CanvasOAuth
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
 from bot.store.models import LinkedUser, utcnow
+from bot.store.repo import PolledUser
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ class StoredToken:
     expires_at: datetime | None
 
     @classmethod
-    def of(cls, user: LinkedUser | Row[Any]) -> StoredToken:
-        """From a LinkedUser or a claimed row with the same column names."""
+    def of(cls, user: LinkedUser | PolledUser | Row[Any]) -> StoredToken:
+        """From a LinkedUser, a polled user's row or any row with the same column names."""
         return cls(
             user.id, user.token_kind, user.access_token_enc, user.refresh_token_enc, user.token_expires_at
         )

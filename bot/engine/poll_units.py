@@ -85,11 +85,11 @@ class UserUnits:
         ids = [u.id for u in users]
         known = await repo.load_known(session, KnownConference, ids)
         opened = await sessions.opened_for_users(session, ids, now)
-        muted: dict[int, set[ContextKey]] = {uid: set() for uid in ids}
+        muted: dict[int, set[ContextKey]] = {}
         for row in await session.scalars(
             select(MutedContext).where(one_of(session, MutedContext.linked_user_id, ids))
         ):
-            muted[row.linked_user_id].add((row.context_type, row.context_id))
+            muted.setdefault(row.linked_user_id, set()).add((row.context_type, row.context_id))
         return [
             PollJob(
                 unit_id=u.id,
@@ -99,7 +99,7 @@ class UserUnits:
                 previous=known[u.id],
                 failures=u.consecutive_failures,
                 alerts_enabled=u.alerts_enabled,
-                muted=frozenset(muted[u.id]),
+                muted=frozenset(muted.get(u.id, ())),
                 linked_at=u.linked_at,
                 quiet=QuietHours.parse(u.quiet_start, u.quiet_end, u.timezone),
                 opened=opened[u.id],
