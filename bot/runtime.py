@@ -33,7 +33,7 @@ from bot.engine.linking import link_with_token
 from bot.engine.live_events import LiveEventIntake
 from bot.engine.locales import Locales
 from bot.engine.oauth_state import StateSigner
-from bot.engine.poll_units import SubscriptionUnits, UserUnits
+from bot.engine.poll_units import PollUnits, SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.engine.quiet_summaries import QuietSummaries
 from bot.engine.recordings import RecordingWatcher
@@ -206,8 +206,9 @@ class Runtime:
         and the scheduler's jobs that drive them."""
         settings, wake = self.settings, self.scheduler.wake_dispatcher
         in_flight = self.limiter  # shared: one Canvas budget for all units
-        self.pollers[:] = [
-            Poller(
+
+        def poller_of(units: PollUnits) -> Poller:
+            return Poller(
                 units,
                 self.sessions,
                 self.canvas,
@@ -221,8 +222,9 @@ class Runtime:
                 metrics=self.metrics,
                 leases=self.leases,
             )
-            for units in (UserUnits(), SubscriptionUnits())
-        ]
+
+        user_poller = poller_of(UserUnits())
+        self.pollers[:] = [user_poller, poller_of(SubscriptionUnits())]
         recordings = RecordingWatcher(
             self.sessions,
             self.canvas,
@@ -258,6 +260,7 @@ class Runtime:
             self.canvas,
             self.credentials,
             self.contexts,
+            units=user_poller.scheduled_units,  # it scans the users it polls
             interval=settings.session_scan_interval_seconds,
             semaphore=in_flight,
             deadline=2 * settings.canvas_timeout_seconds,
@@ -321,6 +324,7 @@ class Runtime:
             lister=lister,
             locales=self.locales,
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
+            poll_buckets=settings.poll_buckets,
         )
         oauth = None
         if self.installations is not None and settings.slack_client_id and settings.slack_client_secret:

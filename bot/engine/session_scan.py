@@ -5,6 +5,12 @@
 the last one (domain/sessions.py): scheduled times feed reminders and nudges, and a conference older than
 a day whose `ended_at` went back to null was restarted, so a session is opened for it (shared by every
 destination) and its participants are polled at once. Only differences are written.
+
+Which users are due lives in memory, as the polls' schedule does (issue 14): a replica scans the linked
+users it polls (its buckets'), so a scan that finds nothing new writes nothing. The one write a scan
+schedule makes is `next_scan_at` on a user's first scan, which marks them scanned: a user never scanned
+is scanned at once, by whichever replica holds them; the others' first scans after a start or a takeover
+are spread over one interval, like the polls' (no replica knows when the previous holder last scanned).
 """
 
 from __future__ import annotations
@@ -12,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError
+from bot.domain.buckets import Schedule
 from bot.domain.models import LIVE_WINDOW, Conference
 from bot.domain.sessions import compare_scan
 from bot.engine.contexts import ContextNames
 from bot.engine.credentials import Credentials, RelinkNeeded, StoredToken
+from bot.store import repo
 from bot.store import sessions as store
 from bot.store.db import SessionFactory
 from bot.store.models import utcnow
@@ -54,12 +62,16 @@ class SessionScanner:
         credentials: Credentials,
         contexts: ContextNames,
         *,
+        units: Callable[[], Collection[int]],
         interval: float,
         semaphore: AbstractAsyncContextManager[object],  # asyncio.Semaphore or engine.limiter's
         deadline: float = 30.0,
         batch_size: int = 500,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`units`: the linked users this replica polls (the user poller's schedule), the ones it scans."""
+        self._units = units
+        self._schedule = Schedule()
         self._sessions = sessions
         self._canvas = canvas
         self._credentials = credentials
@@ -78,15 +90,43 @@ class SessionScanner:
         """Jittered upwards only, so scans never cost more than one listing per interval per user."""
         return self._clock() + timedelta(seconds=self._interval * random.uniform(1.0, 1.15))
 
+    def due_at(self, user_id: int) -> datetime | None:
+        """When this user's next scan is due here (None: not one of this replica's users)."""
+        return self._schedule.due_at(user_id)
+
     async def tick(self) -> int:
         """Scan every user whose scan is due (up to a batch); returns how many were scanned."""
-        async with self._sessions.begin() as session:
-            users = await store.claim_due_scans(session, self._clock(), self._batch_size, self._next_scan)
-            jobs = [(user.id, StoredToken.of(user)) for user in users]
-        await asyncio.gather(*(self._scan(user_id, token) for user_id, token in jobs))
-        return len(jobs)
+        now = self._clock()
+        await self._follow_units(now)
+        due = self._schedule.pop_due(now, self._batch_size)
+        for user_id, _ in due:
+            self._schedule.put(user_id, self._next_scan())
+        if not due:
+            return 0
+        async with self._sessions() as session:
+            users = await repo.load_users(session, [user_id for user_id, _ in due])
+            never = await store.never_scanned(session, [user.id for user in users])
+        for gone in {user_id for user_id, _ in due} - {user.id for user in users}:
+            self._schedule.remove(gone)  # unlinked or must relink: the poller drops it too
+        await asyncio.gather(*(self._scan(user.id, StoredToken.of(user), user.id in never) for user in users))
+        return len(users)
 
-    async def _scan(self, user_id: int, token: StoredToken) -> None:
+    async def _follow_units(self, now: datetime) -> None:
+        """Scan what this replica polls: drop users it no longer polls, add those it took on (never
+        scanned: due now; the others spread over one interval)."""
+        held = self._units()
+        for user_id in [u for u in self._schedule.units() if u not in held]:
+            self._schedule.remove(user_id)
+        new = [user_id for user_id in held if user_id not in self._schedule]
+        if not new:
+            return
+        async with self._sessions() as session:
+            never = await store.never_scanned(session, new)
+        for user_id in new:
+            spread = timedelta(seconds=random.uniform(0.0, self._interval))
+            self._schedule.put(user_id, now if user_id in never else now + spread)
+
+    async def _scan(self, user_id: int, token: StoredToken, first: bool) -> None:
         failed = False
         async with self._semaphore:
             try:
@@ -98,21 +138,23 @@ class SessionScanner:
                 # The live poll owns back-off and relinking; a scan tries again a little later.
                 log.info("session scan of linked user %s failed: %s", user_id, type(error).__name__)
                 failed = True
-        async with self._writers:
-            await self._record(user_id, None if failed else (listed, teaching))
-
-    async def _record(self, user_id: int, scanned: Listing | None) -> None:
-        """Write one scan's result (None: it failed, retry it soon)."""
-        if scanned is None:
+        if failed:
             retry_at = self._clock() + timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
-            async with self._sessions.begin() as session:
-                await store.retry_scan_soon(session, user_id, retry_at)
+            if user_id in self._schedule:  # in memory: until it succeeds, nothing is known to write
+                self._schedule.put(user_id, retry_at)
             return
+        async with self._writers:
+            await self._record(user_id, (listed, teaching), first)
+
+    async def _record(self, user_id: int, scanned: Listing, first: bool) -> None:
+        """Write what one scan changed; on a user's first scan, mark them scanned."""
         listed, teaching = scanned
         now = self._clock()
         async with self._sessions.begin() as session:
             changes = compare_scan(await store.load_catalog(session, user_id), listed, now, teaching)
             await store.write_catalog(session, user_id, changes)
+            if first:
+                await store.mark_scanned(session, user_id, self._schedule.due_at(user_id) or now)
             for restart in changes.restarts:
                 await store.open_session(
                     session,

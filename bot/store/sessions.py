@@ -3,7 +3,6 @@ catalog of each user's conferences. Callers own the transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,26 +111,24 @@ async def close_opened_session(session: AsyncSession, conference_id: int, ended_
     )
 
 
-async def claim_due_scans(
-    session: AsyncSession, now: datetime, limit: int, next_scan: Callable[[], datetime]
-) -> list[LinkedUser]:
-    """Linked users whose session scan is due (never scanned: due now), each pushed to its next scan in
-    the same transaction; locked rows are skipped so replicas share the work."""
-    users = list(
-        await session.scalars(
-            select(LinkedUser)
-            .where(
-                LinkedUser.needs_relink.is_(False),
-                or_(LinkedUser.next_scan_at.is_(None), LinkedUser.next_scan_at <= now),
-            )
-            .order_by(LinkedUser.next_scan_at.nulls_first())
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+async def never_scanned(session: AsyncSession, linked_user_ids: list[int]) -> set[int]:
+    """Those of these linked users whose session scan has never succeeded (`next_scan_at` unset)."""
+    if not linked_user_ids:
+        return set()
+    found = await session.scalars(
+        select(LinkedUser.id).where(
+            one_of(session, LinkedUser.id, linked_user_ids), LinkedUser.next_scan_at.is_(None)
         )
     )
-    for user in users:
-        user.next_scan_at = next_scan()
-    return users
+    return set(found)
+
+
+async def mark_scanned(session: AsyncSession, linked_user_id: int, next_scan: datetime) -> None:
+    """A user's first scan succeeded. Later scans are scheduled in memory by the replica that polls the
+    user (engine/session_scan.py): this is the only scan-schedule write, so a scan costs no row."""
+    await session.execute(
+        update(LinkedUser).where(LinkedUser.id == linked_user_id).values(next_scan_at=next_scan)
+    )
 
 
 def _scanned(row: UserConference) -> Scanned:
@@ -393,13 +390,3 @@ async def scheduled_for_channels(
     )
     open_now = {(int(s), int(c)) for s, c in live.all()}
     return [item for item in found if (item.subscription_id, item.entry.conference_id) not in open_now]
-
-
-async def retry_scan_soon(session: AsyncSession, linked_user_id: int, at: datetime) -> None:
-    """A scan that failed runs again at `at` instead of a whole scan interval later: until it succeeds,
-    the user's scheduled times and Live Event participations are unknown."""
-    await session.execute(
-        update(LinkedUser)
-        .where(LinkedUser.id == linked_user_id, LinkedUser.next_scan_at > at)
-        .values(next_scan_at=at)
-    )

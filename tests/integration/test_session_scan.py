@@ -1,10 +1,13 @@
 """The session scan against the sandbox Canvas (through its fault layer) and a real SQLite database, on an
 injected clock: a scan that fails is retried within a tenth of the scan interval, not a whole interval
-later, since until it succeeds the user's schedules and Live Event participations are unknown."""
+later, since until it succeeds the user's schedules and Live Event participations are unknown. Scans are
+scheduled in memory (issue 14): only a user's first scan writes to their row."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Collection
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -24,14 +27,22 @@ SCAN_INTERVAL = 600.0
 
 
 def _scanner(
-    sessions: SessionFactory, client: CanvasClient, cipher: TokenCipher, clock: Clock, *, slots: int
+    sessions: SessionFactory,
+    client: CanvasClient,
+    cipher: TokenCipher,
+    clock: Clock,
+    *,
+    slots: int,
+    units: Callable[[], Collection[int]],
 ) -> SessionScanner:
-    """The scanner as the runtime builds it, `slots` Canvas requests at once, on the injected clock."""
+    """The scanner as the runtime builds it, `slots` Canvas requests at once, on the injected clock,
+    scanning `units` (in the runtime: the users its replica polls)."""
     return SessionScanner(
         sessions,
         client,
         Credentials(sessions, cipher, None, clock=clock),
         ContextNames(sessions, client),
+        units=units,
         interval=SCAN_INTERVAL,
         semaphore=asyncio.Semaphore(slots),
         clock=clock,
@@ -50,30 +61,92 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
     canvas.enroll(course["id"], ada["id"])
     canvas.conference(course["id"], "Lecture", [ada["id"]])
     async with CanvasClient(canvas.canvas.url) as client:
-        await link_with_token(
-            sessions, client, cipher, team_id="T1", slack_user_id="UADA", token=ada["token"]
-        )
-        scanner = _scanner(sessions, client, cipher, clock, slots=4)
+        user_id = await _link(sessions, client, cipher, "UADA", ada["token"])
+        scanner = _scanner(sessions, client, cipher, clock, slots=4, units=lambda: {user_id})
 
-        async def next_scan_in() -> float:
+        def next_scan_in() -> float:
+            due = scanner.due_at(user_id)
+            assert due is not None
+            return (due - clock.now).total_seconds()
+
+        async def marked_scanned() -> bool:
             async with sessions() as session:
-                user = await session.scalar(select(LinkedUser))
-            assert user is not None and user.next_scan_at is not None
-            return (user.next_scan_at - clock.now).total_seconds()
+                return await session.scalar(select(LinkedUser.next_scan_at)) is not None
 
         canvas.canvas.post(
             "/_sandbox/faults", {"kind": "error_500", "count": 3, "path_prefix": "/api/v1/conferences"}
         )
-        assert await scanner.tick() == 1
-        assert 0 < await next_scan_in() <= FAILED_SCAN_RETRY_SECONDS, "retried within a minute"
+        assert await scanner.tick() == 1, "never scanned: scanned at once"
+        assert 0 < next_scan_in() <= FAILED_SCAN_RETRY_SECONDS, "retried within a minute"
+        assert not await marked_scanned()
         await asyncio.to_thread(httpx.delete, canvas.canvas.url + "/_sandbox/faults", timeout=10)
 
         clock.advance(FAILED_SCAN_RETRY_SECONDS)
         assert await scanner.tick() == 1
-        assert await next_scan_in() >= SCAN_INTERVAL, "a good scan waits a whole interval"
+        assert next_scan_in() >= SCAN_INTERVAL, "a good scan waits a whole interval"
+        assert await marked_scanned()
         async with sessions() as session:
             titles = [row.title for row in await session.scalars(select(UserConference))]
         assert titles == ["Lecture"]
+    await engine.dispose()
+
+
+async def _link(
+    sessions: SessionFactory, client: CanvasClient, cipher: TokenCipher, slack_user_id: str, token: str
+) -> int:
+    await link_with_token(sessions, client, cipher, team_id="T1", slack_user_id=slack_user_id, token=token)
+    async with sessions() as session:
+        user_id = await session.scalar(select(LinkedUser.id).where(LinkedUser.slack_user_id == slack_user_id))
+    assert user_id is not None
+    return user_id
+
+
+async def test_scans_that_change_nothing_write_nothing_and_follow_the_users_this_replica_polls(
+    tmp_path: Path, canvas: CanvasWorld
+) -> None:
+    """Issue 14: database load by change, not by poll or scan. A scanned user is scanned again an interval
+    later without a row written; a user this replica stops polling (its bucket taken by another) is no
+    longer scanned here, and one it takes on that was scanned before waits its turn within an interval."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    course = canvas.course("Biology 101")
+    async with CanvasClient(canvas.canvas.url) as client:
+        ids = []
+        for name in ("Ada", "Ben"):
+            person = canvas.user(name)
+            canvas.enroll(course["id"], person["id"])
+            ids.append(await _link(sessions, client, cipher, f"U{name}", person["token"]))
+        ada, ben = ids
+        polled_here = {ada, ben}
+        scanner = _scanner(sessions, client, cipher, clock, slots=4, units=lambda: set(polled_here))
+        assert await scanner.tick() == 2  # first scans: each marks its user scanned
+
+        writes: list[str] = []
+        event.listen(
+            engine.sync_engine,
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_: (
+                writes.append(statement)
+                if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+                else None
+            ),
+        )
+        clock.advance(SCAN_INTERVAL * 1.2)
+        assert await scanner.tick() == 2
+        assert writes == [], "a scan that found nothing new wrote nothing"
+
+        polled_here.discard(ben)  # another replica took Ben's bucket
+        clock.advance(SCAN_INTERVAL * 1.2)
+        assert await scanner.tick() == 1
+        assert scanner.due_at(ben) is None
+
+        polled_here.add(ben)  # and gave it back: Ben was scanned before, so he is not due at once
+        assert await scanner.tick() == 0
+        due = scanner.due_at(ben)
+        assert due is not None and clock.now <= due <= clock.now + timedelta(seconds=SCAN_INTERVAL)
     await engine.dispose()
 
 
@@ -106,7 +179,7 @@ async def test_a_batch_of_scans_writes_through_a_few_connections_not_one_each(
             await link_with_token(
                 sessions, client, cipher, team_id="T1", slack_user_id=f"U{n}", token=person["token"]
             )
-        scanner = _scanner(sessions, client, cipher, clock, slots=30)
+        scanner = _scanner(sessions, client, cipher, clock, slots=30, units=lambda: set(range(1, 31)))
         event.listen(engine.sync_engine.pool, "checkout", checkout)
         event.listen(engine.sync_engine.pool, "checkin", checkin)
         assert await scanner.tick() == 30
