@@ -21,11 +21,7 @@ HASH_MULTIPLIER = 2654435761
 """Knuth's multiplicative hash: neighbouring unit ids land in unrelated buckets. Small enough that
 `id * HASH_MULTIPLIER` stays inside a signed 64-bit integer for every 32-bit id, so the store can compute
 the same bucket in SQL (bigint arithmetic) on PostgreSQL and SQLite alike."""
-STAMP_EVERY_INTERVALS = 30
-"""A poll that changes nothing writes the unit's `last_success_at` only when the stored one is this many
-intervals old (issue 14: rows written per poll <= 0.05 when nothing changes), so the stored time says
-"working" for that long, not "checked at"; `recently_checked` reads it so."""
-JITTER = 0.15
+JITTER = 0.03
 """A poll's period is drawn from [interval * (1 - JITTER), interval]: downwards only, so no unit waits
 longer than one interval, and replicas' polls do not fall due in lockstep."""
 
@@ -162,12 +158,10 @@ class Schedule:
         heapq.heapify(self._heap)
 
 
-def recently_checked(
-    last_success: datetime | None, failing: bool, now: datetime, interval: timedelta
-) -> bool:
-    """Whether a unit's stored success shows it is being polled on schedule: no error since, and no older
-    than the stamping period (plus one interval of slack). Then "checked within the last interval" is
-    what a person should be told, not the stored time, which is up to STAMP_EVERY_INTERVALS old."""
-    if last_success is None or failing:
-        return False
-    return now - last_success <= interval * (STAMP_EVERY_INTERVALS + 1)
+def recently_checked(last_success: datetime | None, failing: bool, lease_live: bool) -> bool:
+    """Whether a unit is being polled on schedule, so "checked within the last interval" is what a person
+    should be told. A poll that changes nothing writes nothing (issue 14), so the stored success is only
+    the unit's first one (or the last before an error): what says polling goes on is that the unit's
+    bucket is leased by a live replica (`lease_live`), which polls every unit of it each interval and
+    writes any error it meets."""
+    return last_success is not None and not failing and lease_live

@@ -31,7 +31,6 @@ from bot.canvas.client import CanvasClient
 from bot.canvas.errors import CanvasError, InvalidToken, Throttled, Transient
 from bot.domain.attendance import snapshots_of
 from bot.domain.buckets import (
-    STAMP_EVERY_INTERVALS,
     Schedule,
     bucket_of,
     first_polls,
@@ -130,6 +129,10 @@ class Poller:
         self._generation = -1  # the leases' generation the schedule matches
         self._since: datetime | None = None  # where the next look for newly linked units starts
         self._requested: dict[int, datetime] = {}  # poll requests seen, until a poll serves them
+        self._succeeded: dict[int, datetime] = {}
+        """Each scheduled unit's last successful poll, in memory: written only with a change that needs
+        it (the unit's first success, or the error that ends a run of successes), so `/conferences
+        status` can tell when a failing unit last worked."""
 
     def next_poll(self, due: datetime) -> datetime:
         """When a unit started now, that was due at `due`, is due next: one interval after `due`.
@@ -148,6 +151,10 @@ class Poller:
     def scheduled(self) -> int:
         """Units in this replica's schedule (its buckets' units of this kind)."""
         return len(self._schedule)
+
+    def scheduled_units(self) -> set[int]:
+        """The units in this replica's schedule (its buckets' units of this kind, less any to relink)."""
+        return set(self._schedule.units())
 
     def poll_now(self, unit_ids: Iterable[int]) -> int:
         """Make these units of this replica's schedule due now (benchmarks; an operator's "poll them
@@ -213,6 +220,7 @@ class Poller:
             for unit_id in self._schedule.units():
                 if bucket_of(self._units.kind, unit_id, self._leases.buckets) in lost:
                     self._schedule.remove(unit_id)
+                    self._succeeded.pop(unit_id, None)
         self._buckets = set(held)
         if not gained:
             return
@@ -442,7 +450,7 @@ class Poller:
         rows: list[dict[str, Any]] = []
         watches: list[dict[str, Any]] = []
         recovered: list[int] = []  # errors to clear
-        stamped: list[int] = []  # last_success_at old enough to refresh
+        first: list[int] = []  # first successes: the row says so once, then the bucket lease does
         backed_off: dict[int, datetime] = {}
         async with self._sessions.begin() as session:
             for outcome in outcomes:
@@ -450,8 +458,8 @@ class Poller:
                 if outcome.result is not None:
                     if job.errored:
                         recovered.append(job.unit_id)
-                    elif self._stamp_due(job, now):
-                        stamped.append(job.unit_id)
+                    elif job.last_success_at is None:
+                        first.append(job.unit_id)
                     model = self._units.known_model
                     await repo.replace_known(session, model, job.unit_id, job.previous, outcome.result.keep)
                     events = await self._new_to_slack(session, job, self._announced(job, outcome))
@@ -472,6 +480,7 @@ class Poller:
                         last_error=type(outcome.error).__name__,
                         last_poll_at=now,
                         next_poll_at=backed_off[job.unit_id],
+                        last_success_at=self._succeeded.get(job.unit_id, job.last_success_at),
                     )
             if recovered:
                 await self._units.record(
@@ -482,26 +491,26 @@ class Poller:
                     consecutive_failures=0,
                     last_error=None,
                 )
-            if stamped:
-                await self._units.record(session, stamped, last_poll_at=now, last_success_at=now)
+            if first:
+                await self._units.record(session, first, last_poll_at=now, last_success_at=now)
             await self._clear_requests(session, outcomes)
             await repo.enqueue(session, rows)
             await repo.watch_recordings(session, watches)
         for unit_id, until in backed_off.items():
             self._back_off(unit_id, until)
+        for outcome in outcomes:
+            if outcome.result is not None and outcome.job.unit_id in self._schedule:
+                self._succeeded[outcome.job.unit_id] = now
         if rows and self._on_enqueued:
             self._on_enqueued()
-
-    def _stamp_due(self, job: PollJob, now: datetime) -> bool:
-        last = job.last_success_at
-        return last is None or now - last >= timedelta(seconds=self._interval * STAMP_EVERY_INTERVALS)
 
     async def _dead_token(
         self, session: Any, job: PollJob, reason: str, now: datetime, rows: list[dict[str, Any]]
     ) -> None:
         await repo.mark_needs_relink(session, job.token.user_id, reason, now)
         if self._units.kind == "user":
-            self._schedule.remove(job.unit_id)  # polled again once relinked (found as newly linked)
+            self._schedule.remove(job.unit_id)
+            self._succeeded.pop(job.unit_id, None)  # polled again once relinked (found as newly linked)
         rows.extend(self._units.relink_rows(job, reason, now))
         if self._units.kind == "user":
             log.warning("user %s needs to relink Canvas: %s", job.destination, reason)

@@ -31,6 +31,7 @@ from bot.slack.caller import Caller
 from bot.slack.channel_commands import ChannelCommands
 from bot.slack.digest_command import configure_digest
 from bot.slackweb.clients import TeamClients
+from bot.store import buckets as bucket_store
 from bot.store import repo
 from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory
@@ -105,9 +106,11 @@ class CommandHandler:
         lister: ConferenceLister,
         locales: Locales,
         poll_interval: timedelta,
+        poll_buckets: int,
     ) -> None:
         self._sessions = sessions
         self._poll_interval = poll_interval
+        self._poll_buckets = poll_buckets
         self._locales = locales
         self._slack = slack
         self._link_flow = link_flow
@@ -260,7 +263,11 @@ class CommandHandler:
             return blocks.status_message(None, None, False, False, utcnow(), t=t)
         now = utcnow()
         failing = user.consecutive_failures > 0 or user.last_error is not None or user.needs_relink
-        fresh = recently_checked(user.last_success_at, failing, now, self._poll_interval)
+        async with self._sessions() as session:
+            leased = await bucket_store.leased_by_live_replica(
+                session, bucket_store.USER, user.id, self._poll_buckets, now
+            )
+        fresh = recently_checked(user.last_success_at, failing, leased)
         return blocks.status_message(
             user.canvas_name,
             user.last_success_at,

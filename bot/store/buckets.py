@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, ColumnElement, and_, cast, delete, func, or_,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.buckets import HASH_MULTIPLIER, kind_salt
+from bot.domain.buckets import HASH_MULTIPLIER, bucket_of, kind_salt
 from bot.store.models import LinkedUser, PollBucket, PollReplica, Subscription
 
 USER = "user"
@@ -207,3 +207,17 @@ async def holders(session: AsyncSession, now: datetime) -> dict[int, str]:
         )
     )
     return {int(bucket): str(owner) for bucket, owner in rows.all()}
+
+
+async def leased_by_live_replica(
+    session: AsyncSession, kind: str, unit_id: int, buckets: int, now: datetime
+) -> bool:
+    """Whether a live replica holds this unit's bucket (so polls it every interval): its lease is ahead."""
+    held = await session.scalar(
+        select(PollBucket.bucket).where(
+            PollBucket.bucket == bucket_of(kind, unit_id, buckets),
+            PollBucket.owner.is_not(None),
+            PollBucket.lease_until > now,
+        )
+    )
+    return held is not None

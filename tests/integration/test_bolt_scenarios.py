@@ -420,14 +420,20 @@ async def test_status_shows_the_link_and_alerts(scene: Scene) -> None:
     assert nora["text"].startswith("Canvas: not linked — use `/conferences link`")
 
 
-async def test_status_says_checked_within_the_interval_while_polls_succeed_and_the_time_once_they_fail(
+async def test_status_says_checked_within_the_interval_while_a_live_replica_polls_and_the_time_otherwise(
     scene: Scene,
 ) -> None:
-    """A poll that changes nothing stores no time (issue 14), so a success stored 20 minutes ago with no
-    error since means "checked within the last minute"; once polls fail, the last success is shown."""
+    """A poll that changes nothing stores nothing (issue 14): the stored success is the first one, 20
+    minutes ago here. While a live replica leases the user's bucket and no error is recorded, that
+    replica polls them every interval: "checked within the last minute". With no replica polling, or
+    once polls fail, the last success stored is what is known, and shown."""
     stored = utcnow() - timedelta(minutes=20)
     async with scene.runtime.sessions.begin() as session:
         await repo.update_linked(session, scene.team, "UADA", last_success_at=stored)
+    unpolled = await scene.command("UADA", "status")
+    assert "within the last" not in unpolled["text"] and "(20 min ago)" in unpolled["text"]
+
+    assert await scene.runtime.leases.renew() > 0  # this replica takes the buckets: it polls now
     healthy = await scene.command("UADA", "status")
     assert "Last checked: within the last 1 min" in healthy["text"]
 

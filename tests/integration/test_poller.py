@@ -176,12 +176,13 @@ async def test_a_poll_asked_for_while_one_is_in_flight_follows_it_at_once(world:
 
 
 async def test_polls_that_change_nothing_write_no_row(world: World) -> None:
-    """Issue 14: the schedule is in memory; an unchanged poll writes nothing (not even a claim)."""
+    """Issue 14: the schedule is in memory; an unchanged poll writes nothing (not even a claim, nor a
+    "last checked" stamp: before, one every 30 intervals made 0.033 rows per poll)."""
     polls = 0
-    for _ in range(20):
+    for _ in range(40):
         world.clock.now = await world.next_poll_at()
         polls += await world.poll()
-    assert polls == 20
+    assert polls == 40
     assert world.written.rows == 0, world.written.statements
 
 
@@ -216,11 +217,16 @@ async def test_a_live_event_request_reaches_the_owner_and_is_polled_on_its_next_
 
 
 async def test_an_error_backs_off_in_the_database_and_a_new_poller_keeps_it(world: World) -> None:
+    for _ in range(3):  # successes write nothing; the error's write says when Ada was last polled well
+        world.clock.now = await world.next_poll_at()
+        await world.poll()
+    last_good = world.clock.now
     world.canvas.canvas.post("/_sandbox/faults", {"kind": "error_500", "count": 1})
     world.clock.now = await world.next_poll_at()
     await world.poll()
     row = await world.ada_row()
     assert row.consecutive_failures == 1 and row.last_error is not None
+    assert row.last_success_at == last_good
     assert row.next_poll_at == world.clock.now + timedelta(seconds=INTERVAL)  # the first back-off
     assert await world.next_poll_at() == row.next_poll_at
 
