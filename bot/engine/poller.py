@@ -445,8 +445,32 @@ class Poller:
         return resolved
 
     async def _write(self, outcomes: list[PollOutcome]) -> None:
-        """Write what these polls changed, and nothing for a poll that changed nothing (issue 14)."""
+        """Write what these polls changed, and nothing for a poll that changed nothing (issue 14): a batch
+        of such polls does not even open a transaction."""
         now = self._clock()
+        changed = [outcome for outcome in outcomes if not self._changed_nothing(outcome)]
+        if changed:
+            await self._write_changes(changed, now)
+        for outcome in outcomes:
+            if outcome.result is not None and outcome.job.unit_id in self._schedule:
+                self._succeeded[outcome.job.unit_id] = now
+
+    @staticmethod
+    def _changed_nothing(outcome: PollOutcome) -> bool:
+        """A success that leaves everything stored as it was: same live set, no event, no session closed,
+        no error to clear, no first success to record, no poll request to clear."""
+        job, result = outcome.job, outcome.result
+        return (
+            result is not None
+            and not result.events
+            and not outcome.closed
+            and not job.errored
+            and job.last_success_at is not None
+            and job.requested is None
+            and result.keep == job.previous
+        )
+
+    async def _write_changes(self, outcomes: list[PollOutcome], now: datetime) -> None:
         rows: list[dict[str, Any]] = []
         watches: list[dict[str, Any]] = []
         recovered: list[int] = []  # errors to clear
@@ -498,9 +522,6 @@ class Poller:
             await repo.watch_recordings(session, watches)
         for unit_id, until in backed_off.items():
             self._back_off(unit_id, until)
-        for outcome in outcomes:
-            if outcome.result is not None and outcome.job.unit_id in self._schedule:
-                self._succeeded[outcome.job.unit_id] = now
         if rows and self._on_enqueued:
             self._on_enqueued()
 

@@ -20,6 +20,7 @@ import logging
 import random
 from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.canvas.client import CanvasClient
@@ -46,12 +47,17 @@ FAILED_SCAN_RETRY_SECONDS = 60.0
 TEACHING_TTL = timedelta(hours=12)
 """How long a user's teaching roles, read for the host nudge, are trusted (per process)."""
 
-DATABASE_WRITERS = 4
-"""Scans of one batch writing their results at once. A batch is hundreds of scans gathered together: each
-opening its own transaction as its listing arrived took every pooled connection, and other jobs (the
-poll writer, quiet-hour summaries) timed out waiting for one (bench.scale, 100k users)."""
-
 Listing = tuple[list[Conference], frozenset[tuple[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scanned:
+    """One user's successful scan, waiting to be recorded."""
+
+    user_id: int
+    listed: list[Conference]
+    teaching: frozenset[tuple[str, int]]
+    first: bool
 
 
 class SessionScanner:
@@ -81,7 +87,6 @@ class SessionScanner:
         self._deadline = deadline
         self._batch_size = batch_size
         self._clock = clock
-        self._writers = asyncio.Semaphore(DATABASE_WRITERS)
         self._teaching: dict[
             int, tuple[datetime, frozenset[tuple[str, int]]]
         ] = {}  # user -> (until, courses)
@@ -108,8 +113,24 @@ class SessionScanner:
             never = await store.never_scanned(session, [user.id for user in users])
         for gone in {user_id for user_id, _ in due} - {user.id for user in users}:
             self._schedule.remove(gone)  # unlinked or must relink: the poller drops it too
-        await asyncio.gather(*(self._scan(user.id, StoredToken.of(user), user.id in never) for user in users))
+        pending = {
+            asyncio.create_task(self._scan(user.id, StoredToken.of(user), user.id in never)) for user in users
+        }
+        while pending:  # write what has finished, in one transaction, while the rest are still out
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            finished = [scanned for task in done if (scanned := self._result_of(task)) is not None]
+            if finished:
+                await self._record(finished)
         return len(users)
+
+    @staticmethod
+    def _result_of(task: asyncio.Task[_Scanned | None]) -> _Scanned | None:
+        if task.cancelled():
+            return None
+        if (error := task.exception()) is not None:  # one user's surprise must not sink the batch
+            log.error("session scan failed unexpectedly", exc_info=error)
+            return None
+        return task.result()
 
     async def _follow_units(self, now: datetime) -> None:
         """Scan what this replica polls: drop users it no longer polls, add those it took on (never
@@ -126,8 +147,8 @@ class SessionScanner:
             spread = timedelta(seconds=random.uniform(0.0, self._interval))
             self._schedule.put(user_id, now if user_id in never else now + spread)
 
-    async def _scan(self, user_id: int, token: StoredToken, first: bool) -> None:
-        failed = False
+    async def _scan(self, user_id: int, token: StoredToken, first: bool) -> _Scanned | None:
+        """One user's listing (None: it failed, and is retried soon, in memory)."""
         async with self._semaphore:
             try:
                 async with asyncio.timeout(self._deadline):
@@ -137,39 +158,40 @@ class SessionScanner:
             except (CanvasError, RelinkNeeded, TimeoutError) as error:
                 # The live poll owns back-off and relinking; a scan tries again a little later.
                 log.info("session scan of linked user %s failed: %s", user_id, type(error).__name__)
-                failed = True
-        if failed:
-            retry_at = self._clock() + timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
-            if user_id in self._schedule:  # in memory: until it succeeds, nothing is known to write
-                self._schedule.put(user_id, retry_at)
-            return
-        async with self._writers:
-            await self._record(user_id, (listed, teaching), first)
+                retry = timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
+                if user_id in self._schedule:  # until it succeeds, nothing is known to write
+                    self._schedule.put(user_id, self._clock() + retry)
+                return None
+        return _Scanned(user_id, listed, teaching, first)
 
-    async def _record(self, user_id: int, scanned: Listing, first: bool) -> None:
-        """Write what one scan changed; on a user's first scan, mark them scanned."""
-        listed, teaching = scanned
+    async def _record(self, scans: list[_Scanned]) -> None:
+        """Write what these scans changed, in one transaction with one read of their catalogs (a scan that
+        found nothing new writes nothing); a user's first scan marks them scanned."""
         now = self._clock()
         async with self._sessions.begin() as session:
-            changes = compare_scan(await store.load_catalog(session, user_id), listed, now, teaching)
-            await store.write_catalog(session, user_id, changes)
-            if first:
-                await store.mark_scanned(session, user_id, self._schedule.due_at(user_id) or now)
-            for restart in changes.restarts:
-                await store.open_session(
-                    session,
-                    conference_id=restart.conference_id,
-                    context_type=restart.context_type,
-                    context_id=restart.context_id,
-                    opened_at=restart.opened_at,
-                    source="scan",
-                    lasts=LIVE_WINDOW,
-                )
-            if changes.restarts:
-                log.info(
-                    "session scan: %d conference(s) restarted beyond the live scope", len(changes.restarts)
-                )
-                await store.poll_participants_now(session, [r.conference_id for r in changes.restarts], now)
+            catalogs = await store.load_catalogs(session, [scan.user_id for scan in scans])
+            restarted: list[int] = []
+            for scan in scans:
+                changes = compare_scan(catalogs.get(scan.user_id, {}), scan.listed, now, scan.teaching)
+                await store.write_catalog(session, scan.user_id, changes)
+                for restart in changes.restarts:
+                    await store.open_session(
+                        session,
+                        conference_id=restart.conference_id,
+                        context_type=restart.context_type,
+                        context_id=restart.context_id,
+                        opened_at=restart.opened_at,
+                        source="scan",
+                        lasts=LIVE_WINDOW,
+                    )
+                    restarted.append(restart.conference_id)
+                if scan.first:
+                    await store.mark_scanned(
+                        session, scan.user_id, self._schedule.due_at(scan.user_id) or now
+                    )
+            if restarted:
+                log.info("session scan: %d conference(s) restarted beyond the live scope", len(restarted))
+                await store.poll_participants_now(session, restarted, now)
 
     async def _listing(self, user_id: int, token: str) -> Listing:
         conferences = await self._canvas.all_conferences(token)

@@ -152,6 +152,17 @@ async def load_catalog(session: AsyncSession, linked_user_id: int) -> dict[int, 
     return {row.conference_id: _scanned(row) for row in rows}
 
 
+async def load_catalogs(session: AsyncSession, linked_user_ids: list[int]) -> dict[int, dict[int, Scanned]]:
+    """What the previous scans of these users found, by user (a user with nothing found is left out)."""
+    catalogs: dict[int, dict[int, Scanned]] = {}
+    rows = await session.scalars(
+        select(UserConference).where(one_of(session, UserConference.linked_user_id, linked_user_ids))
+    )
+    for row in rows:
+        catalogs.setdefault(row.linked_user_id, {})[row.conference_id] = _scanned(row)
+    return catalogs
+
+
 async def write_catalog(session: AsyncSession, linked_user_id: int, changes: ScanChanges) -> None:
     """Write what the scan found different (an upsert: two replicas may scan one user at once)."""
     if changes.gone:
