@@ -83,13 +83,19 @@ class EngineScheduler:
     async def stop(self) -> None:
         """Start no more runs and cancel those in progress, waiting until they are gone: what they were
         doing is redone by the next process or replica (the schedule and the outbox are durable). Their
-        cancellation is the shutdown's, not a failure, so nothing is logged as one."""
-        self.shutdown()
+        cancellation is the shutdown's, not a failure, so nothing is logged as one: the runs are
+        cancelled here, not by APScheduler's shutdown (which cancels its pending runs, and logs each as
+        a job that raised)."""
         self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.pause()
+        await asyncio.sleep(0)  # runs submitted a moment ago start, see `_stopping` and return
         running = list(self._running)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.sleep(0)  # APScheduler hears each run end before its shutdown
+        self.shutdown()
 
     def _stoppable(self, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """A job run that `stop` can cancel without APScheduler logging it as a job that raised."""
