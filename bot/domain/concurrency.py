@@ -164,8 +164,10 @@ class ConcurrencyControl:
         self.hold.observe(seconds, now)
 
     def answered(self, *, throttled: bool, now: float) -> None:
-        """Canvas answered one request; `throttled` when it was a rate-limit answer."""
-        self.throttle.answer(throttled=throttled, now=now, current_limit=self.limit(now), floor=self.floor)
+        """Canvas answered one request; `throttled` when it was a rate-limit answer. Only a throttle can
+        cut the limit, so only then is the current one worked out (this runs for every request)."""
+        current = self.limit(now) if throttled else self.ceiling
+        self.throttle.answer(throttled=throttled, now=now, current_limit=current, floor=self.floor)
 
     def limit(self, now: float, waiting: int = 0) -> int:
         """Slots now, given `waiting` polls queued for one (see BACKLOG_DRAIN_SECONDS)."""

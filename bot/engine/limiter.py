@@ -61,9 +61,10 @@ class AdaptiveLimiter:
 
     def answered(self, throttled: bool) -> None:
         """Canvas answered one request (CanvasClient's `on_answer`): whether it throttled. The hold time
-        is measured per slot, not per request."""
+        is measured per slot, not per request; an answer that was no throttle cannot change the limit."""
         self._control.answered(throttled=throttled, now=self._clock())
-        self._refresh()
+        if throttled:
+            self._refresh()
 
     # -- the slots ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -277,7 +277,7 @@ class Poller:
                     self._schedule.remove(gone)  # unlinked, or must relink: a relink is found again
                 for job in jobs:
                     job.requested = self._requested.get(job.unit_id)
-                    self._in_flight[job.unit_id] = asyncio.create_task(self._poll_and_hand_over(job))
+                    self._in_flight[job.unit_id] = asyncio.create_task(self._poll(job))
             total += len(due)
             if len(due) < wanted:
                 return total
@@ -298,11 +298,6 @@ class Poller:
         if self._own_leases:
             await self._leases.retire()
 
-    async def _poll_and_hand_over(self, job: PollJob) -> None:
-        outcome = await self._poll(job)
-        self._finished.append(outcome)
-        self._has_finished.set()
-
     async def _write_finished(self) -> None:
         """The one writer: records whatever has finished since its previous write, then lets units go."""
         while True:
@@ -317,8 +312,9 @@ class Poller:
                     log.exception("writing %d %s poll results failed", len(batch), self._units.kind)
                 for outcome in batch:
                     self._in_flight.pop(outcome.job.unit_id, None)
-                    if self._metrics:
-                        self._metrics.poll_result(self._units.kind, outcome.result_name)
+                if self._metrics:
+                    for result, count in Counter(outcome.result_name for outcome in batch).items():
+                        self._metrics.poll_result(self._units.kind, result, count)
                 await self._poll_again_if_asked(batch)
                 self._room.set()
 
@@ -379,7 +375,8 @@ class Poller:
         if served:
             await bucket_store.clear_requested(session, self._units.kind, served)
 
-    async def _poll(self, job: PollJob) -> PollOutcome:
+    async def _poll(self, job: PollJob) -> None:
+        """Poll one unit within its deadline and hand the outcome to the writer."""
         outcome = PollOutcome(job=job)
         async with self._semaphore:
             try:
@@ -394,7 +391,8 @@ class Poller:
             except Exception as error:  # one unit's surprise must not sink the others; retried with back-off
                 log.exception("poll of %s %s failed unexpectedly", self._units.kind, job.unit_id)
                 outcome.error = error
-        return outcome
+        self._finished.append(outcome)
+        self._has_finished.set()
 
     async def _poll_within_deadline(self, job: PollJob, outcome: PollOutcome) -> None:
         """Poll with the token `Credentials.call` gives: a 401 anywhere refreshes once and polls again."""

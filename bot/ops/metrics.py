@@ -64,10 +64,11 @@ class Metrics:
             "confbot_linked_users", "Linked users that are polled", registry=self.registry
         )
 
-    def poll_result(self, kind: str, result: str) -> None:
-        self.polls.labels(kind=kind, result=result).inc()
+    def poll_result(self, kind: str, result: str, count: int = 1) -> None:
+        """`count` polls of `kind` ended with `result` (counted per written batch, not per poll)."""
+        self.polls.labels(kind=kind, result=result).inc(count)
         if result == "Throttled":
-            self.throttles.inc()
+            self.throttles.inc(count)
 
     def missing_scope(self, scope: str) -> None:
         """Canvas refused a call or an authorization for `scope` (see bot/ops/scope_alarm.py)."""

@@ -90,8 +90,8 @@ async def test_throttles_shrink_the_limit_and_work_in_flight_finishes() -> None:
         slots.answered(True)
     # Halved each second, two slots coming back between cuts: 100, 50, 26, 14, 8, 5.
     assert slots.limit == 5
-    clock.now += 10.0
-    slots.answered(False)
+    clock.now += 9.5
+    await hold(slots, clock, 0.5)  # the limit is worked out again as each slot is given back
     assert slots.limit == 25, "then 2 slots a second come back"
 
 
