@@ -6,12 +6,15 @@ scheduled in memory (issue 14): only a user's first scan writes to their row."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.canvas.client import CanvasClient
 from bot.engine.contexts import ContextNames
@@ -24,6 +27,25 @@ from bot.store.models import LinkedUser, UserConference
 from tests.support import CanvasWorld, Clock, fernet_key
 
 SCAN_INTERVAL = 600.0
+
+
+@dataclass
+class ScanDb:
+    """A migrated SQLite database, a cipher for its tokens and the injected clock."""
+
+    engine: AsyncEngine
+    sessions: SessionFactory
+    cipher: TokenCipher
+    clock: Clock
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[ScanDb]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    yield ScanDb(engine, session_factory(engine), TokenCipher([fernet_key()]), Clock())
+    await engine.dispose()
 
 
 def _scanner(
@@ -50,13 +72,9 @@ def _scanner(
 
 
 async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
-    tmp_path: Path, canvas: CanvasWorld
+    db: ScanDb, canvas: CanvasWorld
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
-    await upgrade_async(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    sessions, cipher, clock = db.sessions, db.cipher, db.clock
     ada, course = canvas.user("Ada"), canvas.course("Biology 101")
     canvas.enroll(course["id"], ada["id"])
     canvas.conference(course["id"], "Lecture", [ada["id"]])
@@ -88,7 +106,6 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
         async with sessions() as session:
             titles = [row.title for row in await session.scalars(select(UserConference))]
         assert titles == ["Lecture"]
-    await engine.dispose()
 
 
 async def _link(
@@ -102,16 +119,12 @@ async def _link(
 
 
 async def test_scans_that_change_nothing_write_nothing_and_follow_the_users_this_replica_polls(
-    tmp_path: Path, canvas: CanvasWorld
+    db: ScanDb, canvas: CanvasWorld
 ) -> None:
     """Issue 14: database load by change, not by poll or scan. A scanned user is scanned again an interval
     later without a row written; a user this replica stops polling (its bucket taken by another) is no
     longer scanned here, and one it takes on that was scanned before waits its turn within an interval."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
-    await upgrade_async(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    engine, sessions, cipher, clock = db.engine, db.sessions, db.cipher, db.clock
     course = canvas.course("Biology 101")
     async with CanvasClient(canvas.canvas.url) as client:
         ids = []
@@ -147,20 +160,15 @@ async def test_scans_that_change_nothing_write_nothing_and_follow_the_users_this
         assert await scanner.tick() == 0
         due = scanner.due_at(ben)
         assert due is not None and clock.now <= due <= clock.now + timedelta(seconds=SCAN_INTERVAL)
-    await engine.dispose()
 
 
 async def test_a_batch_of_scans_writes_through_one_connection_not_one_each(
-    tmp_path: Path, canvas: CanvasWorld
+    db: ScanDb, canvas: CanvasWorld
 ) -> None:
     """bench.scale at 100k users: hundreds of gathered scans each opened a transaction as its listing
     arrived, took every pooled connection, and other jobs timed out waiting for one. Now the scans that
     have finished are written together, one transaction at a time."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scan.db'}"
-    await upgrade_async(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    cipher, clock = TokenCipher([fernet_key()]), Clock()
+    engine, sessions, cipher, clock = db.engine, db.sessions, db.cipher, db.clock
     course = canvas.course("Biology 101")
     out, most = 0, 0
 
@@ -185,4 +193,3 @@ async def test_a_batch_of_scans_writes_through_one_connection_not_one_each(
         event.listen(engine.sync_engine.pool, "checkin", checkin)
         assert await scanner.tick() == 30
     assert most == 1, f"{most} connections at once for 30 scans"
-    await engine.dispose()
