@@ -120,8 +120,18 @@ class SessionScanner:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             finished = [scanned for task in done if (scanned := self._result_of(task)) is not None]
             if finished:
-                await self._record(finished)
+                await self._record_or_retry(finished)
         return len(users)
+
+    async def _record_or_retry(self, scans: list[_Scanned]) -> None:
+        """Record these scans; if the database refuses, they are scanned again soon (the rest of the batch
+        still goes on: a scan is only worth its write)."""
+        try:
+            await self._record(scans)
+        except Exception:
+            log.exception("recording %d session scans failed; they are retried soon", len(scans))
+            for scan in scans:
+                self._retry_soon(scan.user_id)
 
     @staticmethod
     def _result_of(task: asyncio.Task[_Scanned | None]) -> _Scanned | None:
@@ -158,11 +168,16 @@ class SessionScanner:
             except (CanvasError, RelinkNeeded, TimeoutError) as error:
                 # The live poll owns back-off and relinking; a scan tries again a little later.
                 log.info("session scan of linked user %s failed: %s", user_id, type(error).__name__)
-                retry = timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
-                if user_id in self._schedule:  # until it succeeds, nothing is known to write
-                    self._schedule.put(user_id, self._clock() + retry)
+                self._retry_soon(user_id)
                 return None
         return _Scanned(user_id, listed, teaching, first)
+
+    def _retry_soon(self, user_id: int) -> None:
+        """Scan again within a tenth of the interval: until a scan is recorded, the user's schedules and
+        Live Event participations are unknown. In memory: nothing is known to write."""
+        if user_id in self._schedule:
+            retry = timedelta(seconds=min(self._interval / 10, FAILED_SCAN_RETRY_SECONDS))
+            self._schedule.put(user_id, self._clock() + retry)
 
     async def _record(self, scans: list[_Scanned]) -> None:
         """Write what these scans changed, in one transaction with one read of their catalogs (a scan that

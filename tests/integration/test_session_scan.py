@@ -6,6 +6,7 @@ scheduled in memory (issue 14): only a user's first scan writes to their row."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,6 +104,35 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
         assert await scanner.tick() == 1
         assert next_scan_in() >= SCAN_INTERVAL, "a good scan waits a whole interval"
         assert await marked_scanned()
+        async with sessions() as session:
+            titles = [row.title for row in await session.scalars(select(UserConference))]
+        assert titles == ["Lecture"]
+
+
+async def test_a_scan_the_database_refused_to_record_is_scanned_again_soon(
+    db: ScanDb, canvas: CanvasWorld, tmp_path: Path
+) -> None:
+    """The listing arrived but its write failed (here the catalog table is briefly gone): nothing was
+    recorded, so the user is scanned again within a tenth of the interval, not an interval later."""
+    sessions, cipher, clock = db.sessions, db.cipher, db.clock
+    ada, course = canvas.user("Ada"), canvas.course("Biology 101")
+    canvas.enroll(course["id"], ada["id"])
+    canvas.conference(course["id"], "Lecture", [ada["id"]])
+    async with CanvasClient(canvas.canvas.url) as client:
+        user_id = await _link(sessions, client, cipher, "UADA", ada["token"])
+        scanner = _scanner(sessions, client, cipher, clock, slots=4, units=lambda: {user_id})
+        other = sqlite3.connect(tmp_path / "scan.db")
+        other.execute("ALTER TABLE user_conferences RENAME TO user_conferences_away")
+        other.commit()
+        assert await scanner.tick() == 1
+        due = scanner.due_at(user_id)
+        assert due is not None and due - clock.now <= timedelta(seconds=FAILED_SCAN_RETRY_SECONDS)
+        other.execute("ALTER TABLE user_conferences_away RENAME TO user_conferences")
+        other.commit()
+        other.close()
+
+        clock.now = due
+        assert await scanner.tick() == 1
         async with sessions() as session:
             titles = [row.title for row in await session.scalars(select(UserConference))]
         assert titles == ["Lecture"]
