@@ -275,6 +275,7 @@ class Poller:
                     jobs = await self._units.load(session, starting, now)
                 for gone in set(starting) - {job.unit_id for job in jobs}:
                     self._schedule.remove(gone)  # unlinked, or must relink: a relink is found again
+                    self._succeeded.pop(gone, None)
                 for job in jobs:
                     job.requested = self._requested.get(job.unit_id)
                     self._in_flight[job.unit_id] = asyncio.create_task(self._poll(job))
