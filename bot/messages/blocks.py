@@ -604,9 +604,9 @@ def status_message(
     checked_within: timedelta | None = None,
     t: Translator = DEFAULT_TRANSLATOR,
 ) -> Message:
-    """Answer to ``/conferences status``. `checked_within`: the poll interval, when the stored success
-    shows polling on schedule (`domain.buckets.recently_checked`); the stored time is then older than
-    the last check, so the reader is told the interval instead."""
+    """Answer to ``/conferences status``. `checked_within`: the poll interval, when polling is known to go
+    on (`domain.buckets.recently_checked`: a live replica leases the user's bucket, no error recorded);
+    the stored success is then older than the last check, so the reader is told the interval instead."""
     if canvas_name is None:
         linked = t._("not linked — use `/conferences link`")
     elif needs_relink:
