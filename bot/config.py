@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         "loses its buckets after this long and another takes them",
     )
     poll_concurrency: int = Field(
-        default=200,
+        default=1000,
         ge=1,
         description="Ceiling on Canvas polls in flight at once. The limit in force follows Little's law: "
         "units / POLL_INTERVAL_SECONDS x measured poll time x 2 (100k users every 30 s at 100 ms: ~670), "
