@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,9 +77,7 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
     db: ScanDb, canvas: CanvasWorld
 ) -> None:
     sessions, cipher, clock = db.sessions, db.cipher, db.clock
-    ada, course = canvas.user("Ada"), canvas.course("Biology 101")
-    canvas.enroll(course["id"], ada["id"])
-    canvas.conference(course["id"], "Lecture", [ada["id"]])
+    ada = _ada_with_a_lecture(canvas)
     async with CanvasClient(canvas.canvas.url) as client:
         user_id = await _link(sessions, client, cipher, "UADA", ada["token"])
         scanner = _scanner(sessions, client, cipher, clock, slots=4, units=lambda: {user_id})
@@ -104,9 +103,7 @@ async def test_a_failed_scan_is_retried_soon_and_a_good_one_waits_an_interval(
         assert await scanner.tick() == 1
         assert next_scan_in() >= SCAN_INTERVAL, "a good scan waits a whole interval"
         assert await marked_scanned()
-        async with sessions() as session:
-            titles = [row.title for row in await session.scalars(select(UserConference))]
-        assert titles == ["Lecture"]
+        assert await _catalog_titles(sessions) == ["Lecture"]
 
 
 async def test_a_scan_the_database_refused_to_record_is_scanned_again_soon(
@@ -115,9 +112,7 @@ async def test_a_scan_the_database_refused_to_record_is_scanned_again_soon(
     """The listing arrived but its write failed (here the catalog table is briefly gone): nothing was
     recorded, so the user is scanned again within a tenth of the interval, not an interval later."""
     sessions, cipher, clock = db.sessions, db.cipher, db.clock
-    ada, course = canvas.user("Ada"), canvas.course("Biology 101")
-    canvas.enroll(course["id"], ada["id"])
-    canvas.conference(course["id"], "Lecture", [ada["id"]])
+    ada = _ada_with_a_lecture(canvas)
     async with CanvasClient(canvas.canvas.url) as client:
         user_id = await _link(sessions, client, cipher, "UADA", ada["token"])
         scanner = _scanner(sessions, client, cipher, clock, slots=4, units=lambda: {user_id})
@@ -133,9 +128,21 @@ async def test_a_scan_the_database_refused_to_record_is_scanned_again_soon(
 
         clock.now = due
         assert await scanner.tick() == 1
-        async with sessions() as session:
-            titles = [row.title for row in await session.scalars(select(UserConference))]
-        assert titles == ["Lecture"]
+        assert await _catalog_titles(sessions) == ["Lecture"]
+
+
+def _ada_with_a_lecture(canvas: CanvasWorld) -> dict[str, Any]:
+    """Ada, a student of a course with a conference she can see."""
+    ada, course = canvas.user("Ada"), canvas.course("Biology 101")
+    canvas.enroll(course["id"], ada["id"])
+    canvas.conference(course["id"], "Lecture", [ada["id"]])
+    return ada
+
+
+async def _catalog_titles(sessions: SessionFactory) -> list[str]:
+    """What the recorded scans found, by title."""
+    async with sessions() as session:
+        return [row.title for row in await session.scalars(select(UserConference))]
 
 
 async def _link(
