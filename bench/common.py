@@ -8,6 +8,7 @@ child (`python -m bench.seed`) so the bot process starts with a clean heap for t
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import gc
 import inspect
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from cryptography.fernet import Fernet
 
@@ -304,7 +306,59 @@ def seed(db: BenchDb, canvas_url: str, users: int, *, due_in: float = -1.0) -> f
     return time.perf_counter() - started
 
 
+# -- PostgreSQL (the test server: trust auth, an admin database `test`; tests/pg.py uses it too) ----
+
+PG_HOST = os.environ.get("CONFBOT_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("CONFBOT_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("CONFBOT_TEST_PG_USER", "root")
+PG_ADMIN_DATABASE = "test"
+
+
+def pg_database_url(database: str, driver: str = "postgresql+asyncpg") -> str:
+    """SQLAlchemy URL of `database` (trust auth: no password)."""
+    return f"{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def pg_connect(database: str = PG_ADMIN_DATABASE) -> Any:
+    """An asyncpg connection to `database` (the admin database by default)."""
+    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database)
+
+
+async def pg_admin(statement: str) -> None:
+    connection = await pg_connect()
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_pg_database(prefix: str) -> str:
+    """Create `<prefix>_<random>` and return its name (the name is generated, never user input)."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    """Drop it even if a killed bot process still holds connections (FORCE, PostgreSQL >= 13)."""
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 # -- figures -------------------------------------------------------------------------------
+
+POLL_GAP = 1.0
+"""Requests of one token closer together than this are one poll (a poll's pages and look-ups)."""
+
+
+def poll_starts(request_times: Sequence[float], gap: float = POLL_GAP) -> list[float]:
+    """The start of each poll: requests less than `gap` after the previous request belong to its poll."""
+    starts: list[float] = []
+    previous: float | None = None
+    for at in sorted(request_times):
+        if previous is None or at - previous >= gap:
+            starts.append(at)
+        previous = at
+    return starts
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -55,13 +55,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -72,10 +71,15 @@ from bench.common import (
     bench_db,
     bot_env,
     bot_settings,
+    create_pg_database,
+    drop_pg_database,
     loadavg,
     machine_line,
     new_bot_token,
     percentile,
+    pg_connect,
+    pg_database_url,
+    poll_starts,
     process_cpu,
     sandbox_canvas,
     sandbox_slack,
@@ -84,18 +88,12 @@ from bench.common import (
 )
 from bot.sandbox.server import free_port
 
-PG_HOST = os.environ.get("CONFBOT_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("CONFBOT_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("CONFBOT_TEST_PG_USER", "root")
-PG_ADMIN_DATABASE = "test"
 SAMPLE_SECONDS = 0.5
 METRICS_EVERY_SECONDS = 15.0
 """How often the /metrics page is read during the window, as a Prometheus scrape would (each page costs
 the bot four aggregate queries: read every second, it was about 2% of the bot's CPU). The poll lag is
 sampled every second from /healthz, which reads it from memory."""
 PG_STATS_SETTLE_SECONDS = 11.0
-POLL_GAP = 1.0
-"""Requests of one token less than this apart belong to one poll (pages, look-ups)."""
 
 
 # -- the projection (pure arithmetic) --------------------------------------------------------------
@@ -184,17 +182,6 @@ def after_kill(
     return waits, gaps, unpolled
 
 
-def poll_starts(times: Sequence[float], gap: float = POLL_GAP) -> list[float]:
-    """The start of each poll: requests less than `gap` after the previous request belong to its poll."""
-    starts: list[float] = []
-    previous = -math.inf
-    for t in sorted(times):
-        if t - previous >= gap:
-            starts.append(t)
-        previous = t
-    return starts
-
-
 # -- processes -------------------------------------------------------------------------------------
 
 
@@ -281,25 +268,16 @@ class Database:
     name: str | None  # PostgreSQL database name
 
 
-async def _pg_admin(statement: str) -> None:
-    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DATABASE)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextlib.contextmanager
 def database(kind: str, db: BenchDb) -> Iterator[Database]:
     if kind == "sqlite":
         yield Database("sqlite", db.url, None)
         return
-    name = f"confbot_bench_{secrets.token_hex(6)}"  # generated, never user input
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    name = create_pg_database("confbot_bench")
     try:
-        yield Database("postgres", f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", name)
+        yield Database("postgres", pg_database_url(name), name)
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_pg_database(name)
 
 
 def seed_users(
@@ -349,7 +327,7 @@ class PgProbe:
 
     @classmethod
     async def open(cls, name: str) -> PgProbe:
-        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=name)
+        connection = await pg_connect(name)
         probe = cls(connection, name)
         probe.own_pid = await connection.fetchval("SELECT pg_backend_pid()")
         preload = str(await connection.fetchval("SHOW shared_preload_libraries"))

@@ -63,6 +63,7 @@ from bench.common import (
     machine_line,
     new_bot_token,
     percentile,
+    poll_starts,
     process_cpu,
     sandbox_canvas,
     sandbox_slack,
@@ -74,8 +75,6 @@ from bench.common import (
 from bot.sandbox.server import free_port
 from bot.store.crypto import TokenCipher
 
-POLL_GAP = 1.0
-"""Requests of one token closer together than this are one poll (a poll's pages and look-ups)."""
 SLACK_MARGIN = 2.0
 """The target: period and alert latency p99 within interval + this."""
 FAULT_COUNT = 1_000_000_000
@@ -104,17 +103,6 @@ class Periods:
 
 
 # -- pure logic ---------------------------------------------------------------------------------
-
-
-def poll_starts(request_times: Sequence[float], gap: float = POLL_GAP) -> list[float]:
-    """The start of each poll: requests less than `gap` after the previous request belong to its poll."""
-    starts: list[float] = []
-    previous: float | None = None
-    for at in sorted(request_times):
-        if previous is None or at - previous >= gap:
-            starts.append(at)
-        previous = at
-    return starts
 
 
 def user_gaps(starts: Sequence[float], window: tuple[float, float]) -> tuple[list[float], float, int]:

@@ -7,67 +7,35 @@ so a broken PostgreSQL setup cannot hide behind a green-but-skipped run.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-HOST = os.environ.get("CONFBOT_TEST_PG_HOST", "127.0.0.1")
-PORT = int(os.environ.get("CONFBOT_TEST_PG_PORT", "5432"))
-USER = os.environ.get("CONFBOT_TEST_PG_USER", "root")
-ADMIN_DATABASE = "test"
+from bench.common import PG_HOST, PG_PORT, create_pg_database, drop_pg_database, pg_database_url
 
 
 def reachable(timeout: float = 1.0) -> bool:
     """Whether anything listens on the PostgreSQL port (the one condition under which tests skip)."""
     try:
-        with socket.create_connection((HOST, PORT), timeout=timeout):
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def url_for(database: str, driver: str = "postgresql+asyncpg") -> str:
-    """SQLAlchemy URL of `database` (trust auth: no password)."""
-    return f"{driver}://{USER}@{HOST}:{PORT}/{database}"
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(host=HOST, port=PORT, user=USER, database=ADMIN_DATABASE)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def create_database() -> str:
-    """Create `confbot_<random>` and return its name (the name is generated, never user input)."""
-    name = f"confbot_{secrets.token_hex(6)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    return name
-
-
-def drop_database(name: str) -> None:
-    """Drop it even if a killed bot process still holds connections (FORCE, PostgreSQL >= 13)."""
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
 def throwaway_database() -> Iterator[str]:
     """A fresh database for the block; yields its SQLAlchemy asyncpg URL; skips if PostgreSQL is down."""
     if not reachable():
-        pytest.skip(f"PostgreSQL is not reachable at {HOST}:{PORT}")
-    name = create_database()
+        pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
+    name = create_pg_database("confbot")
     try:
-        yield url_for(name)
+        yield pg_database_url(name)
     finally:
-        drop_database(name)
+        drop_pg_database(name)
 
 
 @pytest.fixture

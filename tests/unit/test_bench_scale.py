@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scale import after_kill, poll_starts, project
+from bench.common import poll_starts
+from bench.scale import after_kill, project
 
 
 def test_the_projection_divides_the_needed_rate_by_one_replicas_and_multiplies_cpu_per_poll() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bench.slow_users import alert_latencies, alert_split, periods, poll_starts, tracebacks, user_gaps
+from bench.common import poll_starts
+from bench.slow_users import alert_latencies, alert_split, periods, tracebacks, user_gaps
 
 
 def test_requests_close_together_are_one_poll() -> None:
