@@ -4,20 +4,19 @@ the back-off written with its error, so it never looks late; a unit nobody polle
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 from bot.canvas.client import CanvasClient
-from bot.engine.contexts import ContextNames
-from bot.engine.credentials import Credentials
 from bot.engine.poll_units import SubscriptionUnits, UserUnits
 from bot.engine.poller import Poller
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, Subscription
+from tests.pollers import poller_for_test
 from tests.support import Clock, fernet_key
 
+CANVAS = "http://127.0.0.1:9/"  # never answers: these tests only sync, they never poll
 INTERVAL = 60.0
 
 
@@ -56,19 +55,18 @@ async def test_only_pollable_units_count_and_back_off_is_not_lag(tmp_path: Path)
         )
 
     cipher = TokenCipher([fernet_key()])
-    async with CanvasClient("http://127.0.0.1:9/") as client:
+    async with CanvasClient(CANVAS) as client:
 
         def poller(units: UserUnits | SubscriptionUnits) -> Poller:
-            return Poller(
+            return poller_for_test(
                 units,
                 sessions,
                 client,
-                Credentials(sessions, cipher, None, clock=clock),
-                ContextNames(sessions, client),
+                cipher,
+                clock,
                 canvas_root="http://127.0.0.1:9/",
                 interval=INTERVAL,
-                semaphore=asyncio.Semaphore(1),
-                clock=clock,
+                slots=1,
             )
 
         users, subscriptions = poller(UserUnits()), poller(SubscriptionUnits())

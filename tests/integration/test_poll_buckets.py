@@ -4,7 +4,6 @@ within interval + lease of its death (two Pollers on one database, an injected c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +14,6 @@ from sqlalchemy import update
 from bot.canvas.client import CanvasClient
 from bot.domain.buckets import bucket_of
 from bot.domain.models import Conference
-from bot.engine.contexts import ContextNames
-from bot.engine.credentials import Credentials
 from bot.engine.leases import BucketLeases
 from bot.engine.linking import link_with_token
 from bot.engine.poll_units import PollJob, UserUnits
@@ -26,6 +23,7 @@ from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, Subscription
 from tests.pg import db_url, pg_url  # noqa: F401  (fixtures: each test on SQLite and PostgreSQL)
+from tests.pollers import poller_for_test
 from tests.support import CanvasWorld, Clock, fernet_key
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -156,17 +154,9 @@ async def test_a_killed_replicas_users_are_polled_by_the_other_within_interval_p
             )
 
         def replica(name: str) -> Poller:
-            return Poller(
-                RecordingUnits(name, clock, polls),
-                sessions,
-                client,
-                Credentials(sessions, cipher, None, clock=clock),
-                ContextNames(sessions, client),
-                canvas_root=canvas.canvas.url,
-                interval=INTERVAL,
-                semaphore=asyncio.Semaphore(10),
-                clock=clock,
-                leases=None,
+            units = RecordingUnits(name, clock, polls)
+            return poller_for_test(
+                units, sessions, client, cipher, clock, canvas_root=canvas.canvas.url, interval=INTERVAL
             )
 
         a, b = replica("A"), replica("B")

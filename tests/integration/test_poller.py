@@ -6,7 +6,6 @@ the poller through the database; a back-off is written and outlives the Poller."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +16,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPICursor
 
 from bot.canvas.client import CanvasClient
-from bot.engine.contexts import ContextNames
-from bot.engine.credentials import Credentials
 from bot.engine.linking import link_with_token
 from bot.engine.poll_units import UserUnits
 from bot.engine.poller import Poller
@@ -27,6 +24,7 @@ from bot.store.crypto import TokenCipher
 from bot.store.db import SessionFactory, create_engine, session_factory, upgrade_async
 from bot.store.models import LinkedUser, OutboxMessage
 from tests.pg import db_url, pg_url  # noqa: F401  (fixtures: each test on SQLite and PostgreSQL)
+from tests.pollers import poller_for_test
 from tests.support import CanvasWorld, Clock, fernet_key
 
 INTERVAL = 60.0
@@ -108,16 +106,8 @@ async def world(db_url: str, canvas: CanvasWorld) -> AsyncIterator[World]:  # no
         )
 
         def make_poller() -> Poller:
-            return Poller(
-                UserUnits(),
-                sessions,
-                client,
-                Credentials(sessions, cipher, None, clock=clock),
-                ContextNames(sessions, client),
-                canvas_root=canvas.canvas.url,
-                interval=INTERVAL,
-                semaphore=asyncio.Semaphore(10),
-                clock=clock,
+            return poller_for_test(
+                UserUnits(), sessions, client, cipher, clock, canvas_root=canvas.canvas.url, interval=INTERVAL
             )
 
         poller = make_poller()
