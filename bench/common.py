@@ -254,6 +254,20 @@ def new_bot_token() -> str:
     return "xoxb-bench-" + secrets.token_hex(12)
 
 
+def child_bot_package(env: dict[str, str], cwd: Path) -> Path:
+    """The `bot` package a child `confbot run` imports with this environment (another checkout's, with
+    a PYTHONPATH), so a figure says which code it measured."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import bot; print(bot.__file__)"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Path(found).resolve().parent
+
+
 # -- database ------------------------------------------------------------------------------
 
 

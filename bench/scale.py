@@ -71,6 +71,7 @@ from bench.common import (
     bench_db,
     bot_env,
     bot_settings,
+    child_bot_package,
     create_pg_database,
     drop_pg_database,
     loadavg,
@@ -243,19 +244,6 @@ def wait_healthy(replica: Replica, limit: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"replica {replica.index} did not answer /healthz") from None
             time.sleep(0.1)
-
-
-def bot_package(env: dict[str, str], cwd: Path) -> str:
-    """Where the replicas' `bot` comes from (they may run another checkout: --bot-pythonpath)."""
-    found = subprocess.run(
-        [sys.executable, "-c", "import bot; print(bot.__file__)"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return str(Path(found).resolve().parent)
 
 
 # -- the database ----------------------------------------------------------------------------------
@@ -580,7 +568,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env["SESSION_SCAN_INTERVAL_SECONDS"] = str(args.scan_interval)
         if args.bot_pythonpath:
             env["PYTHONPATH"] = args.bot_pythonpath
-        print(f"bot package of the replicas: {bot_package(env, db.directory)}", flush=True)
+        print(f"bot package of the replicas: {child_bot_package(env, db.directory)}", flush=True)
         replicas: list[Replica] = []
         try:
             with httpx.Client(base_url=canvas.url, timeout=120) as canvas_http:

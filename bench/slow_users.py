@@ -60,6 +60,7 @@ from bench.common import (
     bench_db,
     bot_env,
     bot_settings,
+    child_bot_package,
     machine_line,
     new_bot_token,
     percentile,
@@ -256,15 +257,8 @@ def conferences_for(canvas: httpx.Client, slack: httpx.Client, sample: Sequence[
 
 def where_bot_comes_from(env: dict[str, str], cwd: Path) -> str:
     """Which `bot` package the child `confbot run` imports, and that checkout's commit."""
-    child = subprocess.run(
-        [sys.executable, "-c", "import bot; print(bot.__file__)"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    tree = Path(child).resolve().parent.parent
+    package = child_bot_package(env, cwd)
+    tree = package.parent
     head = subprocess.run(
         ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -276,6 +270,7 @@ def where_bot_comes_from(env: dict[str, str], cwd: Path) -> str:
     ).stdout
     changed = [line[3:] for line in porcelain.splitlines() if line.strip()]
     state = f"uncommitted in bot/: {', '.join(changed)}" if changed else "bot/ clean"
+    child = package / "__init__.py"
     return f"bot (child confbot run): {child}; bench process: {bot.__file__}; git {head[:80]!r}, {state}"
 
 
